@@ -1,0 +1,86 @@
+"""Nox sessions sharing ONE virtualenv (.nox/shared), so torch (~6 GB) installs once.
+
+demo: install and run the main job end to end on the embedded dataset (digits).
+tests: the fast suite (-m "not slow"). lint: ruff. typecheck: mypy on the core. bench: `satm-cl bench`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["tests"]
+ROOT = Path(__file__).parent
+VENV = ROOT / ".nox" / "shared"
+BIN = VENV / "bin"
+# On this project's CPU machines these wheels lie on disk; elsewhere pip fetches them.
+TORCH = ["torch==2.14.1", "torchvision==0.29.1"]
+
+
+def _install(session: nox.Session) -> None:
+    """Create the shared venv once; reinstall the project only when pyproject.toml changed."""
+    if not (BIN / "python").exists():
+        session.run(sys.executable, "-m", "venv", str(VENV), external=True)
+    stamp = VENV / ".satm-cl-installed"
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    session.run(*pip, *TORCH, external=True)
+    session.run(*pip, "-e", f"{ROOT}[dev,mnist]", external=True)
+    stamp.write_text(digest)
+
+
+def _run(session: nox.Session, *args: str) -> None:
+    session.run(str(BIN / args[0]), *args[1:], external=True, env={"OMP_NUM_THREADS": "2"})
+
+
+@nox.session(python=False)
+def demo(session: nox.Session) -> None:
+    """Experts → SATM condensation → evaluation vs a random real subset → report, on digits."""
+    _install(session)
+    out = "runs/demo"
+    _run(session, "satm-cl", "datasets")
+    _run(session, "satm-cl", "experts", "--dataset", "digits")
+    _run(session, "satm-cl", "condense", "--dataset", "digits", "--ipc", "1", "--out", f"{out}/satm", "--resume")
+    _run(session, "satm-cl", "show", f"{out}/satm")
+    _run(session, "satm-cl", "evaluate", "--synthetic", f"{out}/satm", "--suite", "in-domain", "--runs", "3",
+         "--out", f"{out}/eval")
+    _run(session, "satm-cl", "evaluate", "--baseline", "random", "--dataset", "digits", "--ipc", "1",
+         "--suite", "in-domain", "--runs", "3", "--out", f"{out}/eval")
+    _run(session, "satm-cl", "report", f"{out}/eval/records.jsonl", "--out", f"{out}/report",
+         "--artifact", f"{out}/satm")
+    session.log(f"demo done: see {out}/report/README.md")
+
+
+@nox.session(python=False)
+def tests(session: nox.Session) -> None:
+    """The fast test suite (CPU, under 10 minutes); pass `-- -m slow` to run the slow ones."""
+    _install(session)
+    args = session.posargs or ["-m", "not slow"]
+    _run(session, "pytest", "-q", "-p", "no:cacheprovider", *args)
+
+
+@nox.session(python=False)
+def lint(session: nox.Session) -> None:
+    """ruff over the package, tests and benchmarks."""
+    _install(session)
+    _run(session, "ruff", "check", "satm_cl", "tests", "noxfile.py")
+
+
+@nox.session(python=False)
+def typecheck(session: nox.Session) -> None:
+    """mypy on the core (data, models, condense, experts, synthetic, training)."""
+    _install(session)
+    _run(session, "mypy", "satm_cl/data", "satm_cl/models", "satm_cl/condense", "satm_cl/experts",
+         "satm_cl/synthetic.py", "satm_cl/training.py", "satm_cl/config.py")
+
+
+@nox.session(python=False)
+def bench(session: nox.Session) -> None:
+    """Time and peak memory per outer iteration vs syn_steps; writes results/perf/."""
+    _install(session)
+    _run(session, "satm-cl", "bench", "--out", "results/perf", *session.posargs)

@@ -1,0 +1,244 @@
+"""The `satm-cl` command line: one thin typer function per command; logic lives in the library."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from satm_cl.errors import SatmError
+
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    help="SATM dataset condensation and the benchmarks that say what condensed images are worth.",
+)
+T = TypeVar("T")
+
+DataDir = Annotated[Path | None, typer.Option(help="Directory holding datasets that are not embedded.")]
+CacheDir = Annotated[
+    Path | None, typer.Option(help="Where expert trajectories are cached [default: $SATM_CL_CACHE or ~/.cache/satm-cl].")
+]
+Device = Annotated[str, typer.Option(help="auto (CUDA if available), cpu or cuda.")]
+
+
+def _guard(fn: Callable[[], T]) -> T:
+    """Run a command body; a SatmError becomes one line on stderr and exit code 2."""
+    try:
+        return fn()
+    except SatmError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted; finished work is saved (rerun the same command to resume)", err=True)
+        raise typer.Exit(130) from None
+
+
+@app.command()
+def datasets(data_dir: DataDir = None) -> None:
+    """List every dataset with its status: ready, needs --data-dir, or needs an extra."""
+    from satm_cl.data import dataset_status, list_datasets
+
+    def body() -> None:
+        for name in list_datasets():
+            typer.echo(f"{name:14s} {dataset_status(name, data_dir)}")
+
+    _guard(body)
+
+
+@app.command()
+def presets() -> None:
+    """List condensation presets (DATASET-ipcK) and their main settings."""
+    from satm_cl.config import PRESETS
+
+    for (name, ipc), p in sorted(PRESETS.items()):
+        typer.echo(f"{name}-ipc{ipc:<4d} syn_steps={p['syn_steps']} expert_epochs={p['expert_epochs']} "
+                   f"max_start={p['max_start_epoch']} lr_img={p['lr_img']:g} iterations={p['iterations']}")
+
+
+@app.command()
+def experts(
+    dataset: Annotated[str, typer.Option(help="Registry dataset name (see `satm-cl datasets`).")] = "digits",
+    ipc: Annotated[int, typer.Option(help="Use the expert settings of this IPC's preset.")] = 1,
+    num_experts: Annotated[int | None, typer.Option(help="Number of experts [default: the preset's].")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs per expert [default: the preset's].")] = None,
+    seed: int = 0,
+    device: Device = "auto",
+    cache_dir: CacheDir = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Train expert trajectories on the real train split (resumable; cached by settings)."""
+
+    def body() -> None:
+        from dataclasses import replace
+
+        from satm_cl.config import resolve_config
+        from satm_cl.device import resolve_device
+        from satm_cl.experts.train import train_experts
+        from satm_cl.io import cache_dir as default_cache
+
+        cfg = resolve_config(dataset, ipc).expert
+        changes: dict[str, Any] = {"seed": seed}
+        if num_experts is not None:
+            changes["num_experts"] = num_experts
+        if epochs is not None:
+            changes["epochs"] = epochs
+        cfg = replace(cfg, **changes)
+        store = train_experts(cfg, default_cache(cache_dir), resolve_device(device), data_dir=data_dir)
+        for key, entry in sorted(store.manifest["experts"].items(), key=lambda kv: int(kv[0])):
+            acc = entry["accuracy"]
+            typer.echo(f"expert {int(key):3d}: train {acc['train'][-1]:.1f}%  val {acc['val'][-1]:.1f}%  "
+                       f"test {acc['test'][-1]:.1f}%")
+        typer.echo(f"store: {store.path}")
+
+    _guard(body)
+
+
+@app.command()
+def condense(
+    dataset: Annotated[str, typer.Option(help="Registry dataset name.")] = "digits",
+    ipc: Annotated[int, typer.Option(help="Synthetic images per class.")] = 1,
+    method: Annotated[str, typer.Option(help="satm or mtt (MTT = SATM with sharpness and approximations off).")] = "satm",
+    iterations: Annotated[int | None, typer.Option(help="Outer iterations [default: the preset's].")] = None,
+    out: Annotated[Path | None, typer.Option(help="Artifact directory [default: artifacts/DATASET-ipcK-METHOD-sSEED].")] = None,
+    preset: Annotated[str | None, typer.Option(help="DATASET-ipcK preset (see `satm-cl presets`).")] = None,
+    config: Annotated[Path | None, typer.Option(help="JSON file of config overrides (applied after the preset).")] = None,
+    seed: int = 0,
+    device: Device = "auto",
+    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in --out.")] = False,
+    cache_dir: CacheDir = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Condense a dataset into per-class synthetic images (a SyntheticSet artifact)."""
+
+    def body() -> None:
+        from satm_cl.condense import condense as run
+        from satm_cl.config import resolve_config
+        from satm_cl.device import resolve_device
+
+        cfg = resolve_config(dataset, ipc, method, preset=preset, config_file=config,
+                             overrides={"iterations": iterations, "seed": seed})
+        target = out or Path("artifacts") / f"{cfg.dataset}-ipc{cfg.ipc}-{cfg.method}-s{cfg.seed}"
+        syn = run(cfg, target, resolve_device(device), cache_root=cache_dir, data_dir=data_dir, resume=resume,
+                  say=lambda m: typer.echo(m, err=True))
+        sel = syn.meta["selection"]
+        typer.echo(f"wrote {target} ({syn.images.shape[0]} images, lr {syn.lr:.4g}, selected at iteration "
+                   f"{sel['iteration']} by {sel['rule']}: {sel['val_accuracy']:.1f}% val)")
+
+    _guard(body)
+
+
+@app.command()
+def show(
+    artifact: Annotated[Path, typer.Argument(help="A SyntheticSet directory.")],
+    out: Annotated[Path | None, typer.Option(help="PNG path [default: ARTIFACT/grid.png].")] = None,
+) -> None:
+    """Write a PNG grid of an artifact's images (ZCA inverted, de-normalised) and print its metadata."""
+
+    def body() -> None:
+        from satm_cl.report.plots import plot_image_grid
+        from satm_cl.synthetic import load_synthetic
+
+        syn = load_synthetic(artifact)
+        path = plot_image_grid(syn.pixels(), syn.labels, syn.meta["class_names"], out or artifact / "grid.png",
+                               title=f"{syn.meta['method']} {syn.meta['dataset']} ipc {syn.meta['ipc']}")
+        meta = {k: syn.meta[k] for k in ("dataset", "method", "ipc", "image_shape", "zca", "iterations", "seed")}
+        typer.echo(json.dumps({**meta, "lr": syn.lr, "grid": str(path)}))
+
+    _guard(body)
+
+
+@app.command()
+def bench(
+    out: Annotated[Path, typer.Option(help="Directory for results.jsonl, the plot and README.")] = Path("results/perf"),
+    device: Device = "auto",
+    steps: Annotated[str, typer.Option(help="Comma-separated syn_steps values.")] = "10,20,40,80",
+    iterations: Annotated[int, typer.Option(help="Timed outer iterations per measurement.")] = 3,
+    keep: Annotated[int, typer.Option(help="TUH: inner steps kept in the hypergradient.")] = 10,
+) -> None:
+    """Time per outer iteration and peak memory: MTT, SATM, SATM+TUH, SATM+TUH+TR vs syn_steps."""
+
+    def body() -> None:
+        from satm_cl.bench import run_bench
+
+        run_bench(out, device, [int(s) for s in steps.split(",")], iterations, keep, echo=typer.echo,
+                  command=" ".join(["satm-cl", *sys.argv[1:]]))
+
+    _guard(body)
+
+
+@app.command()
+def report(
+    records: Annotated[list[Path], typer.Argument(help="records.jsonl files from `satm-cl evaluate`.")],
+    out: Annotated[Path, typer.Option(help="Report directory.")] = Path("report"),
+    artifact: Annotated[list[Path] | None, typer.Option(help="SyntheticSet dirs: image grids and condensation curves.")] = None,
+) -> None:
+    """Turn records into Markdown/CSV/LaTeX tables and seaborn plots beside the paper's numbers."""
+
+    def body() -> None:
+        from satm_cl.report import build_report
+
+        files = build_report(list(records), out, list(artifact or []))
+        typer.echo(f"wrote {len(files)} files to {out}")
+
+    _guard(body)
+
+
+@app.command()
+def evaluate(
+    synthetic: Annotated[Path | None, typer.Option(help="A SyntheticSet directory to evaluate.")] = None,
+    baseline: Annotated[str | None, typer.Option(help="Real-subset baseline instead: random, herding, kcenter, full.")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Dataset (for --baseline and --suite continual).")] = None,
+    ipc: Annotated[int | None, typer.Option(help="Images per class (for --baseline and --suite continual).")] = None,
+    suite: Annotated[list[str], typer.Option(help="in-domain, cross-arch, ood, all, or continual (repeatable).")] = ["in-domain"],  # noqa: B006
+    runs: Annotated[int, typer.Option(help="Seeded train-from-scratch runs per setting.")] = 5,
+    archs: Annotated[str | None, typer.Option(help="Comma-separated architectures for cross-arch.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs [default: the preset's eval_epochs].")] = None,
+    out: Annotated[Path, typer.Option(help="Output directory (records.jsonl is appended; reruns resume).")] = Path("results/eval"),
+    steps: Annotated[int, typer.Option(help="continual: number of class-incremental steps.")] = 5,
+    memories: Annotated[str, typer.Option(help="continual: comma-separated memories.")] = "satm,mtt,random,herding,reservoir,gdumb",
+    orders: Annotated[int, typer.Option(help="continual: number of class orders (seeds).")] = 3,
+    protocol: Annotated[str, typer.Option(help="continual: retrain (paper), naive, lwf or ewc.")] = "retrain",
+    seed: int = 0,
+    device: Device = "auto",
+    cache_dir: CacheDir = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Measure a condensed set or a real-subset baseline: in-domain, cross-arch, ood, or continual."""
+
+    def body() -> None:
+        if "continual" in suite:
+            from satm_cl.continual.runner import ContinualRequest, run_continual
+
+            syn_map = {} if synthetic is None else {"satm": synthetic}
+            path = run_continual(ContinualRequest(
+                dataset=dataset or "digits", steps=steps, ipc=ipc or 1,
+                memories=tuple(m for m in memories.split(",") if m), orders=orders, out=out, device=device,
+                data_dir=data_dir, cache_dir=cache_dir, synthetic=syn_map or None, protocol=protocol,
+                epochs=epochs, seed=seed,
+            ))
+        else:
+            from satm_cl.evaluate.runner import EvalRequest, run_evaluation
+
+            path = run_evaluation(EvalRequest(
+                synthetic=synthetic, baseline=baseline, dataset=dataset, ipc=ipc, suites=tuple(suite), runs=runs,
+                archs=tuple(archs.split(",")) if archs else None, epochs=epochs, out=out, device=device,
+                data_dir=data_dir, seed=seed,
+            ))
+        typer.echo(f"records: {path}")
+
+    _guard(body)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

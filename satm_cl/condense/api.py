@@ -1,0 +1,43 @@
+"""One call from a resolved config to a saved SyntheticSet: experts first if missing, then condense."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from satm_cl.condense.engine import Condenser
+from satm_cl.config import CondenseConfig
+from satm_cl.data import create_dataset
+from satm_cl.experts.store import TrajectoryStore, store_path
+from satm_cl.experts.train import prepare, restrict_classes, train_experts
+from satm_cl.io import cache_dir
+from satm_cl.synthetic import SyntheticSet
+
+log = logging.getLogger(__name__)
+
+
+def condense(
+    cfg: CondenseConfig,
+    out: Path,
+    device: torch.device,
+    cache_root: Path | None = None,
+    data_dir: Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    say: Callable[[str], None] = log.info,
+) -> SyntheticSet:
+    """Condense `cfg.dataset` into `out`, training (and caching) the expert store first if needed."""
+    root = cache_dir(cache_root)
+    path = store_path(root, cfg.expert)
+    existing = TrajectoryStore.open(path).done() if (path / "manifest.json").exists() else []
+    if len(existing) < cfg.expert.num_experts:
+        say(f"expert store {path} has {len(existing)}/{cfg.expert.num_experts} experts; training the rest first")
+    store = train_experts(cfg.expert, root, device, data_dir=data_dir, progress=progress)
+    splits = restrict_classes(
+        create_dataset(cfg.dataset, data_dir=data_dir, val_fraction=cfg.expert.val_fraction), cfg.expert.classes
+    )
+    data = prepare(splits, cfg.expert.zca, device)
+    return Condenser(cfg, store, data, device, out).run(resume=resume, progress=progress)

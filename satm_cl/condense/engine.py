@@ -1,0 +1,273 @@
+"""The outer loop: sample an expert segment, compute the (sharpness-aware) hypergradient, update
+images and inner LR, validate, checkpoint. MTT is this loop with the sharpness pass and the
+approximations off (`satm_cl.config.METHODS`)."""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from tqdm.auto import tqdm
+
+from satm_cl.condense.hypergrad import HyperResult, InnerPlan, Unroller, sample_plan
+from satm_cl.condense.minimizers import create_minimizer
+from satm_cl.config import CondenseConfig
+from satm_cl.data.dsa import DSA
+from satm_cl.errors import SatmError
+from satm_cl.experts.store import TrajectoryStore
+from satm_cl.experts.train import PreparedData, expert_model
+from satm_cl.io import sha256_file, write_json, write_tensors
+from satm_cl.models import ParamLayout, create_model
+from satm_cl.seeding import derive_seed, make_generator
+from satm_cl.synthetic import SyntheticSet, make_meta
+from satm_cl.training import TrainConfig, train_and_test
+
+CKPT_TENSORS = "checkpoint.safetensors"
+CKPT_META = "checkpoint.json"
+LOG_FILE = "log.jsonl"
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """CUDA: max allocated since the last reset; CPU: the process's peak resident set size."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@dataclass
+class State:
+    """Everything that evolves across outer iterations (and is checkpointed)."""
+
+    x: torch.Tensor
+    lr: torch.Tensor
+    mom_x: torch.Tensor
+    mom_lr: torch.Tensor
+    generator: torch.Generator
+    iteration: int = 0
+    best_x: torch.Tensor | None = None
+    best_lr: float = 0.0
+    best_val: float = -1.0
+    best_iteration: int = -1
+    wall_time_s: float = 0.0
+
+
+def synthetic_classes(cfg: CondenseConfig, num_classes: int) -> list[int]:
+    """The classes that get synthetic images: all, or the expert config's class subset."""
+    return sorted(cfg.expert.classes) if cfg.expert.classes is not None else list(range(num_classes))
+
+
+def init_images(cfg: CondenseConfig, data: PreparedData, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """IPC images per class: random real train images (MTT's default) or Gaussian noise."""
+    y = data.train_y.cpu()
+    classes = synthetic_classes(cfg, data.splits.num_classes)
+    labels = torch.tensor(classes).repeat_interleave(cfg.ipc)
+    if cfg.init == "noise":
+        return torch.randn((len(classes) * cfg.ipc, *data.splits.image_shape), generator=gen), labels
+    picks = []
+    for c in classes:
+        idx = (y == c).nonzero().flatten()
+        if idx.numel() < cfg.ipc:
+            raise SatmError(f"class {c} has {idx.numel()} train images, fewer than ipc={cfg.ipc}")
+        picks.append(idx[torch.randperm(idx.numel(), generator=gen)[: cfg.ipc]])
+    return data.train_x.cpu()[torch.cat(picks)].clone(), labels
+
+
+class Condenser:
+    """Runs one condensation (`cfg`) against an expert store, writing into `out`."""
+
+    def __init__(self, cfg: CondenseConfig, store: TrajectoryStore, data: PreparedData, device: torch.device,
+                 out: Path) -> None:
+        self.cfg, self.store, self.data, self.device, self.out = cfg, store, data, device, Path(out)
+        self.experts = store.done()
+        if not self.experts:
+            raise SatmError(f"expert store {store.path} holds no finished experts")
+        self.model = expert_model(cfg.expert, data.splits, seed=0).to(device)
+        self.layout = ParamLayout.from_module(self.model)
+        if self.layout.numel != int(store.manifest["numel"]):
+            raise SatmError(f"expert store {store.path} does not match architecture {cfg.expert.arch}")
+        self.dsa = DSA(cfg.dsa)
+        self.unroller = Unroller(self.model, self.layout, self.dsa)
+        self.minimizer = create_minimizer(cfg.minimizer, cfg.rho)
+        classes = synthetic_classes(cfg, data.splits.num_classes)
+        self.labels = torch.tensor(classes).repeat_interleave(cfg.ipc).to(device)
+
+    # ------------------------------------------------------------------ state
+    def fresh_state(self) -> State:
+        gen = make_generator(self.cfg.seed, "condense")
+        x, _ = init_images(self.cfg, self.data, gen)
+        x = x.to(self.device)
+        lr = torch.tensor(self.cfg.lr_init, device=self.device)
+        return State(x, lr, torch.zeros_like(x), torch.zeros_like(lr), gen)
+
+    def save_checkpoint(self, st: State, log_lines: int) -> None:
+        tensors = {"x": st.x, "lr": st.lr, "mom_x": st.mom_x, "mom_lr": st.mom_lr,
+                   "generator": st.generator.get_state()}
+        if st.best_x is not None:
+            tensors["best_x"] = st.best_x
+        write_tensors(self.out / CKPT_TENSORS, tensors)
+        write_json(self.out / CKPT_META, {
+            "config": self.cfg.to_dict(), "iteration": st.iteration, "best_lr": st.best_lr,
+            "best_val": st.best_val, "best_iteration": st.best_iteration, "wall_time_s": st.wall_time_s,
+            "log_lines": log_lines, "sha256": sha256_file(self.out / CKPT_TENSORS),
+        })
+
+    def load_checkpoint(self) -> State:
+        meta_file = self.out / CKPT_META
+        try:
+            meta = json.loads(meta_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            raise SatmError(f"unreadable checkpoint {meta_file}") from None
+        if meta.get("config") != json.loads(json.dumps(self.cfg.to_dict())):
+            raise SatmError(f"{meta_file} was made with a different config; use another --out or drop --resume")
+        tfile = self.out / CKPT_TENSORS
+        if not tfile.is_file() or sha256_file(tfile) != meta.get("sha256"):
+            raise SatmError(f"checkpoint {tfile} is missing or does not match {CKPT_META}")
+        t = {k: v.to(self.device) if k != "generator" else v for k, v in load_file(str(tfile)).items()}
+        gen = torch.Generator()
+        gen.set_state(t["generator"])
+        st = State(t["x"], t["lr"], t["mom_x"], t["mom_lr"], gen, meta["iteration"], t.get("best_x"),
+                   meta["best_lr"], meta["best_val"], meta["best_iteration"], meta["wall_time_s"])
+        log = self.out / LOG_FILE
+        lines = log.read_text().splitlines(keepends=True) if log.exists() else []
+        log.write_text("".join(lines[: meta["log_lines"]]))
+        return st
+
+    # ------------------------------------------------------------------ one outer iteration
+    def hypergradients(self, st: State) -> tuple[HyperResult, torch.Tensor, torch.Tensor]:
+        """Loss (at X, or at the smoothed X), and the image / LR gradients the update applies."""
+        cfg, gen = self.cfg, st.generator
+        expert = self.experts[int(torch.randint(len(self.experts), (1,), generator=gen))]
+        start = int(torch.randint(cfg.max_start_epoch, (1,), generator=gen))
+        theta0, target = self.store.load_epochs(expert, [start, start + cfg.expert_epochs]).to(self.device)
+        plan: InnerPlan = sample_plan(st.x.shape[0], tuple(st.x.shape[1:]), cfg.syn_steps, cfg.batch_syn,
+                                      self.dsa, gen)
+        descent_keep = cfg.truncate if cfg.truncate_descent else None
+
+        def grad_at(x: torch.Tensor, keep: int | None, prefix: Any = None) -> HyperResult:
+            return self.unroller.hypergradient(x, self.labels, st.lr, theta0, target, plan, keep=keep,
+                                               lr_grad=cfg.lr_grad, prefix=prefix)
+
+        if cfg.minimizer == "none":
+            res = grad_at(st.x, descent_keep)
+            return res, res.grad_x, res.grad_lr
+        # ascent direction, optionally smoothed by Gaussian perturbations of X
+        if cfg.smooth_samples > 0 and cfg.smooth_sigma > 0:
+            passes = []
+            for _ in range(cfg.smooth_samples):
+                noise = torch.randn(st.x.shape, generator=gen).to(self.device)
+                passes.append(grad_at(st.x + cfg.smooth_sigma * noise, cfg.truncate))
+            first = passes[0]
+            ascent = torch.stack([p.grad_x for p in passes]).mean(0)
+        else:
+            first = grad_at(st.x, cfg.truncate)
+            ascent = first.grad_x
+        eps = self.minimizer.perturb(st.x, ascent)
+        if eps is None:
+            return first, first.grad_x, first.grad_lr
+        reuse = first.prefix if cfg.reuse_trajectory else None
+        second = grad_at(st.x + eps, descent_keep, reuse)
+        return first, second.grad_x, second.grad_lr
+
+    def step(self, st: State) -> dict[str, float]:
+        """One outer iteration in place on `st`; returns the log row."""
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        res, gx, glr = self.hypergradients(st)
+        finite = torch.isfinite(res.loss) and bool(torch.isfinite(gx).all()) and bool(torch.isfinite(glr))
+        if not finite:
+            raise SatmError(
+                f"non-finite loss or gradient at iteration {st.iteration + 1}; stopped, last good checkpoint "
+                f"kept in {self.out} (lower --lr-img / lr_lr or the preset's syn_steps)"
+            )
+        with torch.no_grad():
+            st.mom_x.mul_(cfg.momentum).add_(gx)
+            st.x.sub_(cfg.lr_img * st.mom_x)
+            st.mom_lr.mul_(cfg.momentum).add_(glr)
+            st.lr.sub_(cfg.lr_lr * st.mom_lr).clamp_(min=cfg.lr_floor)
+        if not (bool(torch.isfinite(st.x).all()) and bool(torch.isfinite(st.lr))):
+            raise SatmError(f"non-finite images or LR after iteration {st.iteration + 1}; last good checkpoint "
+                            f"kept in {self.out}")
+        st.iteration += 1
+        seconds = time.perf_counter() - t0
+        st.wall_time_s += seconds
+        return {"iteration": st.iteration, "loss": float(res.loss), "grad_norm": float(gx.norm()),
+                "lr": float(st.lr), "seconds": seconds, "peak_mem_mb": peak_memory_mb(self.device)}
+
+    # ------------------------------------------------------------------ validation (val split only)
+    def validate(self, st: State) -> float:
+        """Mean val accuracy of fresh models trained on the current images with the learned LR."""
+        cfg = self.cfg
+        tcfg = TrainConfig(epochs=cfg.eval_epochs, lr=float(st.lr), batch_size=256, dsa=cfg.dsa)
+        c, h, w = self.data.splits.image_shape
+        accs = []
+        for run in range(cfg.eval_runs):
+            seed = derive_seed(cfg.seed, "validate", st.iteration, run)
+            model = create_model(cfg.expert.arch, c, self.data.splits.num_classes, (h, w), seed=seed,
+                                 **cfg.expert.arch_kwargs)
+            accs.append(train_and_test(model, st.x.detach(), self.labels, self.data.val_x, self.data.val_y,
+                                       tcfg, seed))
+        return sum(accs) / len(accs)
+
+    def _maybe_validate(self, st: State, row: dict[str, float]) -> None:
+        cfg = self.cfg
+        due = cfg.eval_every > 0 and (st.iteration % cfg.eval_every == 0 or st.iteration == cfg.iterations)
+        if not due:
+            return
+        acc = self.validate(st)
+        row["val_accuracy"] = acc
+        if acc > st.best_val:
+            st.best_val, st.best_iteration = acc, st.iteration
+            st.best_x, st.best_lr = st.x.detach().clone(), float(st.lr)
+
+    # ------------------------------------------------------------------ the run
+    def run(self, resume: bool = False, progress: bool = True) -> SyntheticSet:
+        """Condense for cfg.iterations outer steps (continuing a checkpoint if `resume`)."""
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        has_ckpt = (self.out / CKPT_META).exists()
+        if has_ckpt and not resume:
+            raise SatmError(f"{self.out} holds a checkpoint; pass --resume to continue it or choose another --out")
+        st = self.load_checkpoint() if resume and has_ckpt else self.fresh_state()
+        if not (resume and has_ckpt):
+            (self.out / LOG_FILE).write_text("")
+            if cfg.eval_every > 0 and cfg.iterations > 0:
+                row: dict[str, float] = {"iteration": 0}
+                self._maybe_validate(st, row)
+        log_lines = len((self.out / LOG_FILE).read_text().splitlines())
+        bar = tqdm(total=cfg.iterations, initial=st.iteration, desc=f"condense {cfg.method}", disable=not progress)
+        with (self.out / LOG_FILE).open("a") as log:
+            while st.iteration < cfg.iterations:
+                row = self.step(st)
+                self._maybe_validate(st, row)
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+                log_lines += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.4g}",
+                                **({"val": f"{row['val_accuracy']:.1f}"} if "val_accuracy" in row else {}))
+                if st.iteration % cfg.checkpoint_every == 0 or st.iteration == cfg.iterations:
+                    self.save_checkpoint(st, log_lines)
+        bar.close()
+        return self.finish(st)
+
+    def finish(self, st: State) -> SyntheticSet:
+        """Write the artifact: the best-by-validation images (or the last ones without validation)."""
+        cfg, splits = self.cfg, self.data.splits
+        x, lr = (st.best_x, st.best_lr) if st.best_x is not None else (st.x.detach(), float(st.lr))
+        meta = make_meta(
+            dataset=cfg.dataset, class_names=splits.class_names, ipc=cfg.ipc, image_shape=splits.image_shape,
+            mean=splits.mean, std=splits.std, method=cfg.method, config=cfg.to_dict(), seed=cfg.seed,
+            iterations=st.iteration, wall_time_s=round(st.wall_time_s, 3),
+            selection={"rule": "best val accuracy" if st.best_x is not None else "last iteration",
+                       "iteration": st.best_iteration, "val_accuracy": st.best_val},
+            expert_store=self.store.path.name, arch=cfg.expert.arch, arch_kwargs=cfg.expert.arch_kwargs,
+        )
+        synthetic = SyntheticSet(x.cpu(), self.labels.cpu(), lr, meta, self.data.prep.tensors())
+        synthetic.save(self.out)
+        return synthetic

@@ -1,0 +1,37 @@
+"""Expert-trajectory settings (frozen, JSON-able; their hash names the store directory)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ExpertConfig:
+    """How expert networks are trained on the real train split (MTT: SGD, no momentum, DSA)."""
+
+    dataset: str = "digits"
+    arch: str = "convnet"
+    arch_kwargs: dict[str, Any] = field(default_factory=lambda: {"width": 64, "depth": 3, "norm": "instance"})
+    zca: bool = False
+    num_experts: int = 8
+    epochs: int = 15
+    lr: float = 0.01
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    batch_size: int = 64
+    dsa: str = "color_crop_cutout_flip_scale_rotate"
+    seed: int = 0
+    val_fraction: float = 0.1
+    train_subset: int | None = None  # experts train on a stratified subset of this size (CPU presets)
+    classes: list[int] | None = None  # only these classes' real data (per-experience condensation)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def identity(self) -> dict[str, Any]:
+        """What determines the trajectories (the store name); `num_experts` is not part of it, so
+        asking for more experts extends an existing store instead of starting a new one."""
+        d = self.to_dict()
+        d.pop("num_experts")
+        return d

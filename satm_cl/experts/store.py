@@ -1,0 +1,112 @@
+"""TrajectoryStore: a directory of expert trajectories named from a hash of its settings.
+
+Layout: `manifest.json` (settings, parameter layout, package versions, per-expert accuracies)
+and `expert_000.safetensors`, ... each holding `trajectory` float32 [epochs+1, P] (flat
+parameters at every epoch, epoch 0 = initialisation). Each expert file is written atomically
+before the manifest lists it, so an interrupted run resumes and never trusts a partial file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+
+from satm_cl.errors import SatmError
+from satm_cl.experts.config import ExpertConfig
+from satm_cl.io import config_hash, sha256_file, write_json, write_tensors
+
+FORMAT_VERSION = 1
+
+
+def store_path(root: Path, cfg: ExpertConfig) -> Path:
+    """The store directory for `cfg` under a cache root."""
+    return root / "experts" / f"{cfg.dataset}-{cfg.arch}-{config_hash(cfg.identity())}"
+
+
+class TrajectoryStore:
+    """Read/write access to one store directory."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+        self.path = path
+        self.manifest = manifest
+
+    @classmethod
+    def create_or_open(cls, path: Path, cfg: ExpertConfig, layout: dict[str, Any], versions: dict[str, str]) -> TrajectoryStore:
+        """Open an existing store with the same settings, or start an empty one."""
+        mf = path / "manifest.json"
+        if mf.exists():
+            store = cls.open(path)
+            if store.manifest["config"] != {**cfg.identity()}:
+                raise SatmError(f"{mf}: settings differ from the requested ones; remove the directory")
+            return store
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "config": cfg.identity(),
+            "layout": layout,
+            "numel": sum(math.prod(shape) for shape in layout["shapes"]),
+            "versions": versions,
+            "experts": {},
+        }
+        write_json(mf, manifest)
+        return cls(path, manifest)
+
+    @classmethod
+    def open(cls, path: Path) -> TrajectoryStore:
+        """Open a store; a missing or unreadable manifest is a one-line error naming the file."""
+        mf = Path(path) / "manifest.json"
+        try:
+            manifest = json.loads(mf.read_text())
+            manifest["config"], manifest["layout"], manifest["numel"], manifest["experts"]  # noqa: B018 - presence check
+        except FileNotFoundError:
+            raise SatmError(f"no expert store at {path} (missing {mf.name}); run `satm-cl experts`") from None
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise SatmError(f"unreadable expert manifest {mf}") from None
+        return cls(Path(path), manifest)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(self.manifest["config"])
+
+    @property
+    def epochs(self) -> int:
+        return int(self.manifest["config"]["epochs"])
+
+    def file(self, index: int) -> Path:
+        return self.path / f"expert_{index:03d}.safetensors"
+
+    def done(self) -> list[int]:
+        """Indices of experts listed as complete whose file still matches its recorded hash."""
+        out = []
+        for key, entry in sorted(self.manifest["experts"].items(), key=lambda kv: int(kv[0])):
+            f = self.file(int(key))
+            if f.exists() and sha256_file(f) == entry["sha256"]:
+                out.append(int(key))
+        return out
+
+    def add(self, index: int, trajectory: torch.Tensor, accuracies: dict[str, list[float]]) -> None:
+        """Write expert `index` atomically, then list it in the manifest (also atomically)."""
+        expected = (self.epochs + 1, int(self.manifest["numel"]))
+        if tuple(trajectory.shape) != expected:
+            raise ValueError(f"trajectory shape {tuple(trajectory.shape)} != {expected}")
+        f = self.file(index)
+        write_tensors(f, {"trajectory": trajectory.float()})
+        self.manifest["experts"][str(index)] = {"sha256": sha256_file(f), "accuracy": accuracies}
+        write_json(self.path / "manifest.json", self.manifest)
+
+    def load_epochs(self, index: int, epochs: list[int]) -> torch.Tensor:
+        """Flat parameters of expert `index` at the given epochs, [len(epochs), P], reading only those rows."""
+        f = self.file(index)
+        try:
+            with safe_open(str(f), framework="pt") as fh:
+                sl = fh.get_slice("trajectory")
+                shape = sl.get_shape()
+                if shape != [self.epochs + 1, int(self.manifest["numel"])]:
+                    raise SatmError(f"{f}: trajectory shape {shape} does not match its manifest")
+                return torch.cat([sl[e : e + 1] for e in epochs])
+        except (SafetensorError, OSError, KeyError) as exc:
+            raise SatmError(f"unreadable expert file {f}: {str(exc).splitlines()[0]}") from None

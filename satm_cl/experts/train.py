@@ -1,0 +1,132 @@
+"""Train expert networks on real data and record their flat parameters at every epoch (MTT)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from satm_cl.data import DatasetSplits, Preprocessor, Split, create_dataset
+from satm_cl.errors import SatmError
+from satm_cl.experts.config import ExpertConfig
+from satm_cl.experts.store import TrajectoryStore, store_path
+from satm_cl.models import ParamLayout, create_model
+from satm_cl.seeding import derive_seed, make_generator
+from satm_cl.training import TrainConfig, accuracy, train_model
+from satm_cl.versions import package_versions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """A dataset in model-input space on a device, with the preprocessor that put it there."""
+
+    splits: DatasetSplits
+    prep: Preprocessor
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+
+
+def restrict_classes(splits: DatasetSplits, classes: list[int] | None) -> DatasetSplits:
+    """Keep only `classes` in every split (labels and the class list unchanged), e.g. one experience."""
+    if classes is None:
+        return splits
+    bad = [c for c in classes if not 0 <= c < splits.num_classes]
+    if bad:
+        raise SatmError(f"classes {bad} outside the {splits.num_classes} classes of {splits.name}")
+    wanted = torch.tensor(sorted(classes))
+
+    def keep(s: Split) -> Split:
+        mask = torch.isin(s.y, wanted)
+        return Split(s.x[mask], s.y[mask])
+
+    return replace(splits, train=keep(splits.train), val=keep(splits.val), test=keep(splits.test))
+
+
+def prepare(splits: DatasetSplits, zca: bool, device: torch.device) -> PreparedData:
+    """Fit normalisation (+ZCA) on the train split and map train/val into model-input space."""
+    prep = Preprocessor.fit(splits.train.x, splits.mean, splits.std, zca=zca)
+    return PreparedData(
+        splits,
+        prep,
+        prep.transform(splits.train.x).to(device),
+        splits.train.y.to(device),
+        prep.transform(splits.val.x).to(device),
+        splits.val.y.to(device),
+    )
+
+
+def stratified_subset(y: torch.Tensor, size: int, seed: int) -> torch.Tensor:
+    """Indices of a class-balanced random subset of `size` (per class ⌊size/classes⌋, at least 1)."""
+    gen = torch.Generator().manual_seed(seed)
+    classes = torch.unique(y)
+    per = max(1, size // len(classes))
+    picks = []
+    for c in classes:
+        idx = (y == c).nonzero().flatten()
+        picks.append(idx[torch.randperm(idx.numel(), generator=gen)[:per]])
+    return torch.cat(picks).sort().values
+
+
+def expert_model(cfg: ExpertConfig, splits: DatasetSplits, seed: int) -> torch.nn.Module:
+    """The architecture experts (and the condensation inner loop) use, deterministically initialised."""
+    c, h, w = splits.image_shape
+    return create_model(cfg.arch, c, splits.num_classes, (h, w), seed=seed, **cfg.arch_kwargs)
+
+
+def train_experts(
+    cfg: ExpertConfig,
+    cache_root: Path,
+    device: torch.device,
+    data_dir: Path | None = None,
+    progress: bool = True,
+) -> TrajectoryStore:
+    """Train the experts `cfg` asks for that the store does not hold yet; return the store."""
+    splits = restrict_classes(create_dataset(cfg.dataset, data_dir=data_dir, val_fraction=cfg.val_fraction),
+                              cfg.classes)
+    path = store_path(cache_root, cfg)
+    probe = expert_model(cfg, splits, seed=0)
+    layout = ParamLayout.from_module(probe)
+    store = TrajectoryStore.create_or_open(path, cfg, layout.to_dict(), package_versions())
+    todo = [i for i in range(cfg.num_experts) if i not in set(store.done())]
+    if not todo:
+        return store
+    data = prepare(splits, cfg.zca, device)
+    train_x, train_y = data.train_x, data.train_y
+    if cfg.train_subset is not None and cfg.train_subset < len(train_y):
+        keep = stratified_subset(train_y.cpu(), cfg.train_subset, derive_seed(cfg.seed, "subset")).to(device)
+        train_x, train_y = train_x[keep], train_y[keep]
+    test_x = data.prep.transform(splits.test.x).to(device)
+    test_y = splits.test.y.to(device)
+    train_cfg = TrainConfig(
+        epochs=cfg.epochs,
+        lr=cfg.lr,
+        batch_size=cfg.batch_size,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        decay_at=None,
+        dsa=cfg.dsa,
+    )
+    bar = tqdm(todo, desc=f"experts {cfg.dataset}/{cfg.arch}", disable=not progress)
+    for i in bar:
+        seed = derive_seed(cfg.seed, "expert", i)
+        model = expert_model(cfg, splits, seed).to(device)
+        snapshots = [layout.flatten(model).cpu()]
+        accs: dict[str, list[float]] = {"train": [], "val": [], "test": []}
+
+        def record(_epoch: int, m: torch.nn.Module) -> None:
+            snapshots.append(layout.flatten(m).cpu())
+            accs["train"].append(accuracy(m, train_x, train_y))
+            accs["val"].append(accuracy(m, data.val_x, data.val_y))
+            accs["test"].append(accuracy(m, test_x, test_y))
+
+        train_model(model, train_x, train_y, train_cfg, make_generator(seed, "train"), on_epoch=record)
+        store.add(i, torch.stack(snapshots), accs)
+        bar.set_postfix(test=f"{accs['test'][-1]:.1f}%")
+    return store

@@ -1,0 +1,82 @@
+"""Tidy records: one JSON object per line, appended; a rerun skips rows whose key is already present.
+
+A record holds at least `stage` (the suite: in-domain, cross-arch, ood, continual), `method`,
+`dataset`, `ipc`, `arch`, `seed`, `metric` and `value`; suites add their own keys (e.g. `step`,
+`eval_step`, `test_dataset`) and a `config` dict with what produced the number.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from satm_cl.errors import SatmError
+
+REQUIRED = ("stage", "method", "dataset", "ipc", "arch", "seed", "metric", "value")
+# Keys that identify a measurement; everything else (value, config, timings) is payload.
+KEY_FIELDS = ("stage", "method", "dataset", "ipc", "arch", "seed", "metric", "step", "eval_step", "test_dataset")
+
+Record = dict[str, Any]
+
+
+def record_key(rec: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The identity of a record: the KEY_FIELDS it has (missing ones count as None)."""
+    return tuple(rec.get(k) for k in KEY_FIELDS)
+
+
+def read_records(path: str | Path) -> list[Record]:
+    """Read a records file; a malformed line is a one-line error naming file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise SatmError(f"records file not found: {path}")
+    out: list[Record] = []
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SatmError(f"cannot read records file {path}: {exc}") from None
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            raise SatmError(f"{path}:{lineno}: not a JSON record") from None
+        if not isinstance(rec, dict) or any(k not in rec for k in REQUIRED):
+            missing = [k for k in REQUIRED if not isinstance(rec, dict) or k not in rec]
+            raise SatmError(f"{path}:{lineno}: record lacks {', '.join(missing)}")
+        out.append(rec)
+    return out
+
+
+class RecordWriter:
+    """Appends records to `<out>/records.jsonl`, flushing each line so an interruption loses nothing."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._seen = {record_key(r) for r in read_records(self.path)} if self.path.exists() else set()
+
+    def has(self, **key: Any) -> bool:
+        """True if a record with this identity was already written (so a runner can skip the work)."""
+        return record_key(key) in self._seen
+
+    def write(self, records: Iterable[Record]) -> None:
+        """Append records not yet present; NaN values are stored as null."""
+        with self.path.open("a") as fh:
+            for rec in records:
+                missing = [k for k in REQUIRED if k not in rec]
+                if missing:
+                    raise ValueError(f"record lacks {missing}")
+                key = record_key(rec)
+                if key in self._seen:
+                    continue
+                value = rec["value"]
+                clean = {**rec, "value": None if isinstance(value, float) and math.isnan(value) else value}
+                fh.write(json.dumps(clean, sort_keys=True) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+                self._seen.add(key)

@@ -1,0 +1,174 @@
+"""The reporter: records files (and condensation artifacts) in, tables + plots + a README out.
+
+`build_report` reads and checks every input before it writes anything, so bad input leaves `out` untouched.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from satm_cl.errors import SatmError
+from satm_cl.records import read_records
+from satm_cl.report.plots import (
+    artifact_label,
+    plot_accuracy_vs_ipc,
+    plot_condensation_curves,
+    plot_continual_accuracy,
+    plot_continual_matrices,
+    plot_cross_arch,
+    plot_image_grid,
+    plot_ood,
+    read_condensation_log,
+)
+from satm_cl.report.tables import (
+    STAGE_LAYOUT,
+    STAGES,
+    accuracy_table,
+    attach_paper,
+    load_paper_numbers,
+    records_frame,
+    stage_caption,
+    summarise,
+    to_markdown,
+    write_stage_tables,
+)
+
+__all__ = [
+    "accuracy_table",
+    "build_report",
+    "load_paper_numbers",
+    "plot_accuracy_vs_ipc",
+    "plot_condensation_curves",
+    "plot_continual_accuracy",
+    "plot_continual_matrices",
+    "plot_cross_arch",
+    "plot_image_grid",
+    "plot_ood",
+    "records_frame",
+    "summarise",
+    "to_markdown",
+]
+
+# Which plots belong to which stage: (file stem, caption, function of (frame, path, paper)).
+_STAGE_PLOTS: dict[str, list[tuple[str, str, Any]]] = {
+    "in-domain": [("in-domain_accuracy_vs_ipc", "Test accuracy vs images per class (crosses: paper)",
+                   lambda f, p, paper: plot_accuracy_vs_ipc(f, p, paper=paper))],
+    "cross-arch": [("cross-arch_bars", "Accuracy per evaluation architecture",
+                    lambda f, p, paper: plot_cross_arch(f, p))],
+    "ood": [("ood_bars", "In-domain vs shifted test accuracy", lambda f, p, paper: plot_ood(f, p))],
+    "continual": [("continual_avg_accuracy", "Average accuracy vs classes seen",
+                   lambda f, p, paper: plot_continual_accuracy(f, p)),
+                  ("continual_matrices", "Accuracy matrices (mean over seeds)",
+                   lambda f, p, paper: plot_continual_matrices(f, p))],
+}
+
+
+def _load_images(artifact: Path) -> tuple[Any, Any, list[str], dict[str, Any]] | None:
+    """(pixels, labels, class_names, meta) via satm_cl.synthetic, or None when that module is unavailable."""
+    try:
+        from satm_cl.synthetic import load_synthetic
+    except ImportError:
+        return None
+    try:
+        syn = load_synthetic(artifact)
+    except SatmError:
+        raise
+    except Exception as exc:  # any loader failure is the user's artifact, reported in one line
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SatmError(f"cannot load synthetic set {artifact}: {first}") from None
+    meta = dict(getattr(syn, "meta", {}) or {})
+    return syn.pixels(), syn.labels, list(meta.get("class_names", [])), meta
+
+
+def _rel(path: Path, start: Path) -> str:
+    return Path(os.path.relpath(path, start)).as_posix()
+
+
+def build_report(record_paths: Sequence[Path], out: Path, artifacts: Sequence[Path] = ()) -> list[Path]:
+    """Read all records (and artifacts), then write summary.csv, per-stage .md/.csv/.tex tables, plots and
+    a README.md linking them into `out`; returns the written files. Bad input raises SatmError first."""
+    out = Path(out)
+    if not record_paths:
+        raise SatmError("no records files given")
+    records: list[dict[str, Any]] = []
+    for path in record_paths:
+        recs = read_records(path)
+        if not recs:
+            raise SatmError(f"no records in {path}")
+        records.extend(recs)
+    paper = load_paper_numbers()
+    logs = [(Path(a), *read_condensation_log(a)) for a in artifacts]
+    images = [(Path(a), _load_images(Path(a))) for a in artifacts]
+
+    written: list[Path] = []
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarise(records)
+    frame = records_frame(records)
+    summary_csv = out / "summary.csv"
+    attach_paper(summary, paper).to_csv(summary_csv, index=False)
+    written.append(summary_csv)
+
+    present = [s for s in STAGES if (summary["stage"] == s).any()]
+    present += sorted(set(summary["stage"].astype(str)) - set(STAGES))
+    plot_dir = out / "plots"
+    readme = ["# SATM benchmark report", "",
+              f"Records: {', '.join(f'`{p}`' for p in record_paths)} ({len(records)} records). "
+              f"Full long-form summary: [summary.csv](summary.csv).", ""]
+    if not paper.empty:
+        readme += ["Rows and crosses marked *paper* are published numbers (benchmarks/paper_numbers.csv), "
+                   "shown for reference beside ours; they were not produced by this code.", ""]
+    for stage in present:
+        files = write_stage_tables(summary, stage, out, paper=paper)
+        written += files
+        table = accuracy_table(summary, stage, paper=paper)
+        lead = len(STAGE_LAYOUT.get(stage, STAGE_LAYOUT["in-domain"])[0])
+        readme += [f"## {stage}", "", stage_caption(stage), "",
+                   " · ".join(f"[{f.suffix[1:]}]({_rel(f, out)})" for f in files), ""]
+        if not table.empty:
+            readme += [to_markdown(table, lead)]
+        for stem, caption, fn in _STAGE_PLOTS.get(stage, []):
+            png = fn(frame, plot_dir / f"{stem}.png", paper)
+            if png is not None:
+                written.append(png)
+                readme += [f"![{caption}]({_rel(png, out)})", ""]
+
+    if artifacts:
+        readme += ["## Condensation", ""]
+        curves = plot_condensation_curves([a for a, _, _ in logs], plot_dir / "condensation_curves.png")
+        if curves is not None:
+            written.append(curves)
+            readme += ["![Loss and hypergradient norm during condensation]"
+                       f"({_rel(curves, out)})", ""]
+        else:
+            readme += ["No condensation logs (log.jsonl) in the given artifacts.", ""]
+        for i, (art, loaded) in enumerate(images):
+            meta = next(m for a, m, _ in logs if a == art)
+            if loaded is None:
+                readme += [f"Images of `{art}` not drawn: satm_cl.synthetic is not available.", ""]
+                continue
+            pixels, labels, names, syn_meta = loaded
+            label = artifact_label({**meta, **syn_meta}, art)
+            names = names or list(meta.get("class_names", []))
+            png = plot_image_grid(pixels, labels, names, plot_dir / f"images_{i:02d}_{art.name}.png",
+                                  title=f"Synthetic images: {label}")
+            if png is not None:
+                written.append(png)
+                readme += [f"![Synthetic images: {label}]({_rel(png, out)})", ""]
+
+    readme_path = out / "README.md"
+    readme_path.write_text("\n".join(readme).rstrip() + "\n")
+    written.append(readme_path)
+    return written
+
+
+def summary_frame(record_paths: Sequence[Path]) -> pd.DataFrame:
+    """The summary (with paper columns) of some records files, without writing anything."""
+    records: list[dict[str, Any]] = []
+    for path in record_paths:
+        records.extend(read_records(path))
+    return attach_paper(summarise(records), load_paper_numbers())

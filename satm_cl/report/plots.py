@@ -1,0 +1,367 @@
+"""Report figures (seaborn, PNG at 120 dpi). Each function returns the written path, or None when its
+data is absent, and takes the tidy frame from `tables.records_frame` (raw values, one row per seed)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from satm_cl.errors import SatmError
+from satm_cl.report.tables import method_rank, paper_match
+
+DPI = 120
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _palette(labels: Iterable[str]) -> dict[str, Any]:
+    labels = sorted(set(labels), key=method_rank)
+    colours = sns.color_palette("tab10" if len(labels) <= 10 else "husl", len(labels))
+    return dict(zip(labels, colours, strict=True))
+
+
+def _grid(n: int, ncols: int = 3, size: tuple[float, float] = (5.0, 4.0)) -> tuple[Any, list[Any]]:
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False)
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def _legend_outside(ax: Any, title: str | None = None) -> None:
+    """Put the axis legend (deduplicated by label) to the right of the plot, clear of the data."""
+    handles, labels = ax.get_legend_handles_labels()
+    uniq = dict(zip(labels, handles, strict=True))
+    if uniq:
+        ax.legend(uniq.values(), uniq.keys(), fontsize="small", title=title, loc="upper left",
+                  bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+
+
+def _stage(frame: pd.DataFrame, stage: str, metrics: Sequence[str]) -> pd.DataFrame:
+    sel = frame[(frame["stage"] == stage) & frame["metric"].isin(metrics) & frame["value"].notna()]
+    return sel.copy()
+
+
+def _group_title(keys: Sequence[str], values: Sequence[Any]) -> str:
+    parts = []
+    for k, v in zip(keys, values, strict=True):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        parts.append(f"IPC {v}" if k == "ipc" else str(v))
+    return " · ".join(parts)
+
+
+def _groups(sel: pd.DataFrame, keys: Sequence[str]) -> list[tuple[tuple[Any, ...], pd.DataFrame]]:
+    """Split on `keys` treating None as its own group (pandas groupby would drop it)."""
+    tagged = sel.assign(_g=[tuple(r) for r in sel[list(keys)].itertuples(index=False)])
+    out = [(g, part.drop(columns="_g")) for g, part in tagged.groupby("_g", sort=False)]
+    return sorted(out, key=lambda t: tuple(str(x) for x in t[0]))
+
+
+def plot_accuracy_vs_ipc(frame: pd.DataFrame, path: str | Path,
+                         paper: pd.DataFrame | None = None) -> Path | None:
+    """In-domain test accuracy vs images per class, one panel per dataset, error bars = std over seeds;
+    the paper's numbers (if given) are drawn as crosses, the whole-data baseline as a dashed line."""
+    sel = _stage(frame, "in-domain", ["test_accuracy"])
+    if sel.empty:
+        return None
+    colours = _palette(sel["method"].astype(str))
+    groups = _groups(sel, ["dataset"])
+    fig, axes = _grid(len(groups), size=(5.5, 4.2))
+    for ax, ((dataset,), part) in zip(axes, groups, strict=True):
+        full = part[part["method"] == "full"]
+        curve = part[(part["method"] != "full") & part["ipc"].notna()].copy()
+        curve["ipc"] = curve["ipc"].astype(float)
+        if not curve.empty:
+            sns.lineplot(data=curve, x="ipc", y="value", hue="method", palette=colours, marker="o",
+                         errorbar="sd", err_style="bars", err_kws={"capsize": 3},
+                         hue_order=sorted(curve["method"].unique(), key=method_rank), ax=ax)
+            ax.set_xscale("log")
+            ticks = sorted(curve["ipc"].unique())
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+            ax.minorticks_off()
+        if not full.empty:
+            ax.axhline(full["value"].mean(), ls="--", color="grey", label="full data")
+        if paper is not None and not curve.empty:
+            for method in curve["method"].unique():
+                for ipc in curve[curve["method"] == method]["ipc"].unique():
+                    for hit in paper_match(paper, method, dataset, int(ipc)):
+                        ax.scatter([ipc], [hit["mean"]], marker="x", s=60, color=colours[method],
+                                   label=f"{method} (paper)", zorder=5)
+        _legend_outside(ax, "method")
+        ax.set_title(f"{dataset}: accuracy vs images per class")
+        ax.set_xlabel("images per class (IPC)")
+        ax.set_ylabel("test accuracy (%)")
+    return _save(fig, path)
+
+
+def plot_cross_arch(frame: pd.DataFrame, path: str | Path) -> Path | None:
+    """Cross-architecture grouped bars: architecture on x, one bar per method, error bars = std."""
+    sel = _stage(frame, "cross-arch", ["test_accuracy"])
+    if sel.empty:
+        return None
+    colours = _palette(sel["method"].astype(str))
+    groups = _groups(sel, ["dataset", "ipc"])
+    n_arch = sel["arch"].nunique()
+    fig, axes = _grid(len(groups), ncols=2, size=(max(5.0, 1.4 * n_arch + 2), 4.2))
+    for ax, (key, part) in zip(axes, groups, strict=True):
+        sns.barplot(data=part.assign(arch=part["arch"].astype(str)), x="arch", y="value", hue="method",
+                    hue_order=sorted(part["method"].unique(), key=method_rank), palette=colours,
+                    errorbar="sd", capsize=0.1, ax=ax)
+        ax.set_title(f"Cross-architecture: {_group_title(['dataset', 'ipc'], key)}")
+        ax.set_xlabel("evaluation architecture")
+        ax.set_ylabel("test accuracy (%)")
+        _legend_outside(ax, "method")
+    return _save(fig, path)
+
+
+def plot_ood(frame: pd.DataFrame, path: str | Path) -> Path | None:
+    """In-domain vs shifted test accuracy: bars grouped by method, hue = test data, error bars = std."""
+    sel = _stage(frame, "ood", ["test_accuracy"])
+    if sel.empty:
+        return None
+    sel["test data"] = [("in-domain" if t is None else str(t)) for t in sel["test_dataset"]]
+    groups = _groups(sel, ["dataset", "ipc"])
+    n_methods = sel["method"].nunique()
+    fig, axes = _grid(len(groups), ncols=2, size=(max(5.0, 1.5 * n_methods + 2), 4.2))
+    for ax, (key, part) in zip(axes, groups, strict=True):
+        tests = sorted(part["test data"].unique(), key=lambda t: (t != "in-domain", t))
+        sns.barplot(data=part, x="method", y="value", hue="test data", hue_order=tests,
+                    order=sorted(part["method"].unique(), key=method_rank), errorbar="sd", capsize=0.1,
+                    palette="Set2", ax=ax)
+        ax.set_title(f"Out-of-domain: {_group_title(['dataset', 'ipc'], key)}")
+        ax.set_xlabel("method")
+        ax.set_ylabel("test accuracy (%)")
+        _legend_outside(ax, "test data")
+    return _save(fig, path)
+
+
+def _classes_seen(part: pd.DataFrame) -> list[float]:
+    out = []
+    for step, config in zip(part["step"], part["config"], strict=True):
+        per = config.get("classes_per_step") if isinstance(config, dict) else None
+        out.append(float(step) * float(per) if per else float(step))
+    return out
+
+
+def plot_continual_accuracy(frame: pd.DataFrame, path: str | Path) -> Path | None:
+    """Continual average accuracy vs classes seen (step × classes_per_step, else step) per memory,
+    mean ± std band over seeds / class orders, one panel per dataset."""
+    sel = _stage(frame, "continual", ["avg_accuracy"])
+    sel = sel[sel["step"].notna() & sel["eval_step"].isna()]
+    if sel.empty:
+        return None
+    has_per = any(isinstance(c, dict) and c.get("classes_per_step") for c in sel["config"])
+    sel["x"] = _classes_seen(sel)
+    many_ipc = sel["ipc"].nunique(dropna=False) > 1
+    sel["memory"] = [f"{m} (IPC {i})" if many_ipc else str(m) for m, i in zip(sel["method"], sel["ipc"],
+                                                                              strict=True)]
+    colours = _palette(sel["memory"])
+    groups = _groups(sel, ["dataset"])
+    fig, axes = _grid(len(groups), size=(5.5, 4.2))
+    for ax, ((dataset,), part) in zip(axes, groups, strict=True):
+        sns.lineplot(data=part, x="x", y="value", hue="memory", palette=colours, marker="o",
+                     hue_order=sorted(part["memory"].unique(), key=method_rank),
+                     errorbar="sd", err_style="band", ax=ax)
+        ticks = sorted(part["x"].unique())
+        if len(ticks) <= 12:
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.set_title(f"{dataset}: continual learning")
+        ax.set_xlabel("classes seen" if has_per else "experiences seen")
+        ax.set_ylabel("average accuracy (%)")
+        _legend_outside(ax, "memory")
+    return _save(fig, path)
+
+
+def plot_continual_matrices(frame: pd.DataFrame, path: str | Path) -> Path | None:
+    """Accuracy matrices (row: experiences trained, column: experience evaluated, both shown 1-based),
+    mean over seeds, one heatmap per method (and dataset/IPC)."""
+    sel = _stage(frame, "continual", ["step_accuracy"])
+    sel = sel[sel["step"].notna() & sel["eval_step"].notna()]
+    if sel.empty:
+        return None
+    keys = ["method", "dataset", "ipc"]
+    groups = sorted(_groups(sel, keys), key=lambda t: (method_rank(t[0][0]), str(t[0][1:])))
+    size = max(sel["step"].nunique(), sel["eval_step"].nunique())
+    cell = 0.45 if size > 8 else 0.7
+    fig, axes = _grid(len(groups), ncols=3, size=(max(4.5, cell * size + 2.0), max(3.8, cell * size + 1.2)))
+    for ax, (key, part) in zip(axes, groups, strict=True):
+        part = part.assign(step=part["step"].astype(int), eval_step=part["eval_step"].astype(int) + 1)
+        mat = part.pivot_table(index="step", columns="eval_step", values="value", aggfunc="mean")
+        sns.heatmap(mat, vmin=0, vmax=100, cmap="viridis", annot=size <= 12, fmt=".0f", square=True,
+                    cbar_kws={"label": "accuracy (%)", "shrink": 0.8}, annot_kws={"fontsize": 8}, ax=ax)
+        ax.grid(False)
+        ax.set_title(_group_title(keys, key))
+        ax.set_xlabel("experience evaluated")
+        ax.set_ylabel("experiences trained")
+    return _save(fig, path)
+
+
+# ----------------------------------------------------------------------------------------------- artifacts
+
+
+def read_condensation_log(artifact: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
+    """An artifact's synthetic.json meta and its log.jsonl as a DataFrame (empty when there is no log)."""
+    artifact = Path(artifact)
+    meta_path, log_path = artifact / "synthetic.json", artifact / "log.jsonl"
+    if not artifact.is_dir():
+        raise SatmError(f"artifact directory not found: {artifact}")
+    meta: dict[str, Any] = {}
+    if meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            raise SatmError(f"{meta_path}: not a JSON object") from None
+        if not isinstance(meta, dict):
+            raise SatmError(f"{meta_path}: not a JSON object")
+    rows = []
+    if log_path.is_file():
+        try:
+            text = log_path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SatmError(f"cannot read {log_path}: {exc}") from None
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                raise SatmError(f"{log_path}:{lineno}: not a JSON log line") from None
+            if not isinstance(row, dict) or "iteration" not in row:
+                raise SatmError(f"{log_path}:{lineno}: log line lacks iteration")
+            rows.append(row)
+    return meta, pd.DataFrame(rows)
+
+
+def artifact_label(meta: dict[str, Any], artifact: str | Path) -> str:
+    """"method · dataset · IPC n" from an artifact's meta, falling back to the directory name."""
+    parts = [str(meta[k]) for k in ("method", "dataset") if meta.get(k) is not None]
+    if meta.get("ipc") is not None:
+        parts.append(f"IPC {meta['ipc']}")
+    return " · ".join(parts) if parts else Path(artifact).name
+
+
+def plot_condensation_curves(artifacts: Sequence[str | Path], path: str | Path,
+                             window: int | None = None) -> Path | None:
+    """Outer-loop loss and hypergradient norm (and validation accuracy when logged) vs iteration, one line
+    per artifact labelled by method; faint raw values under a rolling mean (`window`, default ~len/25)."""
+    logs = []
+    for art in artifacts:
+        meta, log = read_condensation_log(art)
+        if not log.empty:
+            logs.append((artifact_label(meta, art), Path(art).name, log.sort_values("iteration")))
+    if not logs:
+        return None
+    labels = [lab for lab, _, _ in logs]
+    logs = [((lab if labels.count(lab) == 1 else f"{lab} ({name})"), name, log) for lab, name, log in logs]
+    panels = [("loss", "trajectory-matching loss"), ("grad_norm", "hypergradient norm")]
+    if any("val_accuracy" in log.columns for _, _, log in logs):
+        panels.append(("val_accuracy", "validation accuracy (%)"))
+    panels = [(c, y) for c, y in panels if any(c in log.columns for _, _, log in logs)]
+    if not panels:
+        return None
+    colours = dict(zip([lab for lab, _, _ in logs], sns.color_palette("tab10", len(logs)), strict=True))
+    fig, axes = _grid(len(panels), ncols=len(panels), size=(5.5, 4.2))
+    for ax, (col, ylabel) in zip(axes, panels, strict=True):
+        positive = True
+        for lab, _, log in logs:
+            if col not in log.columns:
+                continue
+            data = log[["iteration", col]].dropna()
+            if data.empty:
+                continue
+            positive &= bool((data[col] > 0).all())
+            w = window or max(1, len(data) // 25)
+            if col == "val_accuracy":
+                ax.plot(data["iteration"], data[col], marker="o", color=colours[lab], label=lab)
+                continue
+            ax.plot(data["iteration"], data[col], color=colours[lab], alpha=0.25, lw=0.8)
+            smooth = data[col].rolling(w, min_periods=1, center=True).mean()
+            ax.plot(data["iteration"], smooth, color=colours[lab], lw=1.8, label=lab)
+        if col != "val_accuracy" and positive:
+            lo, hi = ax.get_ylim()
+            if lo > 0 and hi / lo > 20:
+                ax.set_yscale("log")
+        ax.set_title(f"{ylabel} during condensation")
+        ax.set_xlabel("outer iteration")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def plot_image_grid(pixels: Any, labels: Any, class_names: Sequence[str], path: str | Path,
+                    max_per_class: int = 10, title: str | None = None) -> Path | None:
+    """Synthetic images as a grid: one row per class (labelled), up to `max_per_class` columns; pixels are
+    [N, C, H, W] in [0, 1], greyscale when C == 1. Over 20 classes, class rows wrap into labelled blocks."""
+    px, lab = _to_numpy(pixels).astype(np.float32), _to_numpy(labels).astype(np.int64).reshape(-1)
+    if px.size == 0 or lab.size == 0:
+        return None
+    if px.ndim != 4 or px.shape[0] != lab.shape[0]:
+        raise SatmError(f"image grid needs pixels [N,C,H,W] and N labels, got {px.shape} and {lab.shape}")
+    px = np.clip(px, 0.0, 1.0)
+    _, c, h, w = px.shape
+    classes = sorted(set(lab.tolist()))
+    names = [str(class_names[k]) if 0 <= k < len(class_names) else str(k) for k in classes]
+    per = min(max_per_class, max(int((lab == k).sum()) for k in classes))
+    # Blocks of `per` images per class; `across` blocks side by side so the mosaic stays roughly square.
+    across = 1 if len(classes) <= 20 else max(1, round(math.sqrt(len(classes) / per)))
+    down = math.ceil(len(classes) / across)
+    pad = max(1, h // 16)
+    label_h = 0 if across == 1 else max(6, h // 3)
+    cell_h, block_w = label_h + h + pad, per * (w + pad) + (3 * pad if across > 1 else 0)
+    mosaic = np.ones((down * cell_h - pad, across * block_w - pad, 3), dtype=np.float32)
+    for n, k in enumerate(classes):
+        top, left = (n // across) * cell_h + label_h, (n % across) * block_w
+        for j, i in enumerate(np.flatnonzero(lab == k)[:per]):
+            img = px[i].transpose(1, 2, 0)
+            img = np.repeat(img[..., :1], 3, axis=2) if c == 1 else img[..., :3]
+            mosaic[top: top + h, left + j * (w + pad): left + j * (w + pad) + w] = img
+    fig_w = min(18.0, max(4.0, 0.75 * per * across + 2.0))
+    fig_h = min(30.0, max(2.0, fig_w * mosaic.shape[0] / mosaic.shape[1] * 0.9 + 0.8))
+    fig, ax = plt.subplots(figsize=(fig_w, fig_h))
+    ax.imshow(mosaic, interpolation="nearest")
+    ax.grid(False)
+    if across == 1:
+        ax.set_yticks([r * cell_h + h / 2 for r in range(len(classes))], names, fontsize=9)
+        xs = [j * (w + pad) + w / 2 for j in range(per)]
+        ax.set_xticks(xs, [str(j + 1) for j in range(per)], fontsize=8)
+        ax.set_xlabel("image per class")
+    else:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        size = max(5.0, min(9.0, 120.0 / max(across * per, down)))
+        for n, name in enumerate(names):
+            ax.text((n % across) * block_w, (n // across) * cell_h + label_h - 1, name, fontsize=size,
+                    va="bottom", ha="left", clip_on=True)
+    ax.set_title(title or "Synthetic images (rows = classes)")
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    return _save(fig, path)

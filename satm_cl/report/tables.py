@@ -1,0 +1,330 @@
+"""Summaries of tidy records: mean ± std over seeds, wide per-stage tables, and their writers.
+
+Tables are plain DataFrames of strings; Markdown and LaTeX are rendered here (no `tabulate`), CSV keeps
+the numbers. Where a measured in-domain cell has a published counterpart (benchmarks/paper_numbers.csv),
+a row labelled "<method> (paper: <source>)" is placed under the measured row.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from satm_cl.errors import SatmError
+
+GROUP_KEYS = ("stage", "method", "dataset", "ipc", "arch", "metric", "test_dataset", "step", "eval_step")
+STAGES = ("in-domain", "cross-arch", "ood", "continual")
+PAPER_COLUMNS = ("source", "method", "dataset", "ipc", "arch", "metric", "mean", "std")
+PAPER_CSV = Path(__file__).resolve().parents[2] / "benchmarks" / "paper_numbers.csv"
+
+# Our dataset names -> the name the papers use (the `dataset` column of paper_numbers.csv).
+PAPER_DATASET = {
+    "mnist": "MNIST",
+    "mnist5k": "MNIST",
+    "fashion-mnist": "Fashion-MNIST",
+    "fashionmnist": "Fashion-MNIST",
+    "cifar10": "CIFAR-10",
+    "cifar100": "CIFAR-100",
+    "svhn": "SVHN",
+    "tinyimagenet": "Tiny ImageNet",
+}
+METHOD_ORDER = ("full", "random", "herding", "kcenter", "forgetting", "dc", "dsa", "dm", "mtt", "tesla",
+                "ftd", "satm", "reservoir", "gdumb")
+DASH = "–"
+
+Layout = str | Sequence[str]
+# Default (rows, columns) per stage; a stage not listed here uses the "in-domain" layout.
+STAGE_LAYOUT: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "in-domain": (("method",), ("dataset", "ipc")),
+    "cross-arch": (("method", "dataset", "ipc"), ("arch",)),
+    "ood": (("method", "dataset", "ipc", "arch"), ("test_dataset",)),
+    "continual": (("method", "dataset", "ipc"), ("metric", "step")),
+}
+STAGE_METRICS = {"continual": ("avg_accuracy", "forgetting")}
+
+
+def _is_missing(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def _sort_key(x: Any) -> tuple[int, Any]:
+    """Order None first, then numbers, then strings (so mixed key columns sort without TypeError)."""
+    if _is_missing(x):
+        return (0, 0)
+    if isinstance(x, int | float):
+        return (1, float(x))
+    return (2, str(x))
+
+
+def method_rank(method: str) -> tuple[int, str]:
+    """Sort key putting known methods in the usual table order and the rest alphabetically after."""
+    base = str(method).split(" (paper")[0]
+    return (METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER), str(method))
+
+
+def records_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Records as a tidy DataFrame: the group keys (object dtype, None when absent), seed, value, config."""
+    rows = []
+    for rec in records:
+        row = {k: rec.get(k) for k in GROUP_KEYS}
+        value = rec.get("value")
+        row["seed"] = rec.get("seed")
+        row["value"] = float("nan") if value is None else float(value)
+        row["config"] = rec.get("config") if isinstance(rec.get("config"), dict) else {}
+        rows.append(row)
+    return _frame(rows, [*GROUP_KEYS, "seed", "config"], ["value"])
+
+
+def summarise(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Mean, sample std (ddof=1; NaN for a single run) and n per GROUP_KEYS; null values are not counted."""
+    groups: dict[tuple[Any, ...], list[float]] = {}
+    for rec in records:
+        key = tuple(None if _is_missing(rec.get(k)) else rec.get(k) for k in GROUP_KEYS)
+        values = groups.setdefault(key, [])
+        value = rec.get("value")
+        if value is not None and not (isinstance(value, float) and math.isnan(value)):
+            values.append(float(value))
+    rows = []
+    for key in sorted(groups, key=lambda t: tuple(_sort_key(x) for x in t)):
+        vals = groups[key]
+        mean = statistics.fmean(vals) if vals else float("nan")
+        std = statistics.stdev(vals) if len(vals) > 1 else float("nan")
+        rows.append({**dict(zip(GROUP_KEYS, key, strict=True)), "mean": mean, "std": std, "n": len(vals)})
+    frame = _frame(rows, list(GROUP_KEYS), ["mean", "std", "n"])
+    frame["n"] = frame["n"].astype(int)
+    return frame
+
+
+def _frame(rows: list[dict[str, Any]], object_cols: list[str], numeric_cols: list[str]) -> pd.DataFrame:
+    """Build a frame whose key columns stay object dtype (ints stay ints, absent stays None)."""
+    data: dict[str, pd.Series] = {}
+    for c in [*object_cols, *numeric_cols]:
+        values = [r.get(c) for r in rows]
+        data[c] = pd.Series(values, dtype=object) if c in object_cols else pd.Series(values, dtype=float)
+    return pd.DataFrame(data)
+
+
+def format_cell(mean: float, std: float, n: float | None = None) -> str:
+    """One decimal "mean ± std"; "mean ± –" when there was a single run, "–" when there is no value."""
+    if _is_missing(mean):
+        return DASH
+    if _is_missing(std):
+        return f"{mean:.1f} ± {DASH}" if n == 1 else f"{mean:.1f}"
+    return f"{mean:.1f} ± {std:.1f}"
+
+
+# ----------------------------------------------------------------------------------------------- paper
+
+
+def load_paper_numbers(path: str | Path | None = None) -> pd.DataFrame:
+    """Read benchmarks/paper_numbers.csv (or `path`); an absent default file gives an empty table."""
+    p = Path(path) if path is not None else PAPER_CSV
+    if not p.is_file():
+        if path is not None:
+            raise SatmError(f"paper numbers file not found: {p}")
+        return pd.DataFrame(columns=list(PAPER_COLUMNS))
+    try:
+        frame = pd.read_csv(p, comment="#")
+    except (OSError, ValueError) as exc:
+        raise SatmError(f"cannot read paper numbers {p}: {str(exc).splitlines()[0]}") from None
+    missing = [c for c in PAPER_COLUMNS if c not in frame.columns]
+    if missing:
+        raise SatmError(f"{p}: paper numbers lack columns {', '.join(missing)}")
+    frame["ipc"] = pd.to_numeric(frame["ipc"], errors="coerce")
+    return frame
+
+
+def paper_dataset(dataset: Any) -> str | None:
+    """The paper's name for one of our dataset names (None when we have no equivalent)."""
+    if dataset is None:
+        return None
+    return PAPER_DATASET.get(str(dataset).lower())
+
+
+def paper_match(paper: pd.DataFrame, method: Any, dataset: Any, ipc: Any,
+                metric: str = "test_accuracy") -> list[dict[str, Any]]:
+    """Paper rows for (method, dataset-equivalent, ipc); a blank paper ipc (whole dataset) matches any ipc."""
+    name = paper_dataset(dataset)
+    if paper.empty or name is None:
+        return []
+    sel = paper[(paper["method"].str.lower() == str(method).lower()) & (paper["dataset"] == name)
+                & (paper["metric"] == metric)]
+    out = []
+    for row in sel.to_dict("records"):
+        if _is_missing(row["ipc"]) or (not _is_missing(ipc) and int(row["ipc"]) == int(ipc)):
+            out.append(row)
+    return out
+
+
+def attach_paper(summary: pd.DataFrame, paper: pd.DataFrame | None) -> pd.DataFrame:
+    """Add paper_mean, paper_std, paper_source to in-domain test_accuracy rows (first matching source)."""
+    out = summary.copy()
+    means, stds, sources = [], [], []
+    for row in out.to_dict("records"):
+        hits = [] if paper is None or row["stage"] != "in-domain" else paper_match(
+            paper, row["method"], row["dataset"], row["ipc"], row["metric"])
+        hit = hits[0] if hits else None
+        means.append(float(hit["mean"]) if hit else float("nan"))
+        stds.append(float(hit["std"]) if hit and not _is_missing(hit["std"]) else float("nan"))
+        sources.append(hit["source"] if hit else None)
+    out["paper_mean"], out["paper_std"], out["paper_source"] = means, stds, sources
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- tables
+
+
+def _as_keys(layout: Layout) -> tuple[str, ...]:
+    return (layout,) if isinstance(layout, str) else tuple(layout)
+
+
+def _label(key: str, value: Any) -> str:
+    if key == "ipc":
+        return "full data" if _is_missing(value) else f"IPC {value}"
+    if key == "test_dataset":
+        return "in-domain" if _is_missing(value) else str(value)
+    if key == "step":
+        return "" if _is_missing(value) else f"step {value}"
+    return DASH if _is_missing(value) else str(value)
+
+
+def _paper_rows(stage_rows: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
+    extra = []
+    for row in stage_rows.to_dict("records"):
+        for hit in paper_match(paper, row["method"], row["dataset"], row["ipc"], row["metric"]):
+            extra.append({**row, "method": f"{row['method']} (paper: {hit['source']})",
+                          "mean": float(hit["mean"]),
+                          "std": float("nan") if _is_missing(hit["std"]) else float(hit["std"]),
+                          "n": float("nan")})
+    return pd.DataFrame(extra, columns=stage_rows.columns)
+
+
+def accuracy_table(summary: pd.DataFrame, stage: str, rows: Layout | None = None,
+                   columns: Layout | None = None, paper: pd.DataFrame | None = None,
+                   metrics: Sequence[str] | None = None) -> pd.DataFrame:
+    """Wide table of "mean ± std" strings for one stage: `rows` keys as leading columns, one column per
+    `columns` combination; in-domain rows get the paper's numbers beside them when `paper` is given."""
+    default_rows, default_cols = STAGE_LAYOUT.get(stage, STAGE_LAYOUT["in-domain"])
+    row_keys = _as_keys(rows) if rows is not None else default_rows
+    col_keys = _as_keys(columns) if columns is not None else default_cols
+    metrics = tuple(metrics) if metrics is not None else STAGE_METRICS.get(stage, ("test_accuracy",))
+    sel = summary[(summary["stage"] == stage) & summary["metric"].isin(metrics)]
+    if stage == "continual":
+        sel = sel[sel["eval_step"].isna()]
+    if sel.empty:
+        return pd.DataFrame(columns=list(row_keys))
+    if paper is not None and stage == "in-domain":
+        sel = pd.concat([sel, _paper_rows(sel, paper)], ignore_index=True)
+    cells: dict[tuple[Any, ...], dict[tuple[Any, ...], str]] = {}
+    col_set: set[tuple[Any, ...]] = set()
+    for row in sel.to_dict("records"):
+        rkey = tuple(None if _is_missing(row[k]) else row[k] for k in row_keys)
+        ckey = tuple(None if _is_missing(row[k]) else row[k] for k in col_keys)
+        col_set.add(ckey)
+        text = format_cell(row["mean"], row["std"], row["n"])
+        existing = cells.setdefault(rkey, {}).get(ckey)
+        # Several groups can fall in one cell when the layout leaves a key out; keep them all visible.
+        cells[rkey][ckey] = text if existing is None else f"{existing}; {text}"
+
+    def row_sort(rkey: tuple[Any, ...]) -> tuple[Any, ...]:
+        parts: list[Any] = []
+        for k, v in zip(row_keys, rkey, strict=True):
+            parts.append(method_rank(v) if k == "method" else _sort_key(v))
+        if "method" in row_keys:  # paper rows right below their measured row
+            m = rkey[row_keys.index("method")]
+            base = str(m).split(" (paper")[0]
+            key_wo = [p for k, p in zip(row_keys, parts, strict=True) if k != "method"]
+            return (method_rank(base), *key_wo, " (paper" in str(m), str(m))
+        return tuple(parts)
+
+    col_order = sorted(col_set, key=lambda t: tuple(_sort_key(x) for x in t))
+    col_names = [" · ".join(p for p in (_label(k, v) for k, v in zip(col_keys, c, strict=True)) if p)
+                 for c in col_order]
+    out_rows = []
+    for rkey in sorted(cells, key=row_sort):
+        out = {("IPC" if k == "ipc" else k): (DASH if _is_missing(v) else v) for k, v in zip(row_keys, rkey,
+                                                                                          strict=True)}
+        for c, name in zip(col_order, col_names, strict=True):
+            out[name] = cells[rkey].get(c, DASH)
+        out_rows.append(out)
+    return pd.DataFrame(out_rows, columns=[("IPC" if k == "ipc" else k) for k in row_keys] + col_names)
+
+
+# ----------------------------------------------------------------------------------------------- writers
+
+
+def to_markdown(table: pd.DataFrame, lead: int = 1) -> str:
+    """A GitHub-flavoured Markdown table: the first `lead` (label) columns left-aligned, the rest right."""
+    def esc(x: Any) -> str:
+        return str(x).replace("|", "\\|").replace("\n", " ")
+
+    headers = [esc(c) for c in table.columns]
+    body = [[esc(v) for v in row] for row in table.itertuples(index=False)]
+    widths = [max([len(h), 3, *(len(r[i]) for r in body)]) for i, h in enumerate(headers)]
+    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |"]
+    lines.append("| " + " | ".join(":" + "-" * (w - 1) if i < lead else "-" * (w - 1) + ":"
+                                   for i, w in enumerate(widths)) + " |")
+    for r in body:
+        lines.append("| " + " | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def _latex_escape(x: Any) -> str:
+    text = "".join(_LATEX_ESCAPES.get(ch, ch) for ch in str(x))
+    return text.replace("±", r"$\pm$").replace(DASH, "--").replace("·", r"$\cdot$")
+
+
+def to_latex(table: pd.DataFrame, caption: str | None = None, lead: int = 1) -> str:
+    """A standalone LaTeX `tabular` (no booktabs needed) with escaped cells; `caption` goes in a comment."""
+    lead = min(lead, len(table.columns))
+    spec = "l" * lead + "r" * (len(table.columns) - lead)
+    lines = [f"% {caption}"] if caption else []
+    lines += [rf"\begin{{tabular}}{{{spec}}}", r"\hline",
+              " & ".join(_latex_escape(c) for c in table.columns) + r" \\", r"\hline"]
+    for row in table.itertuples(index=False):
+        lines.append(" & ".join(_latex_escape(v) for v in row) + r" \\")
+    lines += [r"\hline", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def stage_csv(summary: pd.DataFrame, stage: str, paper: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The numeric long-form rows of one stage (mean, std, n, and paper_* columns)."""
+    return attach_paper(summary[summary["stage"] == stage].reset_index(drop=True), paper)
+
+
+def write_stage_tables(summary: pd.DataFrame, stage: str, out: str | Path,
+                       paper: pd.DataFrame | None = None) -> list[Path]:
+    """Write `<stage>.md`, `<stage>.csv` and `<stage>.tex` into `out`; returns the written paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = accuracy_table(summary, stage, paper=paper)
+    lead = len(STAGE_LAYOUT.get(stage, STAGE_LAYOUT["in-domain"])[0])
+    md, csv, tex = out / f"{stage}.md", out / f"{stage}.csv", out / f"{stage}.tex"
+    md.write_text(f"# {stage}\n\n{stage_caption(stage)}\n\n{to_markdown(table, lead)}")
+    stage_csv(summary, stage, paper).to_csv(csv, index=False)
+    tex.write_text(to_latex(table, caption=f"{stage}: {stage_caption(stage)}", lead=lead))
+    return [md, csv, tex]
+
+
+def stage_caption(stage: str) -> str:
+    """One sentence saying what a stage's table cells are."""
+    captions = {
+        "in-domain": "Test accuracy (%), mean ± sample std over seeds (± – when a single run). Rows marked "
+                     "'(paper: …)' are the published numbers, not ours.",
+        "cross-arch": "Test accuracy (%) of networks of each architecture trained on the condensed set, "
+                      "mean ± std over seeds.",
+        "ood": "Test accuracy (%) on the in-domain test set and on each shifted test set, "
+               "mean ± std over seeds.",
+        "continual": "Average accuracy (%) on all classes seen after each step, and forgetting at the last "
+                      "step, mean ± std over seeds / class orders.",
+    }
+    return captions.get(stage, "Mean ± sample std over seeds.")

@@ -1,0 +1,127 @@
+"""build_report end to end: files written, README links, and bad input rejected before writing."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from _report_fixtures import (
+    continual_records,
+    cross_arch_records,
+    in_domain_records,
+    make_artifact,
+    ood_records,
+    write_jsonl,
+)
+
+from satm_cl.errors import SatmError
+from satm_cl.report import build_report
+
+
+class _FakeSynthetic:
+    def __init__(self, n_classes: int = 10, ipc: int = 3) -> None:
+        self.labels = torch.arange(n_classes).repeat_interleave(ipc)
+        self._pixels = torch.rand(n_classes * ipc, 3, 32, 32)
+        self.meta: dict[str, Any] = {"class_names": [f"class {i}" for i in range(n_classes)]}
+
+    def pixels(self) -> torch.Tensor:
+        return self._pixels
+
+
+@pytest.fixture
+def fake_synthetic(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = types.ModuleType("satm_cl.synthetic")
+    module.load_synthetic = lambda path: _FakeSynthetic()  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "satm_cl.synthetic", module)
+
+
+def test_build_report_writes_everything(tmp_path: Path, fake_synthetic: None) -> None:
+    a = write_jsonl(tmp_path / "a.jsonl", in_domain_records() + cross_arch_records())
+    b = write_jsonl(tmp_path / "b.jsonl", ood_records() + continual_records())
+    arts = [make_artifact(tmp_path / "arts", "s", "satm"), make_artifact(tmp_path / "arts", "m", "mtt")]
+    out = tmp_path / "report"
+    written = build_report([a, b], out, arts)
+    names = {p.relative_to(out).as_posix() for p in written}
+    for stage in ("in-domain", "cross-arch", "ood", "continual"):
+        assert {f"{stage}.md", f"{stage}.csv", f"{stage}.tex"} <= names
+    assert {"summary.csv", "README.md", "plots/in-domain_accuracy_vs_ipc.png", "plots/cross-arch_bars.png",
+            "plots/ood_bars.png", "plots/continual_avg_accuracy.png", "plots/continual_matrices.png",
+            "plots/condensation_curves.png"} <= names
+    assert sum(n.startswith("plots/images_") for n in names) == 2
+    for p in written:
+        assert p.is_file() and p.stat().st_size > 0
+        if p.suffix == ".png":
+            assert p.read_bytes()[:4] == b"\x89PNG" and p.stat().st_size > 1024
+    readme = (out / "README.md").read_text()
+    assert "[md](in-domain.md)" in readme and "82.0 ± 2.0" in readme
+    for n in names:
+        if n.endswith(".png"):
+            assert f"]({n})" in readme
+
+
+def test_build_report_without_synthetic_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "satm_cl.synthetic", None)  # import fails
+    a = write_jsonl(tmp_path / "a.jsonl", in_domain_records())
+    art = make_artifact(tmp_path, "s", "satm")
+    written = build_report([a], tmp_path / "out", [art])
+    assert (tmp_path / "out" / "plots" / "condensation_curves.png") in written
+    assert "not drawn" in (tmp_path / "out" / "README.md").read_text()
+
+
+def test_malformed_records_write_nothing(tmp_path: Path) -> None:
+    good = write_jsonl(tmp_path / "good.jsonl", in_domain_records())
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"stage": "in-domain"}\n')
+    out = tmp_path / "out"
+    with pytest.raises(SatmError) as err:
+        build_report([good, bad], out)
+    assert "\n" not in str(err.value) and "bad.jsonl:1" in str(err.value)
+    assert not out.exists()
+    bad.write_text("{not json\n")
+    with pytest.raises(SatmError, match="not a JSON record"):
+        build_report([good, bad], out)
+    with pytest.raises(SatmError, match="not found"):
+        build_report([tmp_path / "missing.jsonl"], out)
+    assert not out.exists()
+
+
+def test_empty_records_file(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    out = tmp_path / "out"
+    with pytest.raises(SatmError, match=r"no records in .*empty\.jsonl"):
+        build_report([empty], out)
+    assert not out.exists()
+
+
+def test_bad_artifact_log_writes_nothing(tmp_path: Path) -> None:
+    a = write_jsonl(tmp_path / "a.jsonl", in_domain_records())
+    art = make_artifact(tmp_path, "s", "satm")
+    (art / "log.jsonl").write_text("oops\n")
+    out = tmp_path / "out"
+    with pytest.raises(SatmError, match=r"log\.jsonl:1"):
+        build_report([a], out, [art])
+    assert not out.exists()
+
+
+def test_build_report_with_real_synthetic_artifact(tmp_path: Path) -> None:
+    synthetic = pytest.importorskip("satm_cl.synthetic")
+    meta = synthetic.make_meta(dataset="mnist", class_names=[str(i) for i in range(10)], ipc=2,
+                               image_shape=(1, 28, 28), mean=(0.1307,), std=(0.3081,), method="satm",
+                               config={}, seed=0)
+    art = tmp_path / "art"
+    art.mkdir()
+    labels = torch.arange(10).repeat_interleave(2)
+    syn = synthetic.SyntheticSet(torch.randn(20, 1, 28, 28), labels, 0.01, meta)
+    syn.save(art)
+    (art / "log.jsonl").write_text("".join(f'{{"iteration": {i}, "loss": {1 / (i + 1)}, "grad_norm": 1.0}}\n'
+                                           for i in range(30)))
+    records = write_jsonl(tmp_path / "r.jsonl", in_domain_records())
+    written = build_report([records], tmp_path / "out", [art])
+    grids = [p for p in written if p.name.startswith("images_")]
+    assert len(grids) == 1 and grids[0].stat().st_size > 1024
+    assert "satm · mnist · IPC 2" in (tmp_path / "out" / "README.md").read_text()

@@ -1,0 +1,96 @@
+"""Plots: every figure is a real PNG (> 1 kB) and absent data gives None."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from _report_fixtures import (
+    continual_records,
+    cross_arch_records,
+    in_domain_records,
+    make_artifact,
+    ood_records,
+)
+
+from satm_cl.errors import SatmError
+from satm_cl.report.plots import (
+    plot_accuracy_vs_ipc,
+    plot_condensation_curves,
+    plot_continual_accuracy,
+    plot_continual_matrices,
+    plot_cross_arch,
+    plot_image_grid,
+    plot_ood,
+    read_condensation_log,
+)
+from satm_cl.report.tables import load_paper_numbers, records_frame
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_png(path: Path | None) -> None:
+    assert path is not None and path.is_file()
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC and len(data) > 1024
+
+
+def test_record_plots(tmp_path: Path) -> None:
+    frame = records_frame(in_domain_records() + cross_arch_records() + ood_records() + continual_records())
+    assert_png(plot_accuracy_vs_ipc(frame, tmp_path / "ipc.png", paper=load_paper_numbers()))
+    assert_png(plot_cross_arch(frame, tmp_path / "ca.png"))
+    assert_png(plot_ood(frame, tmp_path / "ood.png"))
+    assert_png(plot_continual_accuracy(frame, tmp_path / "cl.png"))
+    assert_png(plot_continual_matrices(frame, tmp_path / "mat.png"))
+
+
+def test_plots_skip_without_data(tmp_path: Path) -> None:
+    frame = records_frame(cross_arch_records())
+    assert plot_accuracy_vs_ipc(frame, tmp_path / "a.png") is None
+    assert plot_ood(frame, tmp_path / "b.png") is None
+    assert plot_continual_accuracy(frame, tmp_path / "c.png") is None
+    assert plot_continual_matrices(frame, tmp_path / "d.png") is None
+    assert plot_cross_arch(records_frame(ood_records()), tmp_path / "e.png") is None
+    assert plot_condensation_curves([], tmp_path / "f.png") is None
+    assert not list(tmp_path.iterdir())
+
+
+def test_continual_without_classes_per_step(tmp_path: Path) -> None:
+    recs = continual_records(steps=3)
+    for r in recs:
+        r["config"] = {}
+    assert_png(plot_continual_accuracy(records_frame(recs), tmp_path / "cl.png"))
+
+
+def test_condensation_curves(tmp_path: Path) -> None:
+    a = make_artifact(tmp_path, "run_satm", "satm", val=True)
+    b = make_artifact(tmp_path, "run_mtt", "mtt")
+    assert_png(plot_condensation_curves([a, b], tmp_path / "curves.png"))
+    meta, log = read_condensation_log(a)
+    assert meta["method"] == "satm" and len(log) == 120 and "grad_norm" in log.columns
+
+
+def test_condensation_log_errors(tmp_path: Path) -> None:
+    a = make_artifact(tmp_path, "bad", "satm")
+    (a / "log.jsonl").write_text('{"iteration": 0, "loss": 1}\nnot json\n')
+    with pytest.raises(SatmError, match=r"log\.jsonl:2"):
+        read_condensation_log(a)
+    with pytest.raises(SatmError, match="not found"):
+        read_condensation_log(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_image_grid(tmp_path: Path, channels: int) -> None:
+    torch.manual_seed(0)
+    pixels = torch.rand(30, channels, 28, 28)
+    labels = torch.arange(3).repeat_interleave(10)
+    path = plot_image_grid(pixels, labels, ["zero", "one", "two"], tmp_path / f"grid{channels}.png")
+    assert_png(path)
+
+
+def test_image_grid_empty_and_bad_shape(tmp_path: Path) -> None:
+    empty = torch.zeros(0, dtype=torch.long)
+    assert plot_image_grid(torch.zeros(0, 1, 8, 8), empty, [], tmp_path / "e.png") is None
+    with pytest.raises(SatmError, match="image grid"):
+        plot_image_grid(torch.zeros(4, 8, 8), torch.zeros(4, dtype=torch.long), [], tmp_path / "x.png")

@@ -1,0 +1,141 @@
+"""Tables: summary statistics, wide layout, paper rows, and the Markdown/CSV/LaTeX writers."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from _report_fixtures import continual_records, cross_arch_records, in_domain_records, ood_records, rec
+
+from satm_cl.errors import SatmError
+from satm_cl.report.tables import (
+    PAPER_COLUMNS,
+    accuracy_table,
+    format_cell,
+    load_paper_numbers,
+    paper_match,
+    summarise,
+    to_latex,
+    to_markdown,
+    write_stage_tables,
+)
+
+
+def _row(summary: pd.DataFrame, **key: object) -> dict:
+    sel = summary
+    for k, v in key.items():
+        sel = sel[sel[k].isna()] if v is None else sel[sel[k] == v]
+    assert len(sel) == 1, sel
+    return sel.iloc[0].to_dict()
+
+
+def test_summarise_mean_sample_std_and_n() -> None:
+    s = summarise(in_domain_records())
+    r = _row(s, stage="in-domain", method="satm", ipc=10)
+    assert r["mean"] == pytest.approx(82.0) and r["std"] == pytest.approx(2.0) and r["n"] == 3
+    one = _row(s, stage="in-domain", method="mtt", ipc=1)
+    assert one["n"] == 1 and math.isnan(one["std"])
+    two = _row(s, stage="in-domain", method="mtt", ipc=10)
+    assert two["std"] == pytest.approx(math.sqrt(2.0))  # ddof=1 of (60, 62)
+
+
+def test_summarise_skips_null_values_and_keeps_optional_keys_apart() -> None:
+    recs = [rec("ood", "satm", 50.0), rec("ood", "satm", None, seed=1),
+            rec("ood", "satm", 30.0, test_dataset="x")]
+    s = summarise(recs)
+    assert _row(s, test_dataset=None)["n"] == 1
+    assert _row(s, test_dataset="x")["mean"] == 30.0
+
+
+def test_format_cell() -> None:
+    assert format_cell(82.0, 2.0, 3) == "82.0 ± 2.0"
+    assert format_cell(45.5, float("nan"), 1) == "45.5 ± –"
+    assert format_cell(float("nan"), float("nan"), 0) == "–"
+
+
+def test_in_domain_table_cells_and_paper_rows() -> None:
+    s = summarise(in_domain_records())
+    paper = load_paper_numbers()
+    t = accuracy_table(s, "in-domain", paper=paper)
+    assert list(t.columns[:1]) == ["method"]
+    satm = t[t["method"] == "satm"].iloc[0]
+    assert satm["cifar10 · IPC 10"] == "82.0 ± 2.0"
+    assert satm["cifar10 · IPC 1"] == "48.0 ± 1.4"
+    assert t[t["method"] == "mtt"].iloc[0]["cifar10 · IPC 1"] == "45.5 ± –"
+    # The paper's MTT CIFAR-10 numbers sit in a clearly labelled row right under ours.
+    methods = list(t["method"])
+    paper_label = next(m for m in methods if m.startswith("mtt (paper"))
+    assert methods.index(paper_label) == methods.index("mtt") + 1
+    prow = t[t["method"] == paper_label].iloc[0]
+    assert prow["cifar10 · IPC 10"] == "65.3 ± 0.7" and prow["cifar10 · IPC 1"] == "46.3 ± 0.8"
+    # No paper row where nothing was measured to compare with, and the full-data row matches any IPC.
+    assert not any(m.startswith("dc (paper") for m in methods)
+    full_paper = t[t["method"].str.startswith("full (paper")].iloc[0]
+    assert full_paper["cifar10 · full data"] == "84.8 ± 0.1"
+
+
+def test_paper_dataset_mapping() -> None:
+    paper = load_paper_numbers()
+    assert paper_match(paper, "dc", "mnist5k", 10)[0]["mean"] == 97.4
+    assert paper_match(paper, "dsa", "fashion-mnist", 50)[0]["mean"] == 88.7
+    assert paper_match(paper, "mtt", "tinyimagenet", 1)[0]["mean"] == 8.8
+    assert paper_match(paper, "mtt", "unknown-data", 1) == []
+
+
+def test_paper_numbers_csv_columns() -> None:
+    paper = load_paper_numbers()
+    assert tuple(paper.columns) == PAPER_COLUMNS
+    assert len(paper) > 20
+    assert set(paper["metric"]) == {"test_accuracy"}
+    assert paper["mean"].between(0, 100).all()
+    assert paper["source"].notna().all()
+
+
+def test_load_paper_numbers_bad_file(tmp_path: Path) -> None:
+    bad = tmp_path / "p.csv"
+    bad.write_text("a,b\n1,2\n")
+    with pytest.raises(SatmError, match="lack columns"):
+        load_paper_numbers(bad)
+    with pytest.raises(SatmError, match="not found"):
+        load_paper_numbers(tmp_path / "missing.csv")
+
+
+def test_other_stage_layouts() -> None:
+    s = summarise(cross_arch_records() + ood_records() + continual_records())
+    ca = accuracy_table(s, "cross-arch")
+    assert {"convnet", "resnet18", "vgg11"} <= set(ca.columns)
+    assert ca[ca["method"] == "satm"].iloc[0]["convnet"] == "60.5 ± 0.7"
+    ood = accuracy_table(s, "ood")
+    assert {"in-domain", "cifar10-c", "cifar10.1"} <= set(ood.columns)
+    assert ood[ood["method"] == "mtt"].iloc[0]["in-domain"] == "66.5 ± 0.7"
+    cl = accuracy_table(s, "continual")
+    assert "avg_accuracy · step 5" in cl.columns and "forgetting · step 5" in cl.columns
+    assert not any("step_accuracy" in c for c in cl.columns)
+    assert cl[cl["method"] == "satm"].iloc[0]["forgetting · step 5"] == "21.0 ± 1.0"
+
+
+def test_markdown_and_latex_renderers() -> None:
+    t = pd.DataFrame({"method": ["a_b", "c|d"], "x · IPC 1": ["1.0 ± 0.1", "–"]})
+    md = to_markdown(t)
+    lines = md.strip().splitlines()
+    assert lines[0].startswith("| method") and lines[1].startswith("| :--") and lines[1].endswith(": |")
+    assert "c\\|d" in md and len(lines) == 4
+    tex = to_latex(t, caption="cap")
+    assert r"\begin{tabular}{lr}" in tex and r"a\_b" in tex and r"1.0 $\pm$ 0.1" in tex and "--" in tex
+
+
+def test_write_stage_tables(tmp_path: Path) -> None:
+    s = summarise(in_domain_records())
+    files = write_stage_tables(s, "in-domain", tmp_path, paper=load_paper_numbers())
+    assert [f.name for f in files] == ["in-domain.md", "in-domain.csv", "in-domain.tex"]
+    md, _, tex = (f.read_text() for f in files)
+    assert "| satm" in md and "82.0 ± 2.0" in md and "mtt (paper: Cazenavette et al. 2022 (MTT))" in md
+    assert r"82.0 $\pm$ 2.0" in tex and r"\end{tabular}" in tex
+    frame = pd.read_csv(files[1])
+    row = frame[(frame["method"] == "satm") & (frame["ipc"] == 10)].iloc[0]
+    assert row["mean"] == pytest.approx(82.0) and row["std"] == pytest.approx(2.0) and row["n"] == 3
+    mtt = frame[(frame["method"] == "mtt") & (frame["ipc"] == 10)].iloc[0]
+    assert mtt["paper_mean"] == pytest.approx(65.3) and mtt["paper_std"] == pytest.approx(0.7)
+    assert "paper_source" in frame.columns
