@@ -1,0 +1,25 @@
+"""Which condensation preset a real-subset baseline (or an evaluation of one) borrows its settings from.
+
+A baseline lives in the same model-input space, uses the same ConvNet and is evaluated with the same inner
+LR, DSA and epochs as the condensed sets of its dataset, so it takes them from the (dataset, IPC) preset.
+IPCs without a preset borrow the nearest preset of the same dataset (ties: the smaller IPC); datasets with
+no preset at all get `CondenseConfig`'s defaults.
+"""
+
+from __future__ import annotations
+
+from satm_cl.config import PRESETS, CondenseConfig, resolve_config
+
+
+def preset_for(dataset: str, ipc: int | None) -> tuple[CondenseConfig, str]:
+    """The resolved condense config whose settings a `dataset`/`ipc` baseline uses, and the preset's name.
+
+    `ipc=None` (the whole-train-split baseline) borrows the dataset's smallest-IPC preset.
+    """
+    ipcs = sorted(i for d, i in PRESETS if d == dataset)
+    if not ipcs:
+        return resolve_config(dataset, ipc or 1), "defaults"
+    want = ipcs[0] if ipc is None else ipc
+    nearest = min(ipcs, key=lambda i: (abs(i - want), i))
+    name = f"{dataset}-ipc{nearest}"
+    return resolve_config(dataset, nearest, preset=name, overrides={"ipc": want}), name

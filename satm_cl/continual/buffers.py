@@ -1,0 +1,166 @@
+"""Replay memories for Avalanche built from SyntheticSets (condensed images or real-subset baselines).
+
+`CondensedBuffer` reveals a class's images when the experience holding that class arrives, from either a
+whole-dataset artifact or a `condense_fn(classes)` that condenses each experience's real data on arrival
+(the DC/DM continual protocol). `SubsetBuffer` is the same code fed a real-subset baseline, so condensed and
+real memories are treated identically. `HerdingBuffer` is Avalanche's herding memory on penultimate features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from avalanche.training.storage_policy import ExemplarsBuffer, HerdingSelectionStrategy, ParametricBuffer
+from torch import nn
+
+from satm_cl.continual.scenarios import tensor_dataset
+from satm_cl.data import DSA
+from satm_cl.errors import SatmError
+from satm_cl.seeding import make_generator
+from satm_cl.synthetic import SyntheticSet
+
+CondenseFn = Callable[[list[int]], SyntheticSet]
+
+
+class DSATransform:
+    """Per-sample DSA for replayed images (an Avalanche train-group transform), seeded and CPU-driven."""
+
+    def __init__(self, strategy: str, seed: int = 0) -> None:
+        self.dsa = DSA(strategy)
+        self.generator = make_generator(seed, "replay-dsa")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dsa(x.unsqueeze(0), self.generator).squeeze(0)
+
+
+def experience_classes(exp: Any) -> list[int]:
+    """The classes of an Avalanche experience, sorted."""
+    return sorted(int(c) for c in exp.classes_in_this_experience)
+
+
+class CondensedBuffer(ExemplarsBuffer):
+    """Replay memory whose per-class images come from a SyntheticSet, revealed as each class arrives."""
+
+    def __init__(
+        self,
+        source: SyntheticSet | CondenseFn,
+        max_size: int | None = None,
+        dsa: str | None = None,
+        seed: int = 0,
+    ) -> None:
+        if isinstance(source, SyntheticSet):
+            size = int(source.labels.numel()) if max_size is None else max_size
+            self._set: SyntheticSet | None = source
+            self._condense_fn: CondenseFn | None = None
+        else:
+            if max_size is None:
+                raise SatmError("a CondensedBuffer fed by condense_fn needs max_size (ipc x number of classes)")
+            size, self._set, self._condense_fn = max_size, None, source
+        if size < 1:
+            raise SatmError(f"memory size must be >= 1, got {size}")
+        super().__init__(size)
+        self._transform = DSATransform(dsa, seed) if dsa else None
+        self._per_class: dict[int, torch.Tensor] = {}  # class -> images, in arrival order
+        self.lrs: list[float] = [] if self._set is None else [float(self._set.lr)]
+
+    @property
+    def seen_classes(self) -> list[int]:
+        return list(self._per_class)
+
+    @property
+    def lr(self) -> float:
+        """The learned inner LR of the set (mean over per-experience sets when condensed on arrival)."""
+        if not self.lrs:
+            raise SatmError("no synthetic set has been revealed yet, so there is no learned learning rate")
+        return sum(self.lrs) / len(self.lrs)
+
+    def post_adapt(self, agent_state: Any, exp: Any) -> None:
+        """Reveal the memory of the classes in `exp` (task label 0)."""
+        self.add_classes(experience_classes(exp))
+
+    def add_classes(self, classes: list[int]) -> None:
+        """Add the images of `classes` not yet in memory, then re-balance to `max_size`."""
+        new = [c for c in classes if c not in self._per_class]
+        if not new:
+            return
+        source = self._set
+        if source is None:
+            assert self._condense_fn is not None
+            source = self._condense_fn(new)
+            self.lrs.append(float(source.lr))
+        for c in new:
+            images = source.images[source.labels == c]
+            if images.shape[0] == 0:
+                raise SatmError(f"synthetic set ({source.meta.get('method')}) has no images of class {c}")
+            self._per_class[c] = images.detach().cpu().float()
+        self._rebuild()
+
+    def quotas(self) -> dict[int, int]:
+        """Slots per seen class: `max_size` split evenly (earlier classes take the remainder)."""
+        n = len(self._per_class)
+        if n == 0:
+            return {}
+        base, rem = divmod(self.max_size, n)
+        return {c: base + (i < rem) for i, c in enumerate(self._per_class)}
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The memory as (images, labels) tensors, class by class in arrival order."""
+        quotas = self.quotas()
+        xs = [imgs[: quotas[c]] for c, imgs in self._per_class.items()]
+        ys = [torch.full((x.shape[0],), c, dtype=torch.long) for c, x in zip(self._per_class, xs, strict=True)]
+        if not xs:
+            return torch.empty(0), torch.empty(0, dtype=torch.long)
+        return torch.cat(xs), torch.cat(ys)
+
+    def resize(self, strategy: Any, new_size: int) -> None:
+        """Change the capacity, keeping a per-class balanced subset."""
+        if new_size < 1:
+            raise SatmError(f"memory size must be >= 1, got {new_size}")
+        self.max_size = new_size
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        x, y = self.tensors()
+        self.buffer = tensor_dataset(x, y, self._transform)
+
+
+class SubsetBuffer(CondensedBuffer):
+    """A real-subset baseline (random, herding, k-center SyntheticSet) as a replay memory, same code path."""
+
+    def __init__(self, subset: SyntheticSet, max_size: int | None = None, dsa: str | None = None, seed: int = 0):
+        if not isinstance(subset, SyntheticSet):
+            raise SatmError("SubsetBuffer needs a SyntheticSet built by satm_cl.baselines")
+        super().__init__(subset, max_size, dsa, seed)
+
+
+class PenultimateFeatures(nn.Module):
+    """Flattened input of a model's last Linear layer, exposed as the output of the `embed` submodule."""
+
+    def __init__(self, model: nn.Module | None = None) -> None:
+        super().__init__()
+        self.embed = nn.Flatten()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.model is None:
+            raise RuntimeError("PenultimateFeatures has no model yet")
+        linears = [m for m in self.model.modules() if isinstance(m, nn.Linear)]
+        captured: list[torch.Tensor] = []
+        handle = linears[-1].register_forward_pre_hook(lambda _m, inp: captured.append(inp[0]))
+        try:
+            self.model(x)
+        finally:
+            handle.remove()
+        out: torch.Tensor = self.embed(captured[0])
+        return out
+
+
+class HerdingBuffer(ParametricBuffer):
+    """Avalanche's herding memory (class-grouped `ParametricBuffer` + `HerdingSelectionStrategy`)."""
+
+    def __init__(self, max_size: int, model: nn.Module | None = None) -> None:
+        self.features = PenultimateFeatures(model)
+        super().__init__(max_size, groupby="class",
+                         selection_strategy=HerdingSelectionStrategy(self.features, "embed"))

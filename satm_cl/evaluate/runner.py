@@ -1,0 +1,240 @@
+"""`satm-cl evaluate`: validate a request, plan its suites, then train/test run by run into records.jsonl.
+
+Everything checkable is checked before any training or writing (source, suites, architectures, the
+artifact's dataset / image shape / classes against the evaluation data, a readable records file). Each run
+is trained only if one of its records is missing (`RecordWriter.has` before training) and its records are
+appended as soon as it finishes, so an interrupted evaluation resumes where it stopped and loses nothing.
+One training per (architecture, seed) serves every suite that asks for that model: the in-domain, the
+cross-arch ConvNet and the out-of-domain numbers of a set come from the same trained network.
+
+Records: `stage` = suite, `metric` = `test_accuracy` (value in %), or `skipped` (value null, the reason in
+`config.note`); `ipc` is null for the whole-train-split baseline `full`; out-of-domain rows on a shifted
+dataset carry `test_dataset`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from satm_cl.baselines import FULL_IPC, SELECTORS, create_baseline, preset_for
+from satm_cl.data import create_dataset
+from satm_cl.device import resolve_device
+from satm_cl.errors import SatmError
+from satm_cl.evaluate.protocol import (
+    EVAL_BATCH_SIZE,
+    EVAL_DECAY_AT,
+    EVAL_MOMENTUM,
+    EVAL_WEIGHT_DECAY,
+    arch_kwargs_for,
+    evaluate_run,
+    run_seed,
+    set_eval_defaults,
+)
+from satm_cl.evaluate.suites import ALL, SUITES, Note, SuiteContext, Target
+from satm_cl.models import list_models
+from satm_cl.records import Record, RecordWriter
+from satm_cl.synthetic import META_FILE, SyntheticSet, load_synthetic
+
+log = logging.getLogger(__name__)
+
+RECORDS_FILE = "records.jsonl"
+METRIC = "test_accuracy"
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    """What to evaluate (an artifact, or a baseline of dataset/ipc), with which suites, runs and epochs."""
+
+    synthetic: Path | None
+    baseline: str | None
+    dataset: str | None
+    ipc: int | None
+    suites: tuple[str, ...]
+    runs: int = 5
+    archs: tuple[str, ...] | None = None
+    epochs: int | None = None  # None: the set's / preset's eval_epochs
+    out: Path = Path("results/eval")
+    device: str = "auto"
+    data_dir: Path | None = None
+    seed: int = 0
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class _Plan:
+    syn: SyntheticSet
+    dataset: str
+    targets: list[Target]
+    notes: list[Note]
+    tests01: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    epochs: int
+    dsa: str
+    config: dict[str, Any]
+
+
+def expand_suites(suites: tuple[str, ...]) -> tuple[str, ...]:
+    """Suite names with `all` expanded (order kept, duplicates dropped); unknown names are a SatmError."""
+    valid = [*SUITES.names(), "all"]
+    out: list[str] = []
+    for name in suites:
+        if name not in valid:
+            raise SatmError(f"unknown suite {name!r}; valid: {', '.join(valid)}")
+        out += [s for s in (ALL if name == "all" else (name,)) if s not in out]
+    if not out:
+        raise SatmError(f"no suite given; valid: {', '.join(valid)}")
+    return tuple(out)
+
+
+def _check_request(req: EvalRequest) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+    if (req.synthetic is None) == (req.baseline is None):
+        raise SatmError("give exactly one of --synthetic PATH or --baseline NAME (with --dataset and --ipc)")
+    if req.baseline is not None:
+        SELECTORS.get(req.baseline)
+        if req.dataset is None:
+            raise SatmError(f"--baseline {req.baseline} needs --dataset")
+        if req.baseline != "full" and (req.ipc is None or req.ipc < 1):
+            raise SatmError(f"--baseline {req.baseline} needs --ipc >= 1")
+    if req.runs < 1:
+        raise SatmError(f"--runs must be >= 1, got {req.runs}")
+    if req.epochs is not None and req.epochs < 1:
+        raise SatmError(f"--epochs must be >= 1, got {req.epochs}")
+    suites = expand_suites(req.suites)
+    archs = None
+    if req.archs is not None:
+        unknown = [a for a in req.archs if a not in list_models()]
+        if unknown:
+            raise SatmError(f"unknown arch {unknown[0]!r}; valid: {', '.join(list_models())}")
+        archs = tuple(dict.fromkeys(req.archs))
+        if not archs:
+            raise SatmError(f"--archs is empty; valid: {', '.join(list_models())}")
+    return suites, archs
+
+
+def _check_artifact(syn: SyntheticSet, req: EvalRequest) -> str:
+    meta = syn.meta
+    dataset = str(meta["dataset"])
+    if req.dataset is not None and req.dataset != dataset:
+        raise SatmError(f"{req.synthetic} was condensed on {dataset}, not on --dataset {req.dataset}")
+    if req.ipc is not None and req.ipc != meta["ipc"]:
+        raise SatmError(f"{req.synthetic} has ipc {meta['ipc']}, not --ipc {req.ipc}")
+    return dataset
+
+
+def _check_against_data(syn: SyntheticSet, name: str, shape: tuple[int, ...], classes: tuple[str, ...]) -> None:
+    where = f"artifact ({syn.meta['dataset']}, {META_FILE})"
+    if tuple(int(v) for v in syn.meta["image_shape"]) != tuple(shape) or tuple(syn.images.shape[1:]) != shape:
+        raise SatmError(f"{where} images are {tuple(syn.images.shape[1:])} but {name} images are {shape}")
+    if syn.num_classes != len(classes):
+        raise SatmError(f"{where} has {syn.num_classes} classes but {name} has {len(classes)}")
+    if list(syn.meta["class_names"]) != list(classes):
+        raise SatmError(f"{where} class names differ from {name}'s")
+
+
+def baseline_dir(out: Path, dataset: str, ipc: int | None, name: str, seed: int) -> Path:
+    """Where a baseline artifact is kept: `<out>/baselines/<dataset>-ipc<k>-<name>` (`-seed<s>` if s != 0)."""
+    stem = f"{dataset}-full" if name == "full" else f"{dataset}-ipc{ipc}-{name}"
+    return Path(out) / "baselines" / (stem if seed == 0 else f"{stem}-seed{seed}")
+
+
+def _baseline(req: EvalRequest, device: torch.device) -> tuple[SyntheticSet, Path]:
+    """Reuse the saved baseline artifact when it is this request's (same selector, dataset, ipc, seed)."""
+    assert req.baseline is not None and req.dataset is not None
+    ipc = FULL_IPC if req.baseline == "full" else req.ipc
+    where = baseline_dir(req.out, req.dataset, ipc, req.baseline, req.seed)
+    if (where / META_FILE).is_file():
+        try:
+            syn = load_synthetic(where)
+            same = (syn.meta["method"], syn.meta["dataset"], syn.meta["ipc"], syn.meta["seed"])
+            if same == (req.baseline, req.dataset, ipc, req.seed):
+                return syn, where
+        except SatmError as exc:
+            log.warning("rebuilding baseline %s: %s", where, exc)
+    syn = create_baseline(req.baseline, req.dataset, ipc, seed=req.seed, device=device, data_dir=req.data_dir)
+    if req.baseline != "full":  # the whole train split is the dataset itself; no copy is kept
+        syn.save(where)
+    return syn, where
+
+
+def _plan(req: EvalRequest, device: torch.device) -> tuple[_Plan, RecordWriter]:
+    suites, archs = _check_request(req)
+    syn: SyntheticSet | None = None
+    if req.synthetic is not None:
+        syn = load_synthetic(req.synthetic)
+        dataset = _check_artifact(syn, req)
+    else:
+        assert req.dataset is not None
+        dataset = req.dataset
+    splits = create_dataset(dataset, data_dir=req.data_dir)
+    if syn is not None:
+        _check_against_data(syn, dataset, splits.image_shape, splits.class_names)
+    writer = RecordWriter(Path(req.out) / RECORDS_FILE)  # a malformed records file fails here, untouched
+    if syn is None:
+        syn, where = _baseline(req, device)
+        source: dict[str, Any] = {"baseline": req.baseline, "settings": syn.meta["config"],
+                                  "artifact": str(where) if req.baseline != "full" else None}
+    else:
+        source = {"artifact": str(req.synthetic)}
+    ctx = SuiteContext(syn, dataset, {"own": (splits.test.x, splits.test.y)}, archs, req.data_dir)
+    targets: list[Target] = []
+    notes: list[Note] = []
+    for name in suites:
+        t, n = SUITES.get(name)(ctx)
+        targets += t
+        notes += n
+    dsa, default_epochs = set_eval_defaults(syn)
+    epochs = req.epochs or default_epochs
+    ipc = int(syn.meta["ipc"])
+    config = {
+        "epochs": epochs, "runs": req.runs, "lr": float(syn.lr), "dsa": dsa, "batch_size": EVAL_BATCH_SIZE,
+        "momentum": EVAL_MOMENTUM, "weight_decay": EVAL_WEIGHT_DECAY, "decay_at": EVAL_DECAY_AT,
+        "base_seed": req.seed, "preset": preset_for(dataset, ipc if ipc > 0 else None)[1], **source,
+        "resampled": dict(ctx.extra),
+    }
+    return _Plan(syn, dataset, targets, notes, ctx.tests, epochs, dsa, config), writer
+
+
+def _key(plan: _Plan, stage: str, arch: str, seed: int, metric: str, test_dataset: str | None) -> Record:
+    ipc = int(plan.syn.meta["ipc"])
+    key: Record = {"stage": stage, "method": str(plan.syn.meta["method"]), "dataset": plan.dataset,
+                   "ipc": None if ipc == FULL_IPC else ipc, "arch": arch, "seed": seed, "metric": metric}
+    if test_dataset is not None:
+        key["test_dataset"] = test_dataset
+    return key
+
+
+def run_evaluation(req: EvalRequest) -> Path:
+    """Run the requested suites for a synthetic set or a baseline and return `<out>/records.jsonl`.
+
+    Rows already in the records file are skipped before any training, so a rerun only does what is missing.
+    """
+    device = resolve_device(req.device)
+    plan, writer = _plan(req, device)
+    for note in plan.notes:
+        log.info("%s/%s skipped: %s", note.stage, note.arch, note.text)
+        key = _key(plan, note.stage, note.arch, req.seed, "skipped", note.test_dataset)
+        writer.write([{**key, "value": float("nan"), "config": {**plan.config, "note": note.text}}])
+    prep = plan.syn.preprocessor().to(device)
+    tests = {name: (prep.transform(x.to(device)), y.to(device)) for name, (x, y) in plan.tests01.items()}
+    method = plan.syn.meta["method"]
+    for arch in dict.fromkeys(t.arch for t in plan.targets):
+        wanted = [t for t in plan.targets if t.arch == arch]
+        kwargs = arch_kwargs_for(plan.syn, arch)
+        bar = tqdm(range(req.runs), desc=f"evaluate {method} {plan.dataset} {arch}", disable=not req.progress)
+        for r in bar:
+            seed = run_seed(req.seed, r)
+            todo = [(t, _key(plan, t.stage, arch, seed, METRIC, t.test_dataset)) for t in wanted]
+            todo = [(t, key) for t, key in todo if not writer.has(**key)]
+            if not todo:
+                continue
+            needed = {t.test: tests[t.test] for t, _ in todo}
+            accs = evaluate_run(plan.syn, arch, needed, plan.epochs, seed, device, kwargs, plan.dsa)
+            config = {**plan.config, "arch_kwargs": kwargs}
+            writer.write([{**key, "value": accs[t.test], "config": config} for t, key in todo])
+            bar.set_postfix(acc=f"{next(iter(accs.values())):.1f}")
+    return writer.path

@@ -1,0 +1,75 @@
+"""The typer layer through CliRunner: happy paths on tiny settings and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from satm_cl.cli import app
+
+runner = CliRunner()
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    res = runner.invoke(app, list(args))
+    return res.exit_code, res.stdout, res.stderr
+
+
+def test_help_lists_commands() -> None:
+    code, out, _ = _run("--help")
+    assert code == 0
+    for cmd in ("datasets", "experts", "condense", "evaluate", "report", "show", "bench"):
+        assert cmd in out
+
+
+def test_datasets_status() -> None:
+    code, out, _ = _run("datasets")
+    assert code == 0
+    assert "digits" in out and "ready" in out and "needs --data-dir" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("condense", "--dataset", "nope"), "unknown dataset 'nope'; valid:"),
+        (("condense", "--method", "magic"), "unknown method 'magic'; valid: mtt, satm"),
+        (("condense", "--preset", "digits-ipc99"), "unknown preset"),
+        (("experts", "--dataset", "cifar10", "--data-dir", "/nonexistent"), "cifar10"),
+        (("show", "/nonexistent"), "not a synthetic set"),
+        (("condense", "--device", "tpu"), "unknown device"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(args: tuple[str, ...], message: str, tmp_path: Path) -> None:
+    code, _, err = _run(*args, *(("--cache-dir", str(tmp_path)) if args[0] in ("condense", "experts") else ()))
+    assert code == 2
+    assert message in err
+    assert err.strip().count("\n") == 0 and "Traceback" not in err
+
+
+def test_bad_config_file_is_one_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"syn_stepz": 3}))
+    code, _, err = _run("condense", "--config", str(cfg), "--cache-dir", str(tmp_path))
+    assert code == 2 and "unknown condense config keys: syn_stepz" in err
+
+
+def test_condense_show_end_to_end(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiny.json"
+    cfg.write_text(json.dumps({
+        "iterations": 2, "syn_steps": 3, "max_start_epoch": 1, "eval_every": 0, "truncate": 2,
+        "expert": {"num_experts": 1, "epochs": 3, "arch_kwargs": {"width": 8, "depth": 2, "norm": "instance"}},
+    }))
+    out = tmp_path / "art"
+    code, stdout, err = _run("condense", "--config", str(cfg), "--out", str(out), "--cache-dir", str(tmp_path),
+                             "--device", "cpu")
+    assert code == 0, err
+    assert "wrote" in stdout and (out / "synthetic.safetensors").exists()
+    assert "training the rest first" in err  # it said it trains the missing experts
+    code, stdout, _ = _run("show", str(out))
+    assert code == 0 and (out / "grid.png").stat().st_size > 1000
+    assert json.loads(stdout)["method"] == "satm"
+    code, _, err = _run("condense", "--config", str(cfg), "--out", str(out), "--cache-dir", str(tmp_path))
+    assert code == 2 and "--resume" in err

@@ -1,0 +1,111 @@
+"""The outer loop end to end: determinism, resume equality, artifact round trip, failure modes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from _tiny import tiny_config
+
+from satm_cl.condense import condense
+from satm_cl.condense.engine import Condenser, State
+from satm_cl.errors import SatmError
+from satm_cl.synthetic import META_FILE, TENSOR_FILE, load_synthetic
+
+CPU = torch.device("cpu")
+
+
+def _meta_without_timing(path: Path) -> dict:
+    meta = json.loads((path / META_FILE).read_text())
+    meta.pop("wall_time_s")
+    return meta
+
+
+def test_same_seed_same_bytes(cache_root: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(eval_every=2)
+    condense(cfg, tmp_path / "a", CPU, cache_root=cache_root, progress=False)
+    condense(cfg, tmp_path / "b", CPU, cache_root=cache_root, progress=False)
+    assert (tmp_path / "a" / TENSOR_FILE).read_bytes() == (tmp_path / "b" / TENSOR_FILE).read_bytes()
+    assert _meta_without_timing(tmp_path / "a") == _meta_without_timing(tmp_path / "b")
+    other = condense(replace(cfg, seed=1), tmp_path / "c", CPU, cache_root=cache_root, progress=False)
+    assert not torch.equal(other.images, load_synthetic(tmp_path / "a").images)
+
+
+def test_resume_ends_with_the_same_artifact(cache_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tiny_config(iterations=6, checkpoint_every=2, eval_every=3)
+    condense(cfg, tmp_path / "full", CPU, cache_root=cache_root, progress=False)
+    real_step = Condenser.step
+
+    def killed_after_five(self: Condenser, st: State) -> dict:
+        if st.iteration == 5:
+            raise KeyboardInterrupt  # the 6th iteration never happens; the last checkpoint is at 4
+        return real_step(self, st)
+
+    monkeypatch.setattr(Condenser, "step", killed_after_five)
+    with pytest.raises(KeyboardInterrupt):
+        condense(cfg, tmp_path / "cut", CPU, cache_root=cache_root, progress=False)
+    monkeypatch.setattr(Condenser, "step", real_step)
+    assert json.loads((tmp_path / "cut" / "checkpoint.json").read_text())["iteration"] == 4
+    assert not (tmp_path / "cut" / TENSOR_FILE).exists()
+    condense(cfg, tmp_path / "cut", CPU, cache_root=cache_root, resume=True, progress=False)
+    assert (tmp_path / "full" / TENSOR_FILE).read_bytes() == (tmp_path / "cut" / TENSOR_FILE).read_bytes()
+    assert _meta_without_timing(tmp_path / "full") == _meta_without_timing(tmp_path / "cut")
+    log_full = [json.loads(line)["loss"] for line in (tmp_path / "full" / "log.jsonl").read_text().splitlines()]
+    log_cut = [json.loads(line)["loss"] for line in (tmp_path / "cut" / "log.jsonl").read_text().splitlines()]
+    assert log_full == log_cut
+
+
+def test_existing_checkpoint_without_resume_is_refused(cache_root: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(iterations=2)
+    condense(cfg, tmp_path / "a", CPU, cache_root=cache_root, progress=False)
+    with pytest.raises(SatmError, match="--resume"):
+        condense(cfg, tmp_path / "a", CPU, cache_root=cache_root, progress=False)
+
+
+def test_resume_with_another_config_is_refused(cache_root: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(iterations=2)
+    condense(cfg, tmp_path / "a", CPU, cache_root=cache_root, progress=False)
+    with pytest.raises(SatmError, match="different config"):
+        condense(replace(cfg, rho=0.5), tmp_path / "a", CPU, cache_root=cache_root, resume=True, progress=False)
+
+
+def test_artifact_round_trip(cache_root: Path, tmp_path: Path) -> None:
+    syn = condense(tiny_config(iterations=2), tmp_path / "a", CPU, cache_root=cache_root, progress=False)
+    back = load_synthetic(tmp_path / "a")
+    assert torch.equal(back.images, syn.images) and torch.equal(back.labels, syn.labels)
+    assert back.lr == pytest.approx(syn.lr)
+    assert back.labels.tolist() == list(range(10))
+    assert back.meta["method"] == "satm" and back.meta["ipc"] == 1 and back.meta["image_shape"] == [1, 8, 8]
+    assert len(back.as_dataset()) == 10
+    pixels = back.pixels()
+    assert pixels.min() >= 0 and pixels.max() <= 1
+
+
+def test_corrupted_artifact_is_one_line_error(cache_root: Path, tmp_path: Path) -> None:
+    condense(tiny_config(iterations=1), tmp_path / "a", CPU, cache_root=cache_root, progress=False)
+    f = tmp_path / "a" / TENSOR_FILE
+    data = bytearray(f.read_bytes())
+    data[-5] ^= 0xFF
+    f.write_bytes(bytes(data))
+    with pytest.raises(SatmError, match="SHA-256") as err:
+        load_synthetic(tmp_path / "a")
+    assert "\n" not in str(err.value)
+    (tmp_path / "a" / META_FILE).write_text("{not json")
+    with pytest.raises(SatmError, match="unreadable metadata"):
+        load_synthetic(tmp_path / "a")
+    with pytest.raises(SatmError, match="not a synthetic set"):
+        load_synthetic(tmp_path / "nowhere")
+
+
+def test_non_finite_loss_stops_and_keeps_last_checkpoint(cache_root: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(iterations=2, checkpoint_every=1)
+    out = tmp_path / "a"
+    condense(cfg, out, CPU, cache_root=cache_root, progress=False)
+    before = (out / "checkpoint.safetensors").read_bytes()
+    with pytest.raises(SatmError, match="non-finite"):
+        condense(replace(cfg, iterations=4, lr_img=1e30), tmp_path / "b", CPU, cache_root=cache_root, progress=False)
+    assert (out / "checkpoint.safetensors").read_bytes() == before
+    assert (tmp_path / "b" / "checkpoint.json").exists()  # iteration 1 was still finite and is kept

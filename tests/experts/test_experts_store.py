@@ -1,0 +1,80 @@
+"""Expert trajectories: store round trip, resume after an interruption, unreadable files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from _tiny import tiny_config
+
+from satm_cl.errors import SatmError
+from satm_cl.experts.store import TrajectoryStore, store_path
+from satm_cl.experts.train import train_experts
+
+CPU = torch.device("cpu")
+
+
+def _cfg(n: int = 2):  # type: ignore[no-untyped-def]
+    return replace(tiny_config().expert, num_experts=n, epochs=3)
+
+
+def test_store_round_trip(tmp_path: Path) -> None:
+    store = train_experts(_cfg(), tmp_path, CPU, progress=False)
+    assert store.path == store_path(tmp_path, _cfg())
+    assert store.done() == [0, 1]
+    rows = store.load_epochs(1, [0, 3])
+    assert rows.shape == (2, store.manifest["numel"])
+    assert not torch.equal(rows[0], rows[1])  # training moved the parameters
+    acc = store.manifest["experts"]["0"]["accuracy"]
+    assert len(acc["train"]) == len(acc["val"]) == len(acc["test"]) == 3
+    manifest = json.loads((store.path / "manifest.json").read_text())
+    assert manifest["config"]["dataset"] == "digits" and "torch" in manifest["versions"]
+
+
+def test_interrupted_run_resumes_to_identical_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    full = train_experts(_cfg(3), tmp_path / "a", CPU, progress=False)
+    import satm_cl.experts.train as train_mod
+
+    real = train_mod.train_model
+    calls = {"n": 0}
+
+    def dies_on_third(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "train_model", dies_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        train_experts(_cfg(3), tmp_path / "b", CPU, progress=False)
+    monkeypatch.setattr(train_mod, "train_model", real)
+    part = TrajectoryStore.open(store_path(tmp_path / "b", _cfg(3)))
+    assert part.done() == [0, 1]
+    resumed = train_experts(_cfg(3), tmp_path / "b", CPU, progress=False)
+    for i in range(3):
+        assert full.file(i).read_bytes() == resumed.file(i).read_bytes()
+    assert (full.path / "manifest.json").read_bytes() == (resumed.path / "manifest.json").read_bytes()
+
+
+def test_corrupted_expert_file_is_retrained(tmp_path: Path) -> None:
+    store = train_experts(_cfg(), tmp_path, CPU, progress=False)
+    good = store.file(0).read_bytes()
+    store.file(0).write_bytes(good[:100])  # a truncated file no longer matches its recorded hash
+    assert store.done() == [1]
+    again = train_experts(_cfg(), tmp_path, CPU, progress=False)
+    assert again.file(0).read_bytes() == good
+
+
+def test_unreadable_store_files_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(SatmError, match="no expert store"):
+        TrajectoryStore.open(tmp_path / "missing")
+    store = train_experts(_cfg(), tmp_path, CPU, progress=False)
+    store.file(1).write_bytes(b"garbage")
+    with pytest.raises(SatmError, match="expert_001.safetensors"):
+        store.load_epochs(1, [0])
+    (store.path / "manifest.json").write_text("{")
+    with pytest.raises(SatmError, match="manifest.json"):
+        TrajectoryStore.open(store.path)
