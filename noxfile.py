@@ -45,14 +45,59 @@ def demo(session: nox.Session) -> None:
     out = "runs/demo"
     _run(session, "satm-cl", "datasets")
     _run(session, "satm-cl", "experts", "--dataset", "digits")
-    _run(session, "satm-cl", "condense", "--dataset", "digits", "--ipc", "1", "--out", f"{out}/satm", "--resume")
+    _run(
+        session,
+        "satm-cl",
+        "condense",
+        "--dataset",
+        "digits",
+        "--ipc",
+        "1",
+        "--out",
+        f"{out}/satm",
+        "--resume",
+    )
     _run(session, "satm-cl", "show", f"{out}/satm")
-    _run(session, "satm-cl", "evaluate", "--synthetic", f"{out}/satm", "--suite", "in-domain", "--runs", "3",
-         "--out", f"{out}/eval")
-    _run(session, "satm-cl", "evaluate", "--baseline", "random", "--dataset", "digits", "--ipc", "1",
-         "--suite", "in-domain", "--runs", "3", "--out", f"{out}/eval")
-    _run(session, "satm-cl", "report", f"{out}/eval/records.jsonl", "--out", f"{out}/report",
-         "--artifact", f"{out}/satm")
+    _run(
+        session,
+        "satm-cl",
+        "evaluate",
+        "--synthetic",
+        f"{out}/satm",
+        "--suite",
+        "in-domain",
+        "--runs",
+        "3",
+        "--out",
+        f"{out}/eval",
+    )
+    _run(
+        session,
+        "satm-cl",
+        "evaluate",
+        "--baseline",
+        "random",
+        "--dataset",
+        "digits",
+        "--ipc",
+        "1",
+        "--suite",
+        "in-domain",
+        "--runs",
+        "3",
+        "--out",
+        f"{out}/eval",
+    )
+    _run(
+        session,
+        "satm-cl",
+        "report",
+        f"{out}/eval/records.jsonl",
+        "--out",
+        f"{out}/report",
+        "--artifact",
+        f"{out}/satm",
+    )
     session.log(f"demo done: see {out}/report/README.md")
 
 
@@ -75,8 +120,17 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy on the core (data, models, condense, experts, synthetic, training)."""
     _install(session)
-    _run(session, "mypy", "satm_cl/data", "satm_cl/models", "satm_cl/condense", "satm_cl/experts",
-         "satm_cl/synthetic.py", "satm_cl/training.py", "satm_cl/config.py")
+    _run(
+        session,
+        "mypy",
+        "satm_cl/data",
+        "satm_cl/models",
+        "satm_cl/condense",
+        "satm_cl/experts",
+        "satm_cl/synthetic.py",
+        "satm_cl/training.py",
+        "satm_cl/config.py",
+    )
 
 
 @nox.session(python=False)

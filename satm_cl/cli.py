@@ -22,7 +22,8 @@ T = TypeVar("T")
 
 DataDir = Annotated[Path | None, typer.Option(help="Directory holding datasets that are not embedded.")]
 CacheDir = Annotated[
-    Path | None, typer.Option(help="Where expert trajectories are cached [default: $SATM_CL_CACHE or ~/.cache/satm-cl].")
+    Path | None,
+    typer.Option(help="Where expert trajectories are cached [default: $SATM_CL_CACHE or ~/.cache/satm-cl]."),
 ]
 Device = Annotated[str, typer.Option(help="auto (CUDA if available), cpu or cuda.")]
 
@@ -57,15 +58,19 @@ def presets() -> None:
     from satm_cl.config import PRESETS
 
     for (name, ipc), p in sorted(PRESETS.items()):
-        typer.echo(f"{name}-ipc{ipc:<4d} syn_steps={p['syn_steps']} expert_epochs={p['expert_epochs']} "
-                   f"max_start={p['max_start_epoch']} lr_img={p['lr_img']:g} iterations={p['iterations']}")
+        typer.echo(
+            f"{name}-ipc{ipc:<4d} syn_steps={p['syn_steps']} expert_epochs={p['expert_epochs']} "
+            f"max_start={p['max_start_epoch']} lr_img={p['lr_img']:g} iterations={p['iterations']}"
+        )
 
 
 @app.command()
 def experts(
     dataset: Annotated[str, typer.Option(help="Registry dataset name (see `satm-cl datasets`).")] = "digits",
     ipc: Annotated[int, typer.Option(help="Use the expert settings of this IPC's preset.")] = 1,
-    num_experts: Annotated[int | None, typer.Option(help="Number of experts [default: the preset's].")] = None,
+    num_experts: Annotated[
+        int | None, typer.Option(help="Number of experts [default: the preset's].")
+    ] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs per expert [default: the preset's].")] = None,
     seed: int = 0,
     device: Device = "auto",
@@ -92,8 +97,10 @@ def experts(
         store = train_experts(cfg, default_cache(cache_dir), resolve_device(device), data_dir=data_dir)
         for key, entry in sorted(store.manifest["experts"].items(), key=lambda kv: int(kv[0])):
             acc = entry["accuracy"]
-            typer.echo(f"expert {int(key):3d}: train {acc['train'][-1]:.1f}%  val {acc['val'][-1]:.1f}%  "
-                       f"test {acc['test'][-1]:.1f}%")
+            typer.echo(
+                f"expert {int(key):3d}: train {acc['train'][-1]:.1f}%  val {acc['val'][-1]:.1f}%  "
+                f"test {acc['test'][-1]:.1f}%"
+            )
         typer.echo(f"store: {store.path}")
 
     _guard(body)
@@ -103,11 +110,17 @@ def experts(
 def condense(
     dataset: Annotated[str, typer.Option(help="Registry dataset name.")] = "digits",
     ipc: Annotated[int, typer.Option(help="Synthetic images per class.")] = 1,
-    method: Annotated[str, typer.Option(help="satm or mtt (MTT = SATM with sharpness and approximations off).")] = "satm",
+    method: Annotated[
+        str, typer.Option(help="satm or mtt (MTT = SATM with sharpness and approximations off).")
+    ] = "satm",
     iterations: Annotated[int | None, typer.Option(help="Outer iterations [default: the preset's].")] = None,
-    out: Annotated[Path | None, typer.Option(help="Artifact directory [default: artifacts/DATASET-ipcK-METHOD-sSEED].")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Artifact directory [default: artifacts/DATASET-ipcK-METHOD-sSEED].")
+    ] = None,
     preset: Annotated[str | None, typer.Option(help="DATASET-ipcK preset (see `satm-cl presets`).")] = None,
-    config: Annotated[Path | None, typer.Option(help="JSON file of config overrides (applied after the preset).")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="JSON file of config overrides (applied after the preset).")
+    ] = None,
     seed: int = 0,
     device: Device = "auto",
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in --out.")] = False,
@@ -121,14 +134,29 @@ def condense(
         from satm_cl.config import resolve_config
         from satm_cl.device import resolve_device
 
-        cfg = resolve_config(dataset, ipc, method, preset=preset, config_file=config,
-                             overrides={"iterations": iterations, "seed": seed})
+        cfg = resolve_config(
+            dataset,
+            ipc,
+            method,
+            preset=preset,
+            config_file=config,
+            overrides={"iterations": iterations, "seed": seed},
+        )
         target = out or Path("artifacts") / f"{cfg.dataset}-ipc{cfg.ipc}-{cfg.method}-s{cfg.seed}"
-        syn = run(cfg, target, resolve_device(device), cache_root=cache_dir, data_dir=data_dir, resume=resume,
-                  say=lambda m: typer.echo(m, err=True))
+        syn = run(
+            cfg,
+            target,
+            resolve_device(device),
+            cache_root=cache_dir,
+            data_dir=data_dir,
+            resume=resume,
+            say=lambda m: typer.echo(m, err=True),
+        )
         sel = syn.meta["selection"]
-        typer.echo(f"wrote {target} ({syn.images.shape[0]} images, lr {syn.lr:.4g}, selected at iteration "
-                   f"{sel['iteration']} by {sel['rule']}: {sel['val_accuracy']:.1f}% val)")
+        typer.echo(
+            f"wrote {target} ({syn.images.shape[0]} images, lr {syn.lr:.4g}, selected at iteration "
+            f"{sel['iteration']} by {sel['rule']}: {sel['val_accuracy']:.1f}% val)"
+        )
 
     _guard(body)
 
@@ -145,9 +173,16 @@ def show(
         from satm_cl.synthetic import load_synthetic
 
         syn = load_synthetic(artifact)
-        path = plot_image_grid(syn.pixels(), syn.labels, syn.meta["class_names"], out or artifact / "grid.png",
-                               title=f"{syn.meta['method']} {syn.meta['dataset']} ipc {syn.meta['ipc']}")
-        meta = {k: syn.meta[k] for k in ("dataset", "method", "ipc", "image_shape", "zca", "iterations", "seed")}
+        path = plot_image_grid(
+            syn.pixels(),
+            syn.labels,
+            syn.meta["class_names"],
+            out or artifact / "grid.png",
+            title=f"{syn.meta['method']} {syn.meta['dataset']} ipc {syn.meta['ipc']}",
+        )
+        meta = {
+            k: syn.meta[k] for k in ("dataset", "method", "ipc", "image_shape", "zca", "iterations", "seed")
+        }
         typer.echo(json.dumps({**meta, "lr": syn.lr, "grid": str(path)}))
 
     _guard(body)
@@ -155,7 +190,9 @@ def show(
 
 @app.command()
 def bench(
-    out: Annotated[Path, typer.Option(help="Directory for results.jsonl, the plot and README.")] = Path("results/perf"),
+    out: Annotated[Path, typer.Option(help="Directory for results.jsonl, the plot and README.")] = Path(
+        "results/perf"
+    ),
     device: Device = "auto",
     steps: Annotated[str, typer.Option(help="Comma-separated syn_steps values.")] = "10,20,40,80",
     iterations: Annotated[int, typer.Option(help="Timed outer iterations per measurement.")] = 3,
@@ -166,8 +203,15 @@ def bench(
     def body() -> None:
         from satm_cl.bench import run_bench
 
-        run_bench(out, device, [int(s) for s in steps.split(",")], iterations, keep, echo=typer.echo,
-                  command=" ".join(["satm-cl", *sys.argv[1:]]))
+        run_bench(
+            out,
+            device,
+            [int(s) for s in steps.split(",")],
+            iterations,
+            keep,
+            echo=typer.echo,
+            command=" ".join(["satm-cl", *sys.argv[1:]]),
+        )
 
     _guard(body)
 
@@ -176,7 +220,9 @@ def bench(
 def report(
     records: Annotated[list[Path], typer.Argument(help="records.jsonl files from `satm-cl evaluate`.")],
     out: Annotated[Path, typer.Option(help="Report directory.")] = Path("report"),
-    artifact: Annotated[list[Path] | None, typer.Option(help="SyntheticSet dirs: image grids and condensation curves.")] = None,
+    artifact: Annotated[
+        list[Path] | None, typer.Option(help="SyntheticSet dirs: image grids and condensation curves.")
+    ] = None,
 ) -> None:
     """Turn records into Markdown/CSV/LaTeX tables and seaborn plots beside the paper's numbers."""
 
@@ -192,16 +238,30 @@ def report(
 @app.command()
 def evaluate(
     synthetic: Annotated[Path | None, typer.Option(help="A SyntheticSet directory to evaluate.")] = None,
-    baseline: Annotated[str | None, typer.Option(help="Real-subset baseline instead: random, herding, kcenter, full.")] = None,
-    dataset: Annotated[str | None, typer.Option(help="Dataset (for --baseline and --suite continual).")] = None,
-    ipc: Annotated[int | None, typer.Option(help="Images per class (for --baseline and --suite continual).")] = None,
-    suite: Annotated[list[str], typer.Option(help="in-domain, cross-arch, ood, all, or continual (repeatable).")] = ["in-domain"],  # noqa: B006
+    baseline: Annotated[
+        str | None, typer.Option(help="Real-subset baseline instead: random, herding, kcenter, full.")
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="Dataset (for --baseline and --suite continual).")
+    ] = None,
+    ipc: Annotated[
+        int | None, typer.Option(help="Images per class (for --baseline and --suite continual).")
+    ] = None,
+    suite: Annotated[
+        list[str], typer.Option(help="in-domain, cross-arch, ood, all, or continual (repeatable).")
+    ] = ["in-domain"],  # noqa: B006
     runs: Annotated[int, typer.Option(help="Seeded train-from-scratch runs per setting.")] = 5,
     archs: Annotated[str | None, typer.Option(help="Comma-separated architectures for cross-arch.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Training epochs [default: the preset's eval_epochs].")] = None,
-    out: Annotated[Path, typer.Option(help="Output directory (records.jsonl is appended; reruns resume).")] = Path("results/eval"),
+    epochs: Annotated[
+        int | None, typer.Option(help="Training epochs [default: the preset's eval_epochs].")
+    ] = None,
+    out: Annotated[
+        Path, typer.Option(help="Output directory (records.jsonl is appended; reruns resume).")
+    ] = Path("results/eval"),
     steps: Annotated[int, typer.Option(help="continual: number of class-incremental steps.")] = 5,
-    memories: Annotated[str, typer.Option(help="continual: comma-separated memories.")] = "satm,mtt,random,herding,reservoir,gdumb",
+    memories: Annotated[
+        str, typer.Option(help="continual: comma-separated memories.")
+    ] = "satm,mtt,random,herding,reservoir,gdumb",
     orders: Annotated[int, typer.Option(help="continual: number of class orders (seeds).")] = 3,
     protocol: Annotated[str, typer.Option(help="continual: retrain (paper), naive, lwf or ewc.")] = "retrain",
     seed: int = 0,
@@ -216,20 +276,42 @@ def evaluate(
             from satm_cl.continual.runner import ContinualRequest, run_continual
 
             syn_map = {} if synthetic is None else {"satm": synthetic}
-            path = run_continual(ContinualRequest(
-                dataset=dataset or "digits", steps=steps, ipc=ipc or 1,
-                memories=tuple(m for m in memories.split(",") if m), orders=orders, out=out, device=device,
-                data_dir=data_dir, cache_dir=cache_dir, synthetic=syn_map or None, protocol=protocol,
-                epochs=epochs, seed=seed,
-            ))
+            path = run_continual(
+                ContinualRequest(
+                    dataset=dataset or "digits",
+                    steps=steps,
+                    ipc=ipc or 1,
+                    memories=tuple(m for m in memories.split(",") if m),
+                    orders=orders,
+                    out=out,
+                    device=device,
+                    data_dir=data_dir,
+                    cache_dir=cache_dir,
+                    synthetic=syn_map or None,
+                    protocol=protocol,
+                    epochs=epochs,
+                    seed=seed,
+                )
+            )
         else:
             from satm_cl.evaluate.runner import EvalRequest, run_evaluation
 
-            path = run_evaluation(EvalRequest(
-                synthetic=synthetic, baseline=baseline, dataset=dataset, ipc=ipc, suites=tuple(suite), runs=runs,
-                archs=tuple(archs.split(",")) if archs else None, epochs=epochs, out=out, device=device,
-                data_dir=data_dir, seed=seed,
-            ))
+            path = run_evaluation(
+                EvalRequest(
+                    synthetic=synthetic,
+                    baseline=baseline,
+                    dataset=dataset,
+                    ipc=ipc,
+                    suites=tuple(suite),
+                    runs=runs,
+                    archs=tuple(archs.split(",")) if archs else None,
+                    epochs=epochs,
+                    out=out,
+                    device=device,
+                    data_dir=data_dir,
+                    seed=seed,
+                )
+            )
         typer.echo(f"records: {path}")
 
     _guard(body)

@@ -63,12 +63,16 @@ class CondenseConfig:
             (self.syn_steps >= 1, "syn_steps must be ≥ 1"),
             (self.expert_epochs >= 1, "expert_epochs must be ≥ 1"),
             (self.max_start_epoch >= 1, "max_start_epoch must be ≥ 1"),
-            (self.max_start_epoch + self.expert_epochs <= self.expert.epochs,
-             f"max_start_epoch + expert_epochs ({self.max_start_epoch}+{self.expert_epochs}) exceeds the "
-             f"experts' {self.expert.epochs} epochs"),
+            (
+                self.max_start_epoch + self.expert_epochs <= self.expert.epochs,
+                f"max_start_epoch + expert_epochs ({self.max_start_epoch}+{self.expert_epochs}) exceeds the "
+                f"experts' {self.expert.epochs} epochs",
+            ),
             (self.truncate is None or self.truncate >= 1, "truncate must be ≥ 1 (or unset for exact)"),
-            (not self.reuse_trajectory or self.truncate_descent,
-             "reuse_trajectory needs truncate_descent (the reused prefix is the untracked head)"),
+            (
+                not self.reuse_trajectory or self.truncate_descent,
+                "reuse_trajectory needs truncate_descent (the reused prefix is the untracked head)",
+            ),
             (self.lr_grad in ("closed_form", "autograd"), "lr_grad must be closed_form or autograd"),
             (self.init in ("real", "noise"), "init must be real or noise"),
             (self.lr_init > 0 and self.lr_floor > 0, "lr_init and lr_floor must be positive"),
@@ -103,7 +107,13 @@ class CondenseConfig:
 # ---------------------------------------------------------------- methods (MTT is SATM with it all off)
 METHODS: Registry[dict[str, Any]] = Registry("method")
 METHODS.register("mtt")(
-    {"minimizer": "none", "truncate": None, "reuse_trajectory": False, "smooth_samples": 0, "lr_grad": "autograd"}
+    {
+        "minimizer": "none",
+        "truncate": None,
+        "reuse_trajectory": False,
+        "smooth_samples": 0,
+        "lr_grad": "autograd",
+    }
 )
 METHODS.register("satm")({"minimizer": "sam", "reuse_trajectory": True, "lr_grad": "closed_form"})
 
@@ -119,15 +129,42 @@ def _expert(**kw: Any) -> dict[str, Any]:
 PRESETS: dict[tuple[str, int], dict[str, Any]] = {}
 
 
-def _paper(dataset: str, ipc: int, n: int, m: int, t: int, zca: bool, lr_img: float, lr_lr: float,
-           depth: int = 3, batch_syn: int | None = None, expert_epochs: int = 50) -> None:
+def _paper(
+    dataset: str,
+    ipc: int,
+    n: int,
+    m: int,
+    t: int,
+    zca: bool,
+    lr_img: float,
+    lr_lr: float,
+    depth: int = 3,
+    batch_syn: int | None = None,
+    expert_epochs: int = 50,
+) -> None:
     PRESETS[(dataset, ipc)] = {
-        "syn_steps": n, "expert_epochs": m, "max_start_epoch": t, "lr_img": lr_img, "lr_lr": lr_lr,
-        "lr_init": 0.01, "batch_syn": batch_syn, "iterations": 5000, "truncate": max(1, n // 2),
-        "rho": 0.01, "eval_every": 500, "eval_epochs": 1000,
-        "expert": {"dataset": dataset, "arch": "convnet", "zca": zca, "num_experts": 100,
-                   "epochs": expert_epochs, "lr": 0.01, "batch_size": 256,
-                   "arch_kwargs": {"width": 128, "depth": depth, "norm": "instance"}},
+        "syn_steps": n,
+        "expert_epochs": m,
+        "max_start_epoch": t,
+        "lr_img": lr_img,
+        "lr_lr": lr_lr,
+        "lr_init": 0.01,
+        "batch_syn": batch_syn,
+        "iterations": 5000,
+        "truncate": max(1, n // 2),
+        "rho": 0.01,
+        "eval_every": 500,
+        "eval_epochs": 1000,
+        "expert": {
+            "dataset": dataset,
+            "arch": "convnet",
+            "zca": zca,
+            "num_experts": 100,
+            "epochs": expert_epochs,
+            "lr": 0.01,
+            "batch_size": 256,
+            "arch_kwargs": {"width": 128, "depth": depth, "norm": "instance"},
+        },
     }
 
 
@@ -151,25 +188,55 @@ for _subset in ("imagenette", "imagewoof", "imagefruit", "imageyellow", "imageme
 _DIGIT_DSA = "color_crop_scale_rotate"
 _CPU_EXPERT = {"arch": "convnet", "lr": 0.05, "batch_size": 64, "epochs": 15}
 PRESETS[("digits", 1)] = {
-    "iterations": 300, "syn_steps": 20, "expert_epochs": 2, "max_start_epoch": 10, "lr_img": 100.0,
-    "lr_lr": 1e-5, "lr_init": 0.05, "truncate": 10, "rho": 0.05, "eval_every": 100, "eval_epochs": 300,
+    "iterations": 300,
+    "syn_steps": 20,
+    "expert_epochs": 2,
+    "max_start_epoch": 10,
+    "lr_img": 100.0,
+    "lr_lr": 1e-5,
+    "lr_init": 0.05,
+    "truncate": 10,
+    "rho": 0.05,
+    "eval_every": 100,
+    "eval_epochs": 300,
     "dsa": _DIGIT_DSA,
-    "expert": {"dataset": "digits", **_CPU_EXPERT, "num_experts": 8, "dsa": _DIGIT_DSA,
-               "arch_kwargs": {"width": 64, "depth": 2, "norm": "instance"}},
+    "expert": {
+        "dataset": "digits",
+        **_CPU_EXPERT,
+        "num_experts": 8,
+        "dsa": _DIGIT_DSA,
+        "arch_kwargs": {"width": 64, "depth": 2, "norm": "instance"},
+    },
 }
 PRESETS[("digits", 10)] = {**PRESETS[("digits", 1)], "batch_syn": 50}
 _MNIST_DSA = "color_crop_cutout_scale_rotate"
 PRESETS[("mnist5k", 1)] = {
-    **PRESETS[("digits", 1)], "dsa": _MNIST_DSA,
-    "expert": {"dataset": "mnist5k", **_CPU_EXPERT, "num_experts": 5, "dsa": _MNIST_DSA,
-               "arch_kwargs": {"width": 64, "depth": 3, "norm": "instance"}},
+    **PRESETS[("digits", 1)],
+    "dsa": _MNIST_DSA,
+    "expert": {
+        "dataset": "mnist5k",
+        **_CPU_EXPERT,
+        "num_experts": 5,
+        "dsa": _MNIST_DSA,
+        "arch_kwargs": {"width": 64, "depth": 3, "norm": "instance"},
+    },
 }
 PRESETS[("mnist5k", 10)] = {**PRESETS[("mnist5k", 1)], "batch_syn": 50}
 PRESETS[("fashion-mnist", 1)] = {
-    **PRESETS[("digits", 1)], "dsa": DSA_DEFAULT, "lr_init": 0.01,
-    "expert": {"dataset": "fashion-mnist", "arch": "convnet", "lr": 0.01, "batch_size": 256, "epochs": 15,
-               "num_experts": 5, "dsa": DSA_DEFAULT, "train_subset": 10000,
-               "arch_kwargs": {"width": 64, "depth": 3, "norm": "instance"}},
+    **PRESETS[("digits", 1)],
+    "dsa": DSA_DEFAULT,
+    "lr_init": 0.01,
+    "expert": {
+        "dataset": "fashion-mnist",
+        "arch": "convnet",
+        "lr": 0.01,
+        "batch_size": 256,
+        "epochs": 15,
+        "num_experts": 5,
+        "dsa": DSA_DEFAULT,
+        "train_subset": 10000,
+        "arch_kwargs": {"width": 64, "depth": 3, "norm": "instance"},
+    },
 }
 PRESETS[("fashion-mnist", 10)] = {**PRESETS[("fashion-mnist", 1)], "batch_syn": 50}
 
@@ -189,7 +256,9 @@ def resolve_config(
             name, ipc_text = preset.rsplit("-ipc", 1)
             key = (name, int(ipc_text))
         except ValueError:
-            raise SatmError(f"preset names look like DATASET-ipcK, got {preset!r}; see `satm-cl presets`") from None
+            raise SatmError(
+                f"preset names look like DATASET-ipcK, got {preset!r}; see `satm-cl presets`"
+            ) from None
         if key not in PRESETS:
             raise SatmError(f"unknown preset {preset!r}; valid: {', '.join(preset_names())}")
     from satm_cl.data import DATASETS

@@ -30,7 +30,9 @@ def write_json(path: Path, obj: Any) -> None:
     _atomic(path, lambda p: p.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n"))
 
 
-def write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+def write_tensors(
+    path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> None:
     """Write a safetensors file atomically (contiguous CPU copies)."""
     cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     _atomic(path, lambda p: save_file(cpu, str(p), metadata=metadata))

@@ -18,7 +18,18 @@ from satm_cl.errors import SatmError
 
 REQUIRED = ("stage", "method", "dataset", "ipc", "arch", "seed", "metric", "value")
 # Keys that identify a measurement; everything else (value, config, timings) is payload.
-KEY_FIELDS = ("stage", "method", "dataset", "ipc", "arch", "seed", "metric", "step", "eval_step", "test_dataset")
+KEY_FIELDS = (
+    "stage",
+    "method",
+    "dataset",
+    "ipc",
+    "arch",
+    "seed",
+    "metric",
+    "step",
+    "eval_step",
+    "test_dataset",
+)
 
 Record = dict[str, Any]
 

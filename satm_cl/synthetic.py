@@ -28,8 +28,19 @@ FORMAT_VERSION = 1
 TENSOR_FILE = "synthetic.safetensors"
 META_FILE = "synthetic.json"
 REQUIRED_META = (
-    "format_version", "dataset", "class_names", "ipc", "image_shape", "mean", "std", "zca",
-    "method", "config", "seed", "iterations", "sha256",
+    "format_version",
+    "dataset",
+    "class_names",
+    "ipc",
+    "image_shape",
+    "mean",
+    "std",
+    "zca",
+    "method",
+    "config",
+    "seed",
+    "iterations",
+    "sha256",
 )
 
 
@@ -62,25 +73,53 @@ class SyntheticSet:
     def save(self, out: Path) -> Path:
         """Write both files atomically; the JSON records the tensor file's SHA-256."""
         out = Path(out)
-        tensors = {"images": self.images.float(), "labels": self.labels.long(),
-                   "lr": torch.tensor(self.lr, dtype=torch.float32), **self.zca_state}
+        tensors = {
+            "images": self.images.float(),
+            "labels": self.labels.long(),
+            "lr": torch.tensor(self.lr, dtype=torch.float32),
+            **self.zca_state,
+        }
         write_tensors(out / TENSOR_FILE, tensors)
-        meta = {**self.meta, "format_version": FORMAT_VERSION, "zca": bool(self.zca_state),
-                "package_version": satm_cl.__version__, "sha256": sha256_file(out / TENSOR_FILE)}
+        meta = {
+            **self.meta,
+            "format_version": FORMAT_VERSION,
+            "zca": bool(self.zca_state),
+            "package_version": satm_cl.__version__,
+            "sha256": sha256_file(out / TENSOR_FILE),
+        }
         write_json(out / META_FILE, meta)
         return out
 
 
 def make_meta(
-    *, dataset: str, class_names: list[str] | tuple[str, ...], ipc: int, image_shape: tuple[int, int, int],
-    mean: tuple[float, ...], std: tuple[float, ...], method: str, config: dict[str, Any], seed: int,
-    iterations: int = 0, wall_time_s: float = 0.0, **extra: Any,
+    *,
+    dataset: str,
+    class_names: list[str] | tuple[str, ...],
+    ipc: int,
+    image_shape: tuple[int, int, int],
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    method: str,
+    config: dict[str, Any],
+    seed: int,
+    iterations: int = 0,
+    wall_time_s: float = 0.0,
+    **extra: Any,
 ) -> dict[str, Any]:
     """The metadata dict every producer (condense, baselines) fills the same way."""
     return {
-        "dataset": dataset, "class_names": list(class_names), "ipc": ipc, "image_shape": list(image_shape),
-        "mean": list(mean), "std": list(std), "method": method, "config": config, "seed": seed,
-        "iterations": iterations, "wall_time_s": wall_time_s, **extra,
+        "dataset": dataset,
+        "class_names": list(class_names),
+        "ipc": ipc,
+        "image_shape": list(image_shape),
+        "mean": list(mean),
+        "std": list(std),
+        "method": method,
+        "config": config,
+        "seed": seed,
+        "iterations": iterations,
+        "wall_time_s": wall_time_s,
+        **extra,
     }
 
 
@@ -98,7 +137,9 @@ def load_synthetic(path: str | Path) -> SyntheticSet:
     if missing:
         raise SatmError(f"{meta_file} lacks {', '.join(missing)}")
     if meta["format_version"] != FORMAT_VERSION:
-        raise SatmError(f"{meta_file}: format version {meta['format_version']} unsupported (want {FORMAT_VERSION})")
+        raise SatmError(
+            f"{meta_file}: format version {meta['format_version']} unsupported (want {FORMAT_VERSION})"
+        )
     if sha256_file(tensor_file) != meta["sha256"]:
         raise SatmError(f"{tensor_file} does not match the SHA-256 in {META_FILE} (corrupted or edited)")
     try:
@@ -110,10 +151,13 @@ def load_synthetic(path: str | Path) -> SyntheticSet:
             raise SatmError(f"{tensor_file} lacks tensor {key!r}")
     images, labels = tensors["images"], tensors["labels"]
     if list(images.shape[1:]) != list(meta["image_shape"]) or images.shape[0] != labels.shape[0]:
-        raise SatmError(f"{tensor_file}: images {tuple(images.shape)} do not match image_shape/labels in metadata")
+        raise SatmError(
+            f"{tensor_file}: images {tuple(images.shape)} do not match image_shape/labels in metadata"
+        )
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= len(meta["class_names"])):
         raise SatmError(f"{tensor_file}: labels outside the {len(meta['class_names'])} classes")
     zca = {k: tensors[k] for k in ("zca_mean", "zca_matrix") if k in tensors}
     if bool(meta["zca"]) != bool(zca):
-        raise SatmError(f"{path}: metadata says zca={meta['zca']} but the ZCA tensors are {'present' if zca else 'absent'}")
+        state = "present" if zca else "absent"
+        raise SatmError(f"{path}: metadata says zca={meta['zca']} but the ZCA tensors are {state}")
     return SyntheticSet(images, labels, float(tensors["lr"]), meta, zca)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from importlib import metadata
 
 import torch
@@ -12,8 +13,6 @@ import satm_cl
 def package_versions() -> dict[str, str]:
     """satm-cl, torch and torchvision versions (others are not part of any computation we save)."""
     out = {"satm_cl": satm_cl.__version__, "torch": torch.__version__}
-    try:
+    with contextlib.suppress(metadata.PackageNotFoundError):
         out["torchvision"] = metadata.version("torchvision")
-    except metadata.PackageNotFoundError:
-        pass
     return out

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 
-
 @pytest.fixture(autouse=True, scope="session")
 def _one_thread() -> None:
     torch.set_num_threads(1)

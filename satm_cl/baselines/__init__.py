@@ -69,20 +69,42 @@ def create_baseline(
     prep = Preprocessor.fit(splits.train.x, splits.mean, splits.std, zca=cfg.expert.zca)
     dev = torch.device(device)
     train_x = prep.transform(splits.train.x).to(dev)
-    ctx = SelectionContext(train_x, splits.train.y.to(dev), splits.num_classes, 0 if full else int(ipc or 0),
-                           cfg, seed, dev)
+    ctx = SelectionContext(
+        train_x, splits.train.y.to(dev), splits.num_classes, 0 if full else int(ipc or 0), cfg, seed, dev
+    )
     idx, settings = selector(ctx)
     idx = idx.cpu()
     config = {
-        "selector": name, "preset": preset, "split": "train", "val_fraction": cfg.expert.val_fraction,
-        "zca": cfg.expert.zca, "lr": cfg.lr_init, "dsa": cfg.dsa, "eval_epochs": cfg.eval_epochs, **settings,
+        "selector": name,
+        "preset": preset,
+        "split": "train",
+        "val_fraction": cfg.expert.val_fraction,
+        "zca": cfg.expert.zca,
+        "lr": cfg.lr_init,
+        "dsa": cfg.dsa,
+        "eval_epochs": cfg.eval_epochs,
+        **settings,
     }
     extra = {} if full else {"train_indices": idx.tolist()}
     meta = make_meta(
-        dataset=dataset, class_names=splits.class_names, ipc=FULL_IPC if full else int(ipc or 0),
-        image_shape=splits.image_shape, mean=splits.mean, std=splits.std, method=name, config=config, seed=seed,
-        wall_time_s=round(time.perf_counter() - start, 3), arch=cfg.expert.arch,
-        arch_kwargs=dict(cfg.expert.arch_kwargs), **extra,
+        dataset=dataset,
+        class_names=splits.class_names,
+        ipc=FULL_IPC if full else int(ipc or 0),
+        image_shape=splits.image_shape,
+        mean=splits.mean,
+        std=splits.std,
+        method=name,
+        config=config,
+        seed=seed,
+        wall_time_s=round(time.perf_counter() - start, 3),
+        arch=cfg.expert.arch,
+        arch_kwargs=dict(cfg.expert.arch_kwargs),
+        **extra,
     )
-    return SyntheticSet(train_x.cpu()[idx].contiguous(), splits.train.y[idx].contiguous(), float(cfg.lr_init),
-                        meta, prep.tensors())
+    return SyntheticSet(
+        train_x.cpu()[idx].contiguous(),
+        splits.train.y[idx].contiguous(),
+        float(cfg.lr_init),
+        meta,
+        prep.tensors(),
+    )

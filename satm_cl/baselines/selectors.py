@@ -66,7 +66,7 @@ def class_indices(y: torch.Tensor, num_classes: int, ipc: int | None) -> list[to
 
 @torch.no_grad()
 def embed(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """Penultimate features (the input of the model's last Linear layer), L2-normalised, eval mode, batched."""
+    """Penultimate features (input of the last Linear layer), L2-normalised, in eval mode, batched."""
     last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
     captured: list[torch.Tensor] = []
     handle = last.register_forward_pre_hook(lambda _m, inp: captured.append(inp[0].flatten(1)))
@@ -84,18 +84,37 @@ def feature_space(ctx: SelectionContext) -> tuple[torch.Tensor, dict[str, Any]]:
     exp = ctx.cfg.expert
     _, c, h, w = ctx.train_x.shape
     model = create_model(
-        exp.arch, c, ctx.num_classes, (h, w), seed=derive_seed(ctx.seed, "baseline-features"), **exp.arch_kwargs
+        exp.arch,
+        c,
+        ctx.num_classes,
+        (h, w),
+        seed=derive_seed(ctx.seed, "baseline-features"),
+        **exp.arch_kwargs,
     ).to(ctx.device)
     x, y = ctx.train_x, ctx.train_y
     if exp.train_subset is not None and exp.train_subset < y.shape[0]:
-        keep = stratified_subset(y.cpu(), exp.train_subset, derive_seed(ctx.seed, "baseline-subset")).to(x.device)
+        keep = stratified_subset(y.cpu(), exp.train_subset, derive_seed(ctx.seed, "baseline-subset"))
+        keep = keep.to(x.device)
         x, y = x[keep], y[keep]
-    tcfg = TrainConfig(epochs=FEATURE_EPOCHS, lr=exp.lr, batch_size=exp.batch_size, momentum=exp.momentum,
-                       weight_decay=exp.weight_decay, decay_at=None, dsa=exp.dsa)
+    tcfg = TrainConfig(
+        epochs=FEATURE_EPOCHS,
+        lr=exp.lr,
+        batch_size=exp.batch_size,
+        momentum=exp.momentum,
+        weight_decay=exp.weight_decay,
+        decay_at=None,
+        dsa=exp.dsa,
+    )
     train_model(model, x, y, tcfg, make_generator(ctx.seed, "baseline-features"))
-    settings = {"feature_arch": exp.arch, "feature_arch_kwargs": dict(exp.arch_kwargs),
-                "feature_epochs": FEATURE_EPOCHS, "feature_lr": exp.lr, "feature_batch_size": exp.batch_size,
-                "feature_train_images": int(y.shape[0]), "features": "penultimate, L2-normalised"}
+    settings = {
+        "feature_arch": exp.arch,
+        "feature_arch_kwargs": dict(exp.arch_kwargs),
+        "feature_epochs": FEATURE_EPOCHS,
+        "feature_lr": exp.lr,
+        "feature_batch_size": exp.batch_size,
+        "feature_train_images": int(y.shape[0]),
+        "features": "penultimate, L2-normalised",
+    }
     return embed(model, ctx.train_x), settings
 
 
@@ -138,9 +157,9 @@ def select_random(ctx: SelectionContext) -> tuple[torch.Tensor, dict[str, Any]]:
     return torch.cat(picks), {}
 
 
-def _by_features(ctx: SelectionContext, order: Callable[[torch.Tensor, int], torch.Tensor]) -> tuple[
-    torch.Tensor, dict[str, Any]
-]:
+def _by_features(
+    ctx: SelectionContext, order: Callable[[torch.Tensor, int], torch.Tensor]
+) -> tuple[torch.Tensor, dict[str, Any]]:
     groups = class_indices(ctx.train_y, ctx.num_classes, ctx.ipc)
     features, settings = feature_space(ctx)
     features = features.cpu()

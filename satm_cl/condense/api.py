@@ -34,10 +34,12 @@ def condense(
     path = store_path(root, cfg.expert)
     existing = TrajectoryStore.open(path).done() if (path / "manifest.json").exists() else []
     if len(existing) < cfg.expert.num_experts:
-        say(f"expert store {path} has {len(existing)}/{cfg.expert.num_experts} experts; training the rest first")
+        have = f"{len(existing)}/{cfg.expert.num_experts}"
+        say(f"expert store {path} has {have} experts; training the rest first")
     store = train_experts(cfg.expert, root, device, data_dir=data_dir, progress=progress)
     splits = restrict_classes(
-        create_dataset(cfg.dataset, data_dir=data_dir, val_fraction=cfg.expert.val_fraction), cfg.expert.classes
+        create_dataset(cfg.dataset, data_dir=data_dir, val_fraction=cfg.expert.val_fraction),
+        cfg.expert.classes,
     )
     data = prepare(splits, cfg.expert.zca, device)
     return Condenser(cfg, store, data, device, out).run(resume=resume, progress=progress)

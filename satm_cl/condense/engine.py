@@ -62,7 +62,9 @@ def synthetic_classes(cfg: CondenseConfig, num_classes: int) -> list[int]:
     return sorted(cfg.expert.classes) if cfg.expert.classes is not None else list(range(num_classes))
 
 
-def init_images(cfg: CondenseConfig, data: PreparedData, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def init_images(
+    cfg: CondenseConfig, data: PreparedData, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """IPC images per class: random real train images (MTT's default) or Gaussian noise."""
     y = data.train_y.cpu()
     classes = synthetic_classes(cfg, data.splits.num_classes)
@@ -81,8 +83,9 @@ def init_images(cfg: CondenseConfig, data: PreparedData, gen: torch.Generator) -
 class Condenser:
     """Runs one condensation (`cfg`) against an expert store, writing into `out`."""
 
-    def __init__(self, cfg: CondenseConfig, store: TrajectoryStore, data: PreparedData, device: torch.device,
-                 out: Path) -> None:
+    def __init__(
+        self, cfg: CondenseConfig, store: TrajectoryStore, data: PreparedData, device: torch.device, out: Path
+    ) -> None:
         self.cfg, self.store, self.data, self.device, self.out = cfg, store, data, device, Path(out)
         self.experts = store.done()
         if not self.experts:
@@ -106,16 +109,29 @@ class Condenser:
         return State(x, lr, torch.zeros_like(x), torch.zeros_like(lr), gen)
 
     def save_checkpoint(self, st: State, log_lines: int) -> None:
-        tensors = {"x": st.x, "lr": st.lr, "mom_x": st.mom_x, "mom_lr": st.mom_lr,
-                   "generator": st.generator.get_state()}
+        tensors = {
+            "x": st.x,
+            "lr": st.lr,
+            "mom_x": st.mom_x,
+            "mom_lr": st.mom_lr,
+            "generator": st.generator.get_state(),
+        }
         if st.best_x is not None:
             tensors["best_x"] = st.best_x
         write_tensors(self.out / CKPT_TENSORS, tensors)
-        write_json(self.out / CKPT_META, {
-            "config": self.cfg.to_dict(), "iteration": st.iteration, "best_lr": st.best_lr,
-            "best_val": st.best_val, "best_iteration": st.best_iteration, "wall_time_s": st.wall_time_s,
-            "log_lines": log_lines, "sha256": sha256_file(self.out / CKPT_TENSORS),
-        })
+        write_json(
+            self.out / CKPT_META,
+            {
+                "config": self.cfg.to_dict(),
+                "iteration": st.iteration,
+                "best_lr": st.best_lr,
+                "best_val": st.best_val,
+                "best_iteration": st.best_iteration,
+                "wall_time_s": st.wall_time_s,
+                "log_lines": log_lines,
+                "sha256": sha256_file(self.out / CKPT_TENSORS),
+            },
+        )
 
     def load_checkpoint(self) -> State:
         meta_file = self.out / CKPT_META
@@ -124,15 +140,28 @@ class Condenser:
         except (OSError, json.JSONDecodeError):
             raise SatmError(f"unreadable checkpoint {meta_file}") from None
         if meta.get("config") != json.loads(json.dumps(self.cfg.to_dict())):
-            raise SatmError(f"{meta_file} was made with a different config; use another --out or drop --resume")
+            raise SatmError(
+                f"{meta_file} was made with a different config; use another --out or drop --resume"
+            )
         tfile = self.out / CKPT_TENSORS
         if not tfile.is_file() or sha256_file(tfile) != meta.get("sha256"):
             raise SatmError(f"checkpoint {tfile} is missing or does not match {CKPT_META}")
         t = {k: v.to(self.device) if k != "generator" else v for k, v in load_file(str(tfile)).items()}
         gen = torch.Generator()
         gen.set_state(t["generator"])
-        st = State(t["x"], t["lr"], t["mom_x"], t["mom_lr"], gen, meta["iteration"], t.get("best_x"),
-                   meta["best_lr"], meta["best_val"], meta["best_iteration"], meta["wall_time_s"])
+        st = State(
+            t["x"],
+            t["lr"],
+            t["mom_x"],
+            t["mom_lr"],
+            gen,
+            meta["iteration"],
+            t.get("best_x"),
+            meta["best_lr"],
+            meta["best_val"],
+            meta["best_iteration"],
+            meta["wall_time_s"],
+        )
         log = self.out / LOG_FILE
         lines = log.read_text().splitlines(keepends=True) if log.exists() else []
         log.write_text("".join(lines[: meta["log_lines"]]))
@@ -145,13 +174,15 @@ class Condenser:
         expert = self.experts[int(torch.randint(len(self.experts), (1,), generator=gen))]
         start = int(torch.randint(cfg.max_start_epoch, (1,), generator=gen))
         theta0, target = self.store.load_epochs(expert, [start, start + cfg.expert_epochs]).to(self.device)
-        plan: InnerPlan = sample_plan(st.x.shape[0], tuple(st.x.shape[1:]), cfg.syn_steps, cfg.batch_syn,
-                                      self.dsa, gen)
+        plan: InnerPlan = sample_plan(
+            st.x.shape[0], tuple(st.x.shape[1:]), cfg.syn_steps, cfg.batch_syn, self.dsa, gen
+        )
         descent_keep = cfg.truncate if cfg.truncate_descent else None
 
         def grad_at(x: torch.Tensor, keep: int | None, prefix: Any = None) -> HyperResult:
-            return self.unroller.hypergradient(x, self.labels, st.lr, theta0, target, plan, keep=keep,
-                                               lr_grad=cfg.lr_grad, prefix=prefix)
+            return self.unroller.hypergradient(
+                x, self.labels, st.lr, theta0, target, plan, keep=keep, lr_grad=cfg.lr_grad, prefix=prefix
+            )
 
         if cfg.minimizer == "none":
             res = grad_at(st.x, descent_keep)
@@ -191,13 +222,21 @@ class Condenser:
             st.mom_lr.mul_(cfg.momentum).add_(glr)
             st.lr.sub_(cfg.lr_lr * st.mom_lr).clamp_(min=cfg.lr_floor)
         if not (bool(torch.isfinite(st.x).all()) and bool(torch.isfinite(st.lr))):
-            raise SatmError(f"non-finite images or LR after iteration {st.iteration + 1}; last good checkpoint "
-                            f"kept in {self.out}")
+            raise SatmError(
+                f"non-finite images or LR after iteration {st.iteration + 1}; last good checkpoint "
+                f"kept in {self.out}"
+            )
         st.iteration += 1
         seconds = time.perf_counter() - t0
         st.wall_time_s += seconds
-        return {"iteration": st.iteration, "loss": float(res.loss), "grad_norm": float(gx.norm()),
-                "lr": float(st.lr), "seconds": seconds, "peak_mem_mb": peak_memory_mb(self.device)}
+        return {
+            "iteration": st.iteration,
+            "loss": float(res.loss),
+            "grad_norm": float(gx.norm()),
+            "lr": float(st.lr),
+            "seconds": seconds,
+            "peak_mem_mb": peak_memory_mb(self.device),
+        }
 
     # ------------------------------------------------------------------ validation (val split only)
     def validate(self, st: State) -> float:
@@ -208,10 +247,14 @@ class Condenser:
         accs = []
         for run in range(cfg.eval_runs):
             seed = derive_seed(cfg.seed, "validate", st.iteration, run)
-            model = create_model(cfg.expert.arch, c, self.data.splits.num_classes, (h, w), seed=seed,
-                                 **cfg.expert.arch_kwargs)
-            accs.append(train_and_test(model, st.x.detach(), self.labels, self.data.val_x, self.data.val_y,
-                                       tcfg, seed))
+            model = create_model(
+                cfg.expert.arch, c, self.data.splits.num_classes, (h, w), seed=seed, **cfg.expert.arch_kwargs
+            )
+            accs.append(
+                train_and_test(
+                    model, st.x.detach(), self.labels, self.data.val_x, self.data.val_y, tcfg, seed
+                )
+            )
         return sum(accs) / len(accs)
 
     def _maybe_validate(self, st: State, row: dict[str, float]) -> None:
@@ -232,7 +275,9 @@ class Condenser:
         self.out.mkdir(parents=True, exist_ok=True)
         has_ckpt = (self.out / CKPT_META).exists()
         if has_ckpt and not resume:
-            raise SatmError(f"{self.out} holds a checkpoint; pass --resume to continue it or choose another --out")
+            raise SatmError(
+                f"{self.out} holds a checkpoint; pass --resume to continue it or choose another --out"
+            )
         st = self.load_checkpoint() if resume and has_ckpt else self.fresh_state()
         if not (resume and has_ckpt):
             (self.out / LOG_FILE).write_text("")
@@ -240,7 +285,9 @@ class Condenser:
                 row: dict[str, float] = {"iteration": 0}
                 self._maybe_validate(st, row)
         log_lines = len((self.out / LOG_FILE).read_text().splitlines())
-        bar = tqdm(total=cfg.iterations, initial=st.iteration, desc=f"condense {cfg.method}", disable=not progress)
+        bar = tqdm(
+            total=cfg.iterations, initial=st.iteration, desc=f"condense {cfg.method}", disable=not progress
+        )
         with (self.out / LOG_FILE).open("a") as log:
             while st.iteration < cfg.iterations:
                 row = self.step(st)
@@ -249,8 +296,11 @@ class Condenser:
                 log.flush()
                 log_lines += 1
                 bar.update(1)
-                bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.4g}",
-                                **({"val": f"{row['val_accuracy']:.1f}"} if "val_accuracy" in row else {}))
+                bar.set_postfix(
+                    loss=f"{row['loss']:.4f}",
+                    lr=f"{row['lr']:.4g}",
+                    **({"val": f"{row['val_accuracy']:.1f}"} if "val_accuracy" in row else {}),
+                )
                 if st.iteration % cfg.checkpoint_every == 0 or st.iteration == cfg.iterations:
                     self.save_checkpoint(st, log_lines)
         bar.close()
@@ -261,12 +311,25 @@ class Condenser:
         cfg, splits = self.cfg, self.data.splits
         x, lr = (st.best_x, st.best_lr) if st.best_x is not None else (st.x.detach(), float(st.lr))
         meta = make_meta(
-            dataset=cfg.dataset, class_names=splits.class_names, ipc=cfg.ipc, image_shape=splits.image_shape,
-            mean=splits.mean, std=splits.std, method=cfg.method, config=cfg.to_dict(), seed=cfg.seed,
-            iterations=st.iteration, wall_time_s=round(st.wall_time_s, 3),
-            selection={"rule": "best val accuracy" if st.best_x is not None else "last iteration",
-                       "iteration": st.best_iteration, "val_accuracy": st.best_val},
-            expert_store=self.store.path.name, arch=cfg.expert.arch, arch_kwargs=cfg.expert.arch_kwargs,
+            dataset=cfg.dataset,
+            class_names=splits.class_names,
+            ipc=cfg.ipc,
+            image_shape=splits.image_shape,
+            mean=splits.mean,
+            std=splits.std,
+            method=cfg.method,
+            config=cfg.to_dict(),
+            seed=cfg.seed,
+            iterations=st.iteration,
+            wall_time_s=round(st.wall_time_s, 3),
+            selection={
+                "rule": "best val accuracy" if st.best_x is not None else "last iteration",
+                "iteration": st.best_iteration,
+                "val_accuracy": st.best_val,
+            },
+            expert_store=self.store.path.name,
+            arch=cfg.expert.arch,
+            arch_kwargs=cfg.expert.arch_kwargs,
         )
         synthetic = SyntheticSet(x.cpu(), self.labels.cpu(), lr, meta, self.data.prep.tensors())
         synthetic.save(self.out)

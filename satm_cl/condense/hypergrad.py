@@ -94,7 +94,13 @@ class Unroller:
         return F.cross_entropy(logits, y[idx])
 
     def prefix(
-        self, x: torch.Tensor, y: torch.Tensor, lr: torch.Tensor, theta0: torch.Tensor, plan: InnerPlan, upto: int
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        lr: torch.Tensor,
+        theta0: torch.Tensor,
+        plan: InnerPlan,
+        upto: int,
     ) -> Prefix:
         """Run inner steps [0, upto) without a graph on X and α (first-order only)."""
         theta = theta0.detach()

@@ -56,7 +56,7 @@ class CondensedBuffer(ExemplarsBuffer):
             self._condense_fn: CondenseFn | None = None
         else:
             if max_size is None:
-                raise SatmError("a CondensedBuffer fed by condense_fn needs max_size (ipc x number of classes)")
+                raise SatmError("a CondensedBuffer fed by condense_fn needs max_size (ipc x classes)")
             size, self._set, self._condense_fn = max_size, None, source
         if size < 1:
             raise SatmError(f"memory size must be >= 1, got {size}")
@@ -109,7 +109,7 @@ class CondensedBuffer(ExemplarsBuffer):
         """The memory as (images, labels) tensors, class by class in arrival order."""
         quotas = self.quotas()
         xs = [imgs[: quotas[c]] for c, imgs in self._per_class.items()]
-        ys = [torch.full((x.shape[0],), c, dtype=torch.long) for c, x in zip(self._per_class, xs, strict=True)]
+        ys = [torch.full((len(x),), c, dtype=torch.long) for c, x in zip(self._per_class, xs, strict=True)]
         if not xs:
             return torch.empty(0), torch.empty(0, dtype=torch.long)
         return torch.cat(xs), torch.cat(ys)
@@ -129,7 +129,9 @@ class CondensedBuffer(ExemplarsBuffer):
 class SubsetBuffer(CondensedBuffer):
     """A real-subset baseline (random, herding, k-center SyntheticSet) as a replay memory, same code path."""
 
-    def __init__(self, subset: SyntheticSet, max_size: int | None = None, dsa: str | None = None, seed: int = 0):
+    def __init__(
+        self, subset: SyntheticSet, max_size: int | None = None, dsa: str | None = None, seed: int = 0
+    ) -> None:
         if not isinstance(subset, SyntheticSet):
             raise SatmError("SubsetBuffer needs a SyntheticSet built by satm_cl.baselines")
         super().__init__(subset, max_size, dsa, seed)

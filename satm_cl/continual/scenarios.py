@@ -26,13 +26,16 @@ TASK_LABEL = 0  # class-incremental: one task, one head
 def tensor_dataset(
     x: torch.Tensor, y: torch.Tensor, train_transform: Callable[[torch.Tensor], torch.Tensor] | None = None
 ) -> TaskAwareSupervisedClassificationDataset:
-    """A task-aware Avalanche dataset of (x, y, t=0) samples; `train_transform` acts on x in the train group."""
+    """A task-aware Avalanche dataset of (x, y, t=0) samples; `train_transform` acts on x in training."""
     x, y = x.detach().cpu().float(), y.detach().cpu().long()
     t = torch.full_like(y, TASK_LABEL)
     groups: dict[str, Any] = {"train": train_transform, "eval": None}
     return TaskAwareSupervisedClassificationDataset(
         [TensorDataset(x, y, t)],
-        data_attributes=[DataAttribute(y.tolist(), "targets"), DataAttribute(t.tolist(), "targets_task_labels")],
+        data_attributes=[
+            DataAttribute(y.tolist(), "targets"),
+            DataAttribute(t.tolist(), "targets_task_labels"),
+        ],
         transform_groups=groups,  # type: ignore[arg-type]
     )
 
@@ -77,7 +80,7 @@ class Scenario:
 
 
 def make_scenario(splits: DatasetSplits, steps: int, order_seed: int, prep: Preprocessor) -> Scenario:
-    """Split `splits` class-incrementally into `steps` experiences (train on train, test on test) in `prep`'s space."""
+    """Split `splits` class-incrementally into `steps` experiences (train/test splits) in `prep`'s space."""
     n = splits.num_classes
     if steps < 1 or n % steps:
         raise SatmError(f"{splits.name} has {n} classes, which do not split evenly into {steps} steps")

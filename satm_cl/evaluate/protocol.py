@@ -76,10 +76,16 @@ def arch_refusal(syn: SyntheticSet, arch: str, arch_kwargs: Mapping[str, Any] | 
 
 
 def eval_train_config(syn: SyntheticSet, epochs: int, dsa: str | None = None) -> TrainConfig:
-    """MTT's evaluation SGD settings with the set's learned LR and DSA (the preset's when the set has none)."""
-    return TrainConfig(epochs=epochs, lr=float(syn.lr), batch_size=EVAL_BATCH_SIZE, momentum=EVAL_MOMENTUM,
-                       weight_decay=EVAL_WEIGHT_DECAY, decay_at=EVAL_DECAY_AT,
-                       dsa=set_eval_defaults(syn)[0] if dsa is None else dsa)
+    """MTT's evaluation SGD settings with the set's learned LR and DSA (else the preset's DSA)."""
+    return TrainConfig(
+        epochs=epochs,
+        lr=float(syn.lr),
+        batch_size=EVAL_BATCH_SIZE,
+        momentum=EVAL_MOMENTUM,
+        weight_decay=EVAL_WEIGHT_DECAY,
+        decay_at=EVAL_DECAY_AT,
+        dsa=set_eval_defaults(syn)[0] if dsa is None else dsa,
+    )
 
 
 def run_seed(seed: int, run: int) -> int:
@@ -97,8 +103,8 @@ def evaluate_run(
     arch_kwargs: Mapping[str, Any] | None = None,
     dsa: str | None = None,
 ) -> dict[str, float]:
-    """One run at recorded seed `seed`: train a fresh `arch` on `syn` once, return its accuracy (%) on each
-    of `tests` (name -> (x, y) already in the set's model-input space) — one training serves every test set."""
+    """One run at recorded seed `seed`: train a fresh `arch` on `syn` once and return its accuracy (%) on
+    each of `tests` (name -> (x, y) in the set's model-input space): one training serves every test set."""
     if not tests:
         return {}
     device = torch.device(device)
@@ -109,8 +115,17 @@ def evaluate_run(
     first_x, first_y = tests[names[0]]
     # train_and_test trains `model` in place (nn.Module.to returns the module itself), so the same trained
     # model is then scored on the remaining test sets without a second training.
-    out = {names[0]: train_and_test(model, syn.images.to(device), syn.labels.to(device),
-                                    first_x.to(device), first_y.to(device), cfg, run_seed_)}
+    out = {
+        names[0]: train_and_test(
+            model,
+            syn.images.to(device),
+            syn.labels.to(device),
+            first_x.to(device),
+            first_y.to(device),
+            cfg,
+            run_seed_,
+        )
+    }
     for name in names[1:]:
         x, y = tests[name]
         out[name] = accuracy(model, x.to(device), y.to(device))
@@ -130,8 +145,8 @@ def evaluate_set(
     dsa: str | None = None,
     progress: bool = False,
 ) -> list[float]:
-    """Test accuracies (%) of `runs` seeded train-from-scratch runs of `arch` on `syn`, tested on real [0,1]
-    images `test_x01` mapped into the set's space; [] (with a logged note) if `arch` refuses the image size."""
+    """Test accuracies (%) of `runs` seeded train-from-scratch runs of `arch` on `syn`, tested on real
+    [0,1] images `test_x01` mapped into the set's space; [] (logged) if `arch` refuses the image size."""
     why = arch_refusal(syn, arch, arch_kwargs)
     if why is not None:
         log.warning("skipping %s: %s", arch, why)
@@ -139,5 +154,7 @@ def evaluate_set(
     device = torch.device(device)
     tests = {"test": (syn.preprocessor().to(device).transform(test_x01.to(device)), test_y.to(device))}
     bar = tqdm(range(runs), desc=f"eval {arch}", leave=False, disable=not progress)
-    return [evaluate_run(syn, arch, tests, epochs, run_seed(seed, r), device, arch_kwargs, dsa)["test"]
-            for r in bar]
+    return [
+        evaluate_run(syn, arch, tests, epochs, run_seed(seed, r), device, arch_kwargs, dsa)["test"]
+        for r in bar
+    ]

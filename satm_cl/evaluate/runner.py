@@ -34,6 +34,7 @@ from satm_cl.evaluate.protocol import (
     arch_kwargs_for,
     evaluate_run,
     run_seed,
+    set_arch,
     set_eval_defaults,
 )
 from satm_cl.evaluate.suites import ALL, SUITES, Note, SuiteContext, Target
@@ -59,6 +60,8 @@ class EvalRequest:
     runs: int = 5
     archs: tuple[str, ...] | None = None
     epochs: int | None = None  # None: the set's / preset's eval_epochs
+    # epochs for cross-arch models other than the set's own ConvNet; None: same as `epochs` (MTT's protocol)
+    cross_arch_epochs: int | None = None
     out: Path = Path("results/eval")
     device: str = "auto"
     data_dir: Path | None = None
@@ -102,8 +105,9 @@ def _check_request(req: EvalRequest) -> tuple[tuple[str, ...], tuple[str, ...] |
             raise SatmError(f"--baseline {req.baseline} needs --ipc >= 1")
     if req.runs < 1:
         raise SatmError(f"--runs must be >= 1, got {req.runs}")
-    if req.epochs is not None and req.epochs < 1:
-        raise SatmError(f"--epochs must be >= 1, got {req.epochs}")
+    for flag, value in (("--epochs", req.epochs), ("--cross-arch-epochs", req.cross_arch_epochs)):
+        if value is not None and value < 1:
+            raise SatmError(f"{flag} must be >= 1, got {value}")
     suites = expand_suites(req.suites)
     archs = None
     if req.archs is not None:
@@ -126,7 +130,9 @@ def _check_artifact(syn: SyntheticSet, req: EvalRequest) -> str:
     return dataset
 
 
-def _check_against_data(syn: SyntheticSet, name: str, shape: tuple[int, ...], classes: tuple[str, ...]) -> None:
+def _check_against_data(
+    syn: SyntheticSet, name: str, shape: tuple[int, ...], classes: tuple[str, ...]
+) -> None:
     where = f"artifact ({syn.meta['dataset']}, {META_FILE})"
     if tuple(int(v) for v in syn.meta["image_shape"]) != tuple(shape) or tuple(syn.images.shape[1:]) != shape:
         raise SatmError(f"{where} images are {tuple(syn.images.shape[1:])} but {name} images are {shape}")
@@ -176,8 +182,11 @@ def _plan(req: EvalRequest, device: torch.device) -> tuple[_Plan, RecordWriter]:
     writer = RecordWriter(Path(req.out) / RECORDS_FILE)  # a malformed records file fails here, untouched
     if syn is None:
         syn, where = _baseline(req, device)
-        source: dict[str, Any] = {"baseline": req.baseline, "settings": syn.meta["config"],
-                                  "artifact": str(where) if req.baseline != "full" else None}
+        source: dict[str, Any] = {
+            "baseline": req.baseline,
+            "settings": syn.meta["config"],
+            "artifact": str(where) if req.baseline != "full" else None,
+        }
     else:
         source = {"artifact": str(req.synthetic)}
     ctx = SuiteContext(syn, dataset, {"own": (splits.test.x, splits.test.y)}, archs, req.data_dir)
@@ -191,9 +200,17 @@ def _plan(req: EvalRequest, device: torch.device) -> tuple[_Plan, RecordWriter]:
     epochs = req.epochs or default_epochs
     ipc = int(syn.meta["ipc"])
     config = {
-        "epochs": epochs, "runs": req.runs, "lr": float(syn.lr), "dsa": dsa, "batch_size": EVAL_BATCH_SIZE,
-        "momentum": EVAL_MOMENTUM, "weight_decay": EVAL_WEIGHT_DECAY, "decay_at": EVAL_DECAY_AT,
-        "base_seed": req.seed, "preset": preset_for(dataset, ipc if ipc > 0 else None)[1], **source,
+        "epochs": epochs,
+        "runs": req.runs,
+        "lr": float(syn.lr),
+        "dsa": dsa,
+        "batch_size": EVAL_BATCH_SIZE,
+        "momentum": EVAL_MOMENTUM,
+        "weight_decay": EVAL_WEIGHT_DECAY,
+        "decay_at": EVAL_DECAY_AT,
+        "base_seed": req.seed,
+        "preset": preset_for(dataset, ipc if ipc > 0 else None)[1],
+        **source,
         "resampled": dict(ctx.extra),
     }
     return _Plan(syn, dataset, targets, notes, ctx.tests, epochs, dsa, config), writer
@@ -201,8 +218,15 @@ def _plan(req: EvalRequest, device: torch.device) -> tuple[_Plan, RecordWriter]:
 
 def _key(plan: _Plan, stage: str, arch: str, seed: int, metric: str, test_dataset: str | None) -> Record:
     ipc = int(plan.syn.meta["ipc"])
-    key: Record = {"stage": stage, "method": str(plan.syn.meta["method"]), "dataset": plan.dataset,
-                   "ipc": None if ipc == FULL_IPC else ipc, "arch": arch, "seed": seed, "metric": metric}
+    key: Record = {
+        "stage": stage,
+        "method": str(plan.syn.meta["method"]),
+        "dataset": plan.dataset,
+        "ipc": None if ipc == FULL_IPC else ipc,
+        "arch": arch,
+        "seed": seed,
+        "metric": metric,
+    }
     if test_dataset is not None:
         key["test_dataset"] = test_dataset
     return key
@@ -225,6 +249,8 @@ def run_evaluation(req: EvalRequest) -> Path:
     for arch in dict.fromkeys(t.arch for t in plan.targets):
         wanted = [t for t in plan.targets if t.arch == arch]
         kwargs = arch_kwargs_for(plan.syn, arch)
+        own = arch == set_arch(plan.syn)
+        epochs = plan.epochs if own or req.cross_arch_epochs is None else req.cross_arch_epochs
         bar = tqdm(range(req.runs), desc=f"evaluate {method} {plan.dataset} {arch}", disable=not req.progress)
         for r in bar:
             seed = run_seed(req.seed, r)
@@ -233,8 +259,8 @@ def run_evaluation(req: EvalRequest) -> Path:
             if not todo:
                 continue
             needed = {t.test: tests[t.test] for t, _ in todo}
-            accs = evaluate_run(plan.syn, arch, needed, plan.epochs, seed, device, kwargs, plan.dsa)
-            config = {**plan.config, "arch_kwargs": kwargs}
+            accs = evaluate_run(plan.syn, arch, needed, epochs, seed, device, kwargs, plan.dsa)
+            config = {**plan.config, "epochs": epochs, "arch_kwargs": kwargs}
             writer.write([{**key, "value": accs[t.test], "config": config} for t, key in todo])
             bar.set_postfix(acc=f"{next(iter(accs.values())):.1f}")
     return writer.path

@@ -9,14 +9,14 @@
                 with antialiasing (which for downsampling averages over the source footprint, like area).
                 The same trained ConvNet is also scored on the set's own test split (recorded with no
                 `test_dataset`), so each shifted number sits beside its in-domain one. Datasets with no
-                offline partner (or whose partner cannot load here) record one `skipped` note and nothing else.
+                offline partner (or whose partner cannot load here) record one `skipped` note, nothing else.
 
 The paper's (Gao et al. 2025) out-of-domain results are on CIFAR-10/100, Tiny ImageNet and the ImageNet
-subsets (plus its cross-architecture and continual-learning transfer, which the `cross-arch` and `continual`
-suites cover); none of those datasets — nor any shifted test set built from them (e.g. corrupted or
-re-collected CIFAR test sets, transfer between ImageNet subsets) — is shipped here or loads without a download,
-and the paper's exact shift protocol could not be read from a searchable copy, so no paper OOD pair is
-registered. Add a pair to `OOD_PARTNERS` once both sides load through `satm_cl.data` (e.g. with `--data-dir`).
+subsets (plus cross-architecture and continual-learning transfer, which the `cross-arch` and `continual`
+suites cover). None of those datasets, nor any shifted test set built from them (e.g. corrupted or
+re-collected CIFAR test sets, transfer between ImageNet subsets), is shipped here or loads without a
+download, and the paper's exact shift protocol could not be read from a searchable copy, so no paper OOD
+pair is registered. Add one to `OOD_PARTNERS` once both sides load through `satm_cl.data` (`--data-dir`).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ OOD_PARTNERS: dict[str, str] = {"mnist5k": "digits", "digits": "mnist5k"}
 
 @dataclass(frozen=True)
 class Target:
-    """One number per run: `arch` trained on the set, scored on test set `test` (a `SuiteContext.tests` key)."""
+    """One number per run: `arch` trained on the set, scored on `test` (a key of `SuiteContext.tests`)."""
 
     stage: str
     arch: str

@@ -36,7 +36,9 @@ class TrajectoryStore:
         self.manifest = manifest
 
     @classmethod
-    def create_or_open(cls, path: Path, cfg: ExpertConfig, layout: dict[str, Any], versions: dict[str, str]) -> TrajectoryStore:
+    def create_or_open(
+        cls, path: Path, cfg: ExpertConfig, layout: dict[str, Any], versions: dict[str, str]
+    ) -> TrajectoryStore:
         """Open an existing store with the same settings, or start an empty one."""
         mf = path / "manifest.json"
         if mf.exists():
@@ -61,7 +63,7 @@ class TrajectoryStore:
         mf = Path(path) / "manifest.json"
         try:
             manifest = json.loads(mf.read_text())
-            manifest["config"], manifest["layout"], manifest["numel"], manifest["experts"]  # noqa: B018 - presence check
+            manifest["config"], manifest["layout"], manifest["numel"], manifest["experts"]
         except FileNotFoundError:
             raise SatmError(f"no expert store at {path} (missing {mf.name}); run `satm-cl experts`") from None
         except (json.JSONDecodeError, KeyError, TypeError):
@@ -99,7 +101,7 @@ class TrajectoryStore:
         write_json(self.path / "manifest.json", self.manifest)
 
     def load_epochs(self, index: int, epochs: list[int]) -> torch.Tensor:
-        """Flat parameters of expert `index` at the given epochs, [len(epochs), P], reading only those rows."""
+        """Flat parameters of expert `index` at `epochs`, [len(epochs), P], reading only those rows."""
         f = self.file(index)
         try:
             with safe_open(str(f), framework="pt") as fh:

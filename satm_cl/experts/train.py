@@ -88,8 +88,9 @@ def train_experts(
     progress: bool = True,
 ) -> TrajectoryStore:
     """Train the experts `cfg` asks for that the store does not hold yet; return the store."""
-    splits = restrict_classes(create_dataset(cfg.dataset, data_dir=data_dir, val_fraction=cfg.val_fraction),
-                              cfg.classes)
+    splits = restrict_classes(
+        create_dataset(cfg.dataset, data_dir=data_dir, val_fraction=cfg.val_fraction), cfg.classes
+    )
     path = store_path(cache_root, cfg)
     probe = expert_model(cfg, splits, seed=0)
     layout = ParamLayout.from_module(probe)
@@ -120,11 +121,13 @@ def train_experts(
         snapshots = [layout.flatten(model).cpu()]
         accs: dict[str, list[float]] = {"train": [], "val": [], "test": []}
 
-        def record(_epoch: int, m: torch.nn.Module) -> None:
-            snapshots.append(layout.flatten(m).cpu())
-            accs["train"].append(accuracy(m, train_x, train_y))
-            accs["val"].append(accuracy(m, data.val_x, data.val_y))
-            accs["test"].append(accuracy(m, test_x, test_y))
+        def record(
+            _epoch: int, m: torch.nn.Module, snaps: list[torch.Tensor] = snapshots, acc: dict = accs
+        ) -> None:
+            snaps.append(layout.flatten(m).cpu())
+            acc["train"].append(accuracy(m, train_x, train_y))
+            acc["val"].append(accuracy(m, data.val_x, data.val_y))
+            acc["test"].append(accuracy(m, test_x, test_y))
 
         train_model(model, train_x, train_y, train_cfg, make_generator(seed, "train"), on_epoch=record)
         store.add(i, torch.stack(snapshots), accs)

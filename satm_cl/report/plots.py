@@ -365,3 +365,19 @@ def plot_image_grid(pixels: Any, labels: Any, class_names: Sequence[str], path: 
     for spine in ax.spines.values():
         spine.set_visible(False)
     return _save(fig, path)
+
+
+def plot_bench(rows: Sequence[dict[str, Any]], path: str | Path) -> Path | None:
+    """`satm-cl bench` results: peak memory and seconds per outer iteration vs syn_steps, per variant."""
+    if not rows:
+        return None
+    frame = pd.DataFrame(list(rows))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, col, label in ((axes[0], "peak_mem_mb", "peak memory (MB)"), (axes[1], "seconds_per_iter", "s / outer iteration")):
+        sns.lineplot(frame, x="syn_steps", y=col, hue="variant", marker="o", ax=ax)
+        ax.set_xlabel("inner steps N (syn_steps)")
+        ax.set_ylabel(label)
+        ax.set_xticks(sorted(frame["syn_steps"].unique()))
+    axes[0].set_title("memory: full unroll grows with N, TUH stays flat")
+    axes[1].set_title("time per outer iteration")
+    return _save(fig, path)

@@ -43,7 +43,9 @@ def test_datasets_status() -> None:
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(args: tuple[str, ...], message: str, tmp_path: Path) -> None:
-    code, _, err = _run(*args, *(("--cache-dir", str(tmp_path)) if args[0] in ("condense", "experts") else ()))
+    code, _, err = _run(
+        *args, *(("--cache-dir", str(tmp_path)) if args[0] in ("condense", "experts") else ())
+    )
     assert code == 2
     assert message in err
     assert err.strip().count("\n") == 0 and "Traceback" not in err
@@ -58,13 +60,26 @@ def test_bad_config_file_is_one_line(tmp_path: Path) -> None:
 
 def test_condense_show_end_to_end(tmp_path: Path) -> None:
     cfg = tmp_path / "tiny.json"
-    cfg.write_text(json.dumps({
-        "iterations": 2, "syn_steps": 3, "max_start_epoch": 1, "eval_every": 0, "truncate": 2,
-        "expert": {"num_experts": 1, "epochs": 3, "arch_kwargs": {"width": 8, "depth": 2, "norm": "instance"}},
-    }))
+    cfg.write_text(
+        json.dumps(
+            {
+                "iterations": 2,
+                "syn_steps": 3,
+                "max_start_epoch": 1,
+                "eval_every": 0,
+                "truncate": 2,
+                "expert": {
+                    "num_experts": 1,
+                    "epochs": 3,
+                    "arch_kwargs": {"width": 8, "depth": 2, "norm": "instance"},
+                },
+            }
+        )
+    )
     out = tmp_path / "art"
-    code, stdout, err = _run("condense", "--config", str(cfg), "--out", str(out), "--cache-dir", str(tmp_path),
-                             "--device", "cpu")
+    code, stdout, err = _run(
+        "condense", "--config", str(cfg), "--out", str(out), "--cache-dir", str(tmp_path), "--device", "cpu"
+    )
     assert code == 0, err
     assert "wrote" in stdout and (out / "synthetic.safetensors").exists()
     assert "training the rest first" in err  # it said it trains the missing experts

@@ -34,7 +34,9 @@ def test_same_seed_same_bytes(cache_root: Path, tmp_path: Path) -> None:
     assert not torch.equal(other.images, load_synthetic(tmp_path / "a").images)
 
 
-def test_resume_ends_with_the_same_artifact(cache_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_ends_with_the_same_artifact(
+    cache_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cfg = tiny_config(iterations=6, checkpoint_every=2, eval_every=3)
     condense(cfg, tmp_path / "full", CPU, cache_root=cache_root, progress=False)
     real_step = Condenser.step
@@ -53,7 +55,9 @@ def test_resume_ends_with_the_same_artifact(cache_root: Path, tmp_path: Path, mo
     condense(cfg, tmp_path / "cut", CPU, cache_root=cache_root, resume=True, progress=False)
     assert (tmp_path / "full" / TENSOR_FILE).read_bytes() == (tmp_path / "cut" / TENSOR_FILE).read_bytes()
     assert _meta_without_timing(tmp_path / "full") == _meta_without_timing(tmp_path / "cut")
-    log_full = [json.loads(line)["loss"] for line in (tmp_path / "full" / "log.jsonl").read_text().splitlines()]
+    log_full = [
+        json.loads(line)["loss"] for line in (tmp_path / "full" / "log.jsonl").read_text().splitlines()
+    ]
     log_cut = [json.loads(line)["loss"] for line in (tmp_path / "cut" / "log.jsonl").read_text().splitlines()]
     assert log_full == log_cut
 
@@ -69,7 +73,9 @@ def test_resume_with_another_config_is_refused(cache_root: Path, tmp_path: Path)
     cfg = tiny_config(iterations=2)
     condense(cfg, tmp_path / "a", CPU, cache_root=cache_root, progress=False)
     with pytest.raises(SatmError, match="different config"):
-        condense(replace(cfg, rho=0.5), tmp_path / "a", CPU, cache_root=cache_root, resume=True, progress=False)
+        condense(
+            replace(cfg, rho=0.5), tmp_path / "a", CPU, cache_root=cache_root, resume=True, progress=False
+        )
 
 
 def test_artifact_round_trip(cache_root: Path, tmp_path: Path) -> None:
@@ -106,6 +112,12 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(cache_root: Path, tmp_p
     condense(cfg, out, CPU, cache_root=cache_root, progress=False)
     before = (out / "checkpoint.safetensors").read_bytes()
     with pytest.raises(SatmError, match="non-finite"):
-        condense(replace(cfg, iterations=4, lr_img=1e30), tmp_path / "b", CPU, cache_root=cache_root, progress=False)
+        condense(
+            replace(cfg, iterations=4, lr_img=1e30),
+            tmp_path / "b",
+            CPU,
+            cache_root=cache_root,
+            progress=False,
+        )
     assert (out / "checkpoint.safetensors").read_bytes() == before
     assert (tmp_path / "b" / "checkpoint.json").exists()  # iteration 1 was still finite and is kept

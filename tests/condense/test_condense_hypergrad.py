@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from _tiny import tiny_config
 
 from satm_cl.condense.engine import Condenser
 from satm_cl.condense.hypergrad import InnerPlan, sample_plan
 from satm_cl.data import create_dataset
 from satm_cl.experts.train import prepare, train_experts
 from satm_cl.models import functional_forward
-from _tiny import tiny_config
 
 
 def _setup(cache_root: Path, tmp_path: Path, **overrides: object) -> Condenser:
@@ -30,8 +30,14 @@ def _segment(c: Condenser, steps: int, seed: int = 1) -> tuple[torch.Tensor, tor
     return theta0, target, plan
 
 
-def _reference(c: Condenser, x: torch.Tensor, lr: torch.Tensor, theta0: torch.Tensor, target: torch.Tensor,
-               plan: InnerPlan) -> tuple[torch.Tensor, torch.Tensor]:
+def _reference(
+    c: Condenser,
+    x: torch.Tensor,
+    lr: torch.Tensor,
+    theta0: torch.Tensor,
+    target: torch.Tensor,
+    plan: InnerPlan,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Plain full unroll written independently of the Unroller (no prefix, no truncation)."""
     x = x.detach().requires_grad_(True)
     lr = lr.detach().requires_grad_(True)
@@ -52,7 +58,9 @@ def test_tuh_with_all_steps_equals_full_unroll(cache_root: Path, tmp_path: Path)
     theta0, target, plan = _segment(c, 6)
     ref_x, ref_lr = _reference(c, st.x, st.lr, theta0, target, plan)
     for keep in (None, 6, 99):
-        res = c.unroller.hypergradient(st.x, c.labels, st.lr, theta0, target, plan, keep=keep, lr_grad="autograd")
+        res = c.unroller.hypergradient(
+            st.x, c.labels, st.lr, theta0, target, plan, keep=keep, lr_grad="autograd"
+        )
         torch.testing.assert_close(res.grad_x, ref_x, rtol=1e-5, atol=1e-9)
         torch.testing.assert_close(res.grad_lr, ref_lr, rtol=1e-5, atol=1e-9)
 
@@ -91,7 +99,9 @@ def test_truncated_hypergradient_stays_aligned(cache_root: Path, tmp_path: Path,
     exact = c.unroller.hypergradient(st.x, c.labels, st.lr, theta0, target, plan).grad_x.flatten()
     cosines = {}
     for keep in (1, 3, 6, 9):
-        approx = c.unroller.hypergradient(st.x, c.labels, st.lr, theta0, target, plan, keep=keep).grad_x.flatten()
+        approx = c.unroller.hypergradient(
+            st.x, c.labels, st.lr, theta0, target, plan, keep=keep
+        ).grad_x.flatten()
         cosines[keep] = float(F.cosine_similarity(approx, exact, dim=0))
     print("cosine to exact hypergradient by kept steps (N=12):", cosines)
     assert cosines[6] > 0.5
@@ -115,7 +125,9 @@ def test_closed_form_lr_gradient_is_first_order_close(cache_root: Path, tmp_path
     st = c.fresh_state()
     theta0, target, plan = _segment(c, 6)
     auto = c.unroller.hypergradient(st.x, c.labels, st.lr, theta0, target, plan, lr_grad="autograd").grad_lr
-    closed = c.unroller.hypergradient(st.x, c.labels, st.lr, theta0, target, plan, lr_grad="closed_form").grad_lr
+    closed = c.unroller.hypergradient(
+        st.x, c.labels, st.lr, theta0, target, plan, lr_grad="closed_form"
+    ).grad_lr
     assert torch.sign(auto) == torch.sign(closed)
     assert 0.2 < float(closed / auto) < 5.0
 
@@ -140,8 +152,16 @@ def _run_steps(c: Condenser, n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_satm_with_zero_rho_is_exactly_mtt(cache_root: Path, tmp_path: Path) -> None:
     mtt = _setup(cache_root, tmp_path, method="mtt")
-    satm = _setup(cache_root, tmp_path, method="satm", rho=0.0, truncate=None, reuse_trajectory=False,
-                  smooth_samples=0, lr_grad="autograd")
+    satm = _setup(
+        cache_root,
+        tmp_path,
+        method="satm",
+        rho=0.0,
+        truncate=None,
+        reuse_trajectory=False,
+        smooth_samples=0,
+        lr_grad="autograd",
+    )
     x_m, lr_m = _run_steps(mtt, 3)
     x_s, lr_s = _run_steps(satm, 3)
     assert torch.equal(x_m, x_s)
@@ -150,8 +170,15 @@ def test_satm_with_zero_rho_is_exactly_mtt(cache_root: Path, tmp_path: Path) -> 
 
 def test_satm_with_positive_rho_differs_from_mtt(cache_root: Path, tmp_path: Path) -> None:
     mtt = _setup(cache_root, tmp_path, method="mtt")
-    satm = _setup(cache_root, tmp_path, method="satm", rho=0.5, truncate=None, reuse_trajectory=False,
-                  lr_grad="autograd")
+    satm = _setup(
+        cache_root,
+        tmp_path,
+        method="satm",
+        rho=0.5,
+        truncate=None,
+        reuse_trajectory=False,
+        lr_grad="autograd",
+    )
     assert not torch.equal(_run_steps(mtt, 2)[0], _run_steps(satm, 2)[0])
 
 

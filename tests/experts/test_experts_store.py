@@ -73,8 +73,8 @@ def test_unreadable_store_files_name_the_file(tmp_path: Path) -> None:
         TrajectoryStore.open(tmp_path / "missing")
     store = train_experts(_cfg(), tmp_path, CPU, progress=False)
     store.file(1).write_bytes(b"garbage")
-    with pytest.raises(SatmError, match="expert_001.safetensors"):
+    with pytest.raises(SatmError, match=r"expert_001\.safetensors"):
         store.load_epochs(1, [0])
     (store.path / "manifest.json").write_text("{")
-    with pytest.raises(SatmError, match="manifest.json"):
+    with pytest.raises(SatmError, match=r"manifest\.json"):
         TrajectoryStore.open(store.path)

@@ -1,0 +1,274 @@
+"""The continual suite: every memory x class order through one protocol, written as tidy records.
+
+Memories: `satm`, `mtt` (condensed artifacts; condensed into `<out>/memories/` when not given), `random`,
+`herding` (our real subsets from `satm_cl.baselines`), and Avalanche's `reservoir`, `class_balanced`,
+`av_herding`, `gdumb`, all at the same budget of ipc x classes slots. A rerun skips finished
+(memory, order) pairs; records produced with different settings in the same `out` are an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from satm_cl.config import CondenseConfig
+from satm_cl.continual.presets import PRESETS, condense_config
+from satm_cl.data import DatasetSplits, Preprocessor, create_dataset
+from satm_cl.device import resolve_device
+from satm_cl.errors import SatmError
+from satm_cl.records import Record, RecordWriter, read_records
+from satm_cl.synthetic import META_FILE, SyntheticSet, load_synthetic
+
+if TYPE_CHECKING:
+    from satm_cl.continual.buffers import CondenseFn
+    from satm_cl.continual.protocols import ContinualResult
+    from satm_cl.continual.scenarios import Scenario
+
+STAGE = "continual"
+# Mirrors protocols.MEMORIES / PROTOCOLS (kept here so validating a request does not import avalanche).
+MEMORY_NAMES = ("satm", "mtt", "random", "herding", "reservoir", "class_balanced", "av_herding", "gdumb")
+PROTOCOL_NAMES = ("retrain", "naive", "lwf", "ewc")
+
+
+@dataclass(frozen=True)
+class ContinualRequest:
+    """One continual comparison: memories x class orders on `dataset` in `steps` steps at `ipc`."""
+
+    dataset: str = "digits"
+    steps: int = 5
+    ipc: int = 1
+    memories: tuple[str, ...] = ("satm", "mtt", "random", "herding", "reservoir", "gdumb")
+    orders: int = 3
+    out: Path = Path("results/continual")
+    device: str = "auto"
+    data_dir: Path | None = None
+    cache_dir: Path | None = None
+    synthetic: dict[str, Path] | None = field(default=None, hash=False)
+    protocol: str = "retrain"
+    epochs: int | None = None
+    seed: int = 0
+    progress: bool = True
+
+
+def preset_request(name: str, **overrides: Any) -> ContinualRequest:
+    """A request from a continual preset (see `presets.PRESETS`), with any field overridden."""
+    if name not in PRESETS:
+        raise SatmError(f"unknown continual preset {name!r}; valid: {', '.join(PRESETS)}")
+    return ContinualRequest(**{**PRESETS[name], **overrides})
+
+
+def validate(req: ContinualRequest) -> None:
+    """One-line SatmErrors for bad names or counts, before any work."""
+    for memory in req.memories:
+        if memory not in MEMORY_NAMES:
+            raise SatmError(f"unknown memory {memory!r}; valid: {', '.join(MEMORY_NAMES)}")
+    if req.protocol not in PROTOCOL_NAMES:
+        raise SatmError(f"unknown protocol {req.protocol!r}; valid: {', '.join(PROTOCOL_NAMES)}")
+    if len(set(req.memories)) != len(req.memories) or not req.memories:
+        raise SatmError("memories must be a non-empty list of distinct names")
+    for name, value in (("steps", req.steps), ("ipc", req.ipc), ("orders", req.orders)):
+        if value < 1:
+            raise SatmError(f"{name} must be >= 1, got {value}")
+    if req.epochs is not None and req.epochs < 1:
+        raise SatmError(f"epochs must be >= 1, got {req.epochs}")
+    unknown = sorted(set(req.synthetic or {}) - {"satm", "mtt", "random", "herding"})
+    if unknown:
+        raise SatmError(f"synthetic artifacts are for satm, mtt, random or herding, not {unknown[0]!r}")
+
+
+def run_continual(req: ContinualRequest) -> Path:
+    """Run every (memory, class order) not yet recorded; return `<out>/records.jsonl`."""
+    validate(req)
+    from satm_cl.continual import protocols
+    from satm_cl.continual.scenarios import draw_class_order
+
+    device = resolve_device(req.device)
+    cfg = condense_config(req.dataset, req.ipc, "satm")
+    splits = create_dataset(req.dataset, data_dir=req.data_dir, val_fraction=cfg.expert.val_fraction)
+    if splits.num_classes % req.steps:
+        raise SatmError(f"{req.dataset} has {splits.num_classes} classes, which do not split evenly into "
+                        f"{req.steps} steps")
+    mem_size = req.ipc * splits.num_classes
+    epochs = req.epochs or (cfg.eval_epochs if req.protocol == "retrain" else protocols.STRATEGY_EPOCHS)
+    path = Path(req.out) / "records.jsonl"
+    writer = RecordWriter(path)
+    orders = [req.seed + k for k in range(req.orders)]
+    configs = {s: _config(req, splits, draw_class_order(splits.num_classes, s), mem_size, epochs)
+               for s in orders}
+    _check_existing(path, req, cfg.expert.arch, configs)
+
+    ctx = _Context(req, cfg, splits, device, mem_size, epochs)
+    sizes: dict[str, int] = {}
+    for memory in req.memories:
+        key = {"stage": STAGE, "method": memory, "dataset": req.dataset, "ipc": req.ipc,
+               "arch": cfg.expert.arch, "metric": "forgetting", "step": req.steps}
+        todo = [s for s in orders if not writer.has(**key, seed=s)]
+        if not todo:
+            continue
+        source = ctx.source(memory) if memory in protocols.SET_MEMORIES else None
+        for order_seed in todo:
+            label = f"{memory} order {order_seed}" if req.progress else None
+            result = ctx.run(memory, source, order_seed, label)
+            sizes[memory] = result.mem_size
+            if len(set(sizes.values())) != 1 or result.mem_size != mem_size:
+                raise AssertionError(f"unequal memory sizes across compared buffers: {sizes}")
+            writer.write(_records(req, memory, cfg.expert.arch, order_seed, result, configs[order_seed]))
+    return path
+
+
+@dataclass
+class _Context:
+    """What every (memory, order) run of one request shares: config, data, scenarios per model-input space."""
+
+    req: ContinualRequest
+    cfg: CondenseConfig
+    splits: DatasetSplits
+    device: torch.device
+    mem_size: int
+    epochs: int
+    _scenarios: dict[tuple[Any, ...], Scenario] = field(default_factory=dict)
+
+    def scenario(self, prep: Preprocessor, order_seed: int) -> Scenario:
+        from satm_cl.continual.scenarios import make_scenario
+
+        space = (prep.zca, tuple(prep.mean.tolist()), tuple(prep.std.tolist()))
+        key = (*space, order_seed)
+        if key not in self._scenarios:
+            self._scenarios = {k: v for k, v in self._scenarios.items() if k[:-1] == space}  # bound memory
+            self._scenarios[key] = make_scenario(self.splits, self.req.steps, order_seed, prep)
+        return self._scenarios[key]
+
+    def reference_prep(self) -> Preprocessor:
+        """The model-input space of the preset (for memories of raw real samples)."""
+        s = self.splits
+        return Preprocessor.fit(s.train.x, s.mean, s.std, zca=self.cfg.expert.zca)
+
+    def make_model(self, seed: int) -> torch.nn.Module:
+        from satm_cl.models import create_model
+
+        c, h, w = self.splits.image_shape
+        exp = self.cfg.expert
+        n = self.splits.num_classes
+        return create_model(exp.arch, c, n, (h, w), seed=seed % 2**31, **exp.arch_kwargs)
+
+    def source(self, memory: str) -> SyntheticSet:
+        """The SyntheticSet behind a set-backed memory: given, found in `<out>/memories`, or made now."""
+        req = self.req
+        given = (req.synthetic or {}).get(memory)
+        if given is not None:
+            return self._check(load_synthetic(given), memory, str(given))
+        if memory in ("satm", "mtt"):
+            out = Path(req.out) / "memories" / f"{req.dataset}-ipc{req.ipc}-{memory}"
+            if (out / META_FILE).exists():
+                return self._check(load_synthetic(out), memory, str(out))
+            from satm_cl.condense import condense
+
+            made = condense(condense_config(req.dataset, req.ipc, memory), out, self.device, resume=True,
+                            cache_root=req.cache_dir, data_dir=req.data_dir, progress=req.progress)
+            return self._check(made, memory, str(out))
+        out = Path(req.out) / "memories" / f"{req.dataset}-ipc{req.ipc}-{memory}-seed{req.seed}"
+        if (out / META_FILE).exists():
+            return self._check(load_synthetic(out), memory, str(out))
+        from satm_cl.baselines import create_baseline
+
+        made = create_baseline(memory, req.dataset, req.ipc, seed=req.seed, device=self.device,
+                               data_dir=req.data_dir)
+        made.save(out)
+        return self._check(made, memory, str(out))
+
+    def _check(self, s: SyntheticSet, memory: str, where: str) -> SyntheticSet:
+        req = self.req
+        if s.meta["dataset"] != req.dataset or s.num_classes != self.splits.num_classes:
+            raise SatmError(f"{memory} memory {where} is a {s.meta['dataset']} set, not {req.dataset}")
+        if int(s.meta["ipc"]) != req.ipc or int(s.labels.numel()) != self.mem_size:
+            raise SatmError(f"{memory} memory {where} holds {s.labels.numel()} images (ipc {s.meta['ipc']}), "
+                            f"not ipc {req.ipc} x {self.splits.num_classes} classes = {self.mem_size}")
+        return s
+
+    def run(
+        self, memory: str, source: SyntheticSet | None, order_seed: int, label: str | None
+    ) -> ContinualResult:
+        from satm_cl.continual import protocols
+        from satm_cl.continual.buffers import CondensedBuffer, SubsetBuffer
+        from satm_cl.training import TrainConfig
+
+        cfg, req = self.cfg, self.req
+        prep = source.preprocessor() if source is not None else self.reference_prep()
+        scenario = self.scenario(prep, order_seed)
+        replay_dsa = None if req.protocol == "retrain" else cfg.dsa
+        buffer: Any
+        if source is None:
+            buffer = protocols.avalanche_buffer(memory, self.mem_size)
+            lr = cfg.lr_init
+        else:
+            kind = CondensedBuffer if memory in ("satm", "mtt") else SubsetBuffer
+            buffer = kind(source, self.mem_size, dsa=replay_dsa, seed=order_seed)
+            lr = buffer.lr
+        if buffer.max_size != self.mem_size:
+            raise AssertionError(f"{memory} memory has {buffer.max_size} slots, expected {self.mem_size}")
+        if req.protocol == "retrain":
+            train_cfg = TrainConfig(epochs=self.epochs, lr=lr, dsa=cfg.dsa)
+            feats = protocols.feature_config(lr=cfg.expert.lr, dsa=cfg.expert.dsa)
+            return protocols.retrain_protocol(scenario, buffer, self.make_model, train_cfg, order_seed,
+                                              self.device, feats, label)
+        memory_arg = None if memory == "gdumb" else buffer
+        return protocols.strategy_protocol(scenario, memory_arg, req.protocol, self.make_model, order_seed,
+                                           self.mem_size, self.device, epochs=self.epochs, progress=label)
+
+
+def experience_condenser(
+    method: str, dataset: str, ipc: int, root: Path, device: torch.device | str = "cpu",
+    cache_dir: Path | None = None, data_dir: Path | None = None, progress: bool = False,
+) -> CondenseFn:
+    """A `condense_fn(classes)` for `CondensedBuffer`: condense only those classes' real data on arrival."""
+
+    def condense_classes(classes: list[int]) -> SyntheticSet:
+        from satm_cl.condense import condense
+
+        base = condense_config(dataset, ipc, method)
+        cfg = replace(base, expert=replace(base.expert, classes=sorted(classes)))
+        out = Path(root) / f"{dataset}-ipc{ipc}-{method}-classes{'-'.join(map(str, sorted(classes)))}"
+        if (out / META_FILE).exists():
+            return load_synthetic(out)
+        return condense(cfg, out, torch.device(device), cache_root=cache_dir, data_dir=data_dir, resume=True,
+                        progress=progress)
+
+    return condense_classes
+
+
+def _config(
+    req: ContinualRequest, splits: DatasetSplits, order: list[int], mem_size: int, epochs: int
+) -> dict[str, Any]:
+    return {"protocol": req.protocol, "steps": req.steps, "classes_per_step": splits.num_classes // req.steps,
+            "class_order": order, "mem_size": mem_size, "epochs": epochs}
+
+
+def _check_existing(path: Path, req: ContinualRequest, arch: str, configs: dict[int, dict[str, Any]]) -> None:
+    """Refuse to mix records of different settings (protocol, steps, epochs...) under one identity."""
+    if not path.exists():
+        return
+    for rec in read_records(path):
+        if (rec["stage"], rec["dataset"], rec["ipc"], rec["arch"]) != (STAGE, req.dataset, req.ipc, arch):
+            continue
+        mine = rec["method"] in req.memories and rec["seed"] in configs
+        if mine and rec.get("config") != configs[rec["seed"]]:
+            raise SatmError(f"{path} already holds {rec['method']} order {rec['seed']} results with other "
+                            f"settings ({rec.get('config')}); use another --out")
+
+
+def _records(
+    req: ContinualRequest, memory: str, arch: str, order_seed: int, result: ContinualResult,
+    config: dict[str, Any],
+) -> list[Record]:
+    base = {"stage": STAGE, "method": memory, "dataset": req.dataset, "ipc": req.ipc, "arch": arch,
+            "seed": order_seed, "config": config}
+    rows: list[Record] = []
+    for i, (row, avg) in enumerate(zip(result.matrix, result.avg_accuracy, strict=True)):
+        rows.append({**base, "metric": "avg_accuracy", "value": avg, "step": i + 1})
+        rows.extend({**base, "metric": "step_accuracy", "value": acc, "step": i + 1, "eval_step": j + 1}
+                    for j, acc in enumerate(row))
+    rows.append({**base, "metric": "forgetting", "value": result.forgetting, "step": len(result.matrix)})
+    return rows

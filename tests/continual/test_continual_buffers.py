@@ -1,0 +1,97 @@
+"""Replay memories: per-class contents as experiences arrive, balanced resizing, equal budgets."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import torch
+from _continual_fixtures import FakeSet, fake_set
+
+from satm_cl.continual.buffers import CondensedBuffer, SubsetBuffer
+from satm_cl.continual.protocols import AVALANCHE_MEMORIES, avalanche_buffer, memory_tensors
+from satm_cl.continual.scenarios import Scenario, make_scenario
+from satm_cl.data import DatasetSplits, Preprocessor
+from satm_cl.errors import SatmError
+from satm_cl.synthetic import SyntheticSet
+
+
+def _scenario(d: DatasetSplits, seed: int = 0) -> Scenario:
+    return make_scenario(d, 5, seed, Preprocessor.fit(d.train.x, d.mean, d.std, zca=False))
+
+
+def _labels_and_tasks(buf: CondensedBuffer) -> tuple[list[int], list[int]]:
+    data = buf.buffer.eval()
+    return [int(data[i][1]) for i in range(len(data))], [int(data[i][2]) for i in range(len(data))]
+
+
+@pytest.mark.parametrize("kind", [CondensedBuffer, SubsetBuffer])
+def test_memory_revealed_per_experience(kind: type, digits: DatasetSplits, make_fake: FakeSet) -> None:
+    syn = make_fake(ipc=2)
+    buf = kind(syn, dsa="color_crop_scale_rotate")
+    assert buf.max_size == 20 and len(buf.buffer) == 0
+    sc = _scenario(digits)
+    seen: list[int] = []
+    for exp, classes in zip(sc.train_stream, sc.step_classes, strict=True):
+        buf.post_adapt(None, exp)
+        seen += classes
+        labels, tasks = _labels_and_tasks(buf)
+        assert Counter(labels) == dict.fromkeys(seen, 2)
+        assert set(tasks) == {0}
+        x, y = buf.tensors()
+        for c in seen:  # the stored images are exactly the set's images of that class
+            assert torch.equal(x[y == c], syn.images[syn.labels == c])
+    assert buf.lr == pytest.approx(syn.lr)
+
+
+def test_dsa_only_in_train_group(digits: DatasetSplits, make_fake: FakeSet) -> None:
+    buf = CondensedBuffer(make_fake(), dsa="color_crop_scale_rotate")
+    buf.add_classes(list(range(10)))
+    x, _ = buf.tensors()
+    train = torch.stack([buf.buffer[i][0] for i in range(10)])
+    evald = torch.stack([buf.buffer.eval()[i][0] for i in range(10)])
+    assert torch.equal(evald, x) and not torch.equal(train, x)
+
+
+def test_condense_fn_called_per_experience(digits: DatasetSplits) -> None:
+    calls: list[list[int]] = []
+
+    def condense_fn(classes: list[int]) -> SyntheticSet:
+        calls.append(classes)
+        return fake_set(digits, ipc=1, classes=classes, lr=0.01 * len(calls))
+
+    buf = CondensedBuffer(condense_fn, max_size=10)
+    sc = _scenario(digits, seed=1)
+    for exp in sc.train_stream:
+        buf.post_adapt(None, exp)
+    assert calls == [sorted(c) for c in sc.step_classes]
+    assert sorted(buf.seen_classes) == list(range(10)) and len(buf.buffer) == 10
+    assert buf.lr == pytest.approx(0.03)
+    with pytest.raises(SatmError, match="max_size"):
+        CondensedBuffer(condense_fn)
+
+
+def test_resize_keeps_a_balanced_subset(make_fake: FakeSet) -> None:
+    buf = CondensedBuffer(make_fake(ipc=3))
+    buf.add_classes([4, 2, 7])
+    buf.resize(None, 7)
+    _, y = buf.tensors()
+    assert Counter(y.tolist()) == {4: 3, 2: 2, 7: 2}
+    buf.resize(None, 30)
+    assert len(buf.buffer) == 9
+
+
+def test_equal_budgets_across_buffers(digits: DatasetSplits, make_fake: FakeSet) -> None:
+    mem = 10
+    buffers = {name: avalanche_buffer(name, mem) for name in AVALANCHE_MEMORIES if name != "av_herding"}
+    buffers["satm"] = CondensedBuffer(make_fake(), mem)
+    buffers["random"] = SubsetBuffer(make_fake(offset=3), mem)
+    assert {b.max_size for b in buffers.values()} == {mem}
+    for exp in _scenario(digits).train_stream:
+        for b in buffers.values():
+            b.post_adapt(None, exp)
+    for name, b in buffers.items():
+        x, y = memory_tensors(b)
+        assert len(y) == mem and x.shape[1:] == (1, 8, 8), name
+    for name in ("satm", "random", "class_balanced", "gdumb"):
+        assert Counter(memory_tensors(buffers[name])[1].tolist()) == dict.fromkeys(range(10), 1), name

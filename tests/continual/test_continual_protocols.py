@@ -1,0 +1,78 @@
+"""Protocols: the retrain accuracy matrix, Avalanche Naive/LwF/EWC with replay, GDumb, determinism."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from _continual_fixtures import FakeSet
+from torch import nn
+
+from satm_cl.continual.buffers import CondensedBuffer, HerdingBuffer
+from satm_cl.continual.protocols import (
+    avalanche_buffer,
+    feature_config,
+    forgetting_from_matrix,
+    retrain_protocol,
+    strategy_protocol,
+)
+from satm_cl.continual.scenarios import Scenario, make_scenario
+from satm_cl.data import DatasetSplits, Preprocessor
+from satm_cl.models import create_model
+from satm_cl.training import TrainConfig
+
+TRAIN = TrainConfig(epochs=3, lr=0.05, dsa="color_crop_scale_rotate")
+
+
+def _scenario(d: DatasetSplits, seed: int = 0) -> Scenario:
+    return make_scenario(d, 5, seed, Preprocessor.fit(d.train.x, d.mean, d.std, zca=False))
+
+
+def _model(seed: int) -> nn.Module:
+    return create_model("convnet", 1, 10, 8, seed=seed % 2**31, width=16, depth=2, norm="instance")
+
+
+def _check_shape(matrix: list[list[float]], averages: list[float]) -> None:
+    assert [len(r) for r in matrix] == [1, 2, 3, 4, 5] and len(averages) == 5
+    assert all(0.0 <= v <= 100.0 for r in matrix for v in r)
+
+
+def test_forgetting_from_matrix() -> None:
+    assert forgetting_from_matrix([[90.0]]) == 0.0
+    assert forgetting_from_matrix([[90.0], [50.0, 80.0], [40.0, 60.0, 70.0]]) == pytest.approx((50 + 20) / 2)
+
+
+def test_retrain_matrix_shape_and_determinism(digits: DatasetSplits, make_fake: FakeSet) -> None:
+    sc = _scenario(digits)
+    runs = [retrain_protocol(sc, CondensedBuffer(make_fake()), _model, TRAIN, seed=0) for _ in range(2)]
+    _check_shape(runs[0].matrix, runs[0].avg_accuracy)
+    assert runs[0] == runs[1] and runs[0].mem_size == 10
+    assert runs[0].forgetting == pytest.approx(forgetting_from_matrix(runs[0].matrix))
+
+
+def test_retrain_with_avalanche_memories(digits: DatasetSplits) -> None:
+    sc = _scenario(digits, seed=2)
+    for name in ("reservoir", "av_herding"):
+        buf = avalanche_buffer(name, 10)
+        res = retrain_protocol(sc, buf, _model, TRAIN, seed=0, feature_cfg=feature_config(epochs=1))
+        _check_shape(res.matrix, res.avg_accuracy)
+        assert len(buf.buffer) == 10
+    assert isinstance(buf, HerdingBuffer)
+
+
+@pytest.mark.parametrize("strategy", ["naive", "lwf", "ewc"])
+def test_strategies_with_condensed_replay(strategy: str, digits: DatasetSplits, make_fake: FakeSet) -> None:
+    sc = _scenario(digits)
+    buf = CondensedBuffer(make_fake(), dsa="color_crop_scale_rotate")
+    res = strategy_protocol(sc, buf, strategy, _model, seed=0, mem_size=10, epochs=1)
+    _check_shape(res.matrix, res.avg_accuracy)
+    assert len(buf.buffer) == 10 and sorted(buf.seen_classes) == list(range(10))
+    assert res.forgetting == pytest.approx(forgetting_from_matrix(res.matrix))
+
+
+def test_gdumb_and_determinism(digits: DatasetSplits) -> None:
+    sc = _scenario(digits)
+    a = strategy_protocol(sc, None, "naive", _model, seed=5, mem_size=10, epochs=1)
+    b = strategy_protocol(sc, None, "naive", _model, seed=5, mem_size=10, epochs=1)
+    _check_shape(a.matrix, a.avg_accuracy)
+    assert a == b
+    assert torch.get_num_threads() == 1

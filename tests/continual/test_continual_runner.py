@@ -1,0 +1,85 @@
+"""The runner: records per memory and class order, resuming, equal budgets, name and settings errors."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from satm_cl.continual import ContinualRequest, preset_request, run_continual
+from satm_cl.continual.presets import PRESETS, condense_config
+from satm_cl.continual.scenarios import draw_class_order
+from satm_cl.errors import SatmError
+from satm_cl.records import read_records
+
+
+def _req(tmp: Path, artifacts: dict[str, Path], **kw: object) -> ContinualRequest:
+    base = ContinualRequest(memories=("satm", "random", "reservoir", "gdumb"), orders=2, out=tmp,
+                            device="cpu", synthetic=artifacts, epochs=2, progress=False)
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def test_records_written_and_resumed(tmp_path: Path, artifacts: dict[str, Path]) -> None:
+    path = run_continual(_req(tmp_path, artifacts))
+    recs = read_records(path)
+    # per (memory, order): 5 avg_accuracy + 15 step_accuracy + 1 forgetting
+    assert len(recs) == 4 * 2 * 21
+    one = [r for r in recs if r["method"] == "satm" and r["seed"] == 1]
+    assert {r["stage"] for r in one} == {"continual"} and {r["arch"] for r in one} == {"convnet"}
+    steps = sorted((r["step"], r["eval_step"]) for r in one if r["metric"] == "step_accuracy")
+    assert steps == [(i, j) for i in range(1, 6) for j in range(1, i + 1)]
+    assert [r["step"] for r in one if r["metric"] == "forgetting"] == [5]
+    cfg = one[0]["config"]
+    assert cfg == {"protocol": "retrain", "steps": 5, "classes_per_step": 2, "mem_size": 10, "epochs": 2,
+                   "class_order": draw_class_order(10, 1)}
+    before = path.read_text()
+    assert run_continual(_req(tmp_path, artifacts)) == path
+    assert path.read_text() == before  # nothing new on a rerun
+
+
+def test_same_seed_same_numbers(tmp_path: Path, artifacts: dict[str, Path]) -> None:
+    def values(out: Path) -> list[tuple[object, ...]]:
+        req = _req(out, artifacts, memories=("mtt", "herding"), orders=1, seed=3)
+        recs = read_records(run_continual(req))
+        return sorted((r["method"], r["metric"], r["step"], r.get("eval_step"), r["value"]) for r in recs)
+
+    assert values(tmp_path / "a") == values(tmp_path / "b")
+
+
+def test_other_settings_in_same_out_is_an_error(tmp_path: Path, artifacts: dict[str, Path]) -> None:
+    run_continual(_req(tmp_path, artifacts, memories=("random",), orders=1))
+    with pytest.raises(SatmError, match="other settings"):
+        run_continual(_req(tmp_path, artifacts, memories=("random",), orders=1, epochs=3))
+
+
+def test_bad_names_are_errors(tmp_path: Path, artifacts: dict[str, Path]) -> None:
+    with pytest.raises(SatmError, match=r"unknown memory 'nope'; valid: satm, mtt"):
+        run_continual(_req(tmp_path, artifacts, memories=("satm", "nope")))
+    with pytest.raises(SatmError, match="unknown protocol 'icarl'; valid: retrain, naive, lwf, ewc"):
+        run_continual(_req(tmp_path, artifacts, protocol="icarl"))
+    with pytest.raises(SatmError, match="evenly"):
+        run_continual(_req(tmp_path, artifacts, steps=3))
+    with pytest.raises(SatmError, match="unknown continual preset"):
+        preset_request("nope")
+    assert not (tmp_path / "records.jsonl").exists()
+
+
+def test_wrong_ipc_artifact_is_an_error(tmp_path: Path, artifacts: dict[str, Path]) -> None:
+    with pytest.raises(SatmError, match="ipc 5"):
+        run_continual(_req(tmp_path, artifacts, ipc=5, memories=("satm",)))
+
+
+def test_strategy_protocol_through_runner(tmp_path: Path, artifacts: dict[str, Path]) -> None:
+    recs = read_records(run_continual(_req(tmp_path, artifacts, protocol="lwf", orders=1, epochs=1,
+                                           memories=("satm", "class_balanced"))))
+    assert {r["config"]["protocol"] for r in recs} == {"lwf"} and len(recs) == 2 * 21
+
+
+def test_presets() -> None:
+    assert set(PRESETS) >= {"cifar10-5steps-ipc50", "tinyimagenet-10steps-ipc3", "tinyimagenet-20steps-ipc3",
+                            "digits-5steps-ipc1", "digits-5steps-ipc5", "fashion-mnist-5steps-ipc10"}
+    req = preset_request("digits-5steps-ipc5", orders=1)
+    assert (req.dataset, req.steps, req.ipc, req.orders) == ("digits", 5, 5, 1)
+    cfg = condense_config("digits", 5, "mtt")
+    assert cfg.ipc == 5 and cfg.method == "mtt" and cfg.expert.arch_kwargs["depth"] == 2
