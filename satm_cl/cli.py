@@ -255,6 +255,9 @@ def evaluate(
     epochs: Annotated[
         int | None, typer.Option(help="Training epochs [default: the preset's eval_epochs].")
     ] = None,
+    cross_arch_epochs: Annotated[
+        int | None, typer.Option(help="cross-arch: epochs for non-ConvNet archs [default: --epochs].")
+    ] = None,
     out: Annotated[
         Path, typer.Option(help="Output directory (records.jsonl is appended; reruns resume).")
     ] = Path("results/eval"),
@@ -306,6 +309,7 @@ def evaluate(
                     runs=runs,
                     archs=tuple(archs.split(",")) if archs else None,
                     epochs=epochs,
+                    cross_arch_epochs=cross_arch_epochs,
                     out=out,
                     device=device,
                     data_dir=data_dir,

@@ -196,8 +196,8 @@ PRESETS[("digits", 1)] = {
     "lr_lr": 1e-5,
     "lr_init": 0.05,
     "truncate": 10,
-    "rho": 0.05,
-    "eval_every": 100,
+    "rho": 0.5,
+    "eval_every": 50,
     "eval_epochs": 300,
     "dsa": _DIGIT_DSA,
     "expert": {

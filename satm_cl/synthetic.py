@@ -156,7 +156,7 @@ def load_synthetic(path: str | Path) -> SyntheticSet:
         )
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= len(meta["class_names"])):
         raise SatmError(f"{tensor_file}: labels outside the {len(meta['class_names'])} classes")
-    zca = {k: tensors[k] for k in ("zca_mean", "zca_matrix") if k in tensors}
+    zca: dict[str, torch.Tensor] = {k: tensors[k] for k in ("zca_mean", "zca_matrix") if k in tensors}
     if bool(meta["zca"]) != bool(zca):
         state = "present" if zca else "absent"
         raise SatmError(f"{path}: metadata says zca={meta['zca']} but the ZCA tensors are {state}")

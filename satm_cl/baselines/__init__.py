@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -85,7 +86,7 @@ def create_baseline(
         "eval_epochs": cfg.eval_epochs,
         **settings,
     }
-    extra = {} if full else {"train_indices": idx.tolist()}
+    extra: dict[str, Any] = {} if full else {"train_indices": idx.tolist()}
     meta = make_meta(
         dataset=dataset,
         class_names=splits.class_names,

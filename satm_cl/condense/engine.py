@@ -175,7 +175,7 @@ class Condenser:
         start = int(torch.randint(cfg.max_start_epoch, (1,), generator=gen))
         theta0, target = self.store.load_epochs(expert, [start, start + cfg.expert_epochs]).to(self.device)
         plan: InnerPlan = sample_plan(
-            st.x.shape[0], tuple(st.x.shape[1:]), cfg.syn_steps, cfg.batch_syn, self.dsa, gen
+            st.x.shape[0], self.data.splits.image_shape, cfg.syn_steps, cfg.batch_syn, self.dsa, gen
         )
         descent_keep = cfg.truncate if cfg.truncate_descent else None
 

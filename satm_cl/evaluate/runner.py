@@ -10,6 +10,11 @@ cross-arch ConvNet and the out-of-domain numbers of a set come from the same tra
 Records: `stage` = suite, `metric` = `test_accuracy` (value in %), or `skipped` (value null, the reason in
 `config.note`); `ipc` is null for the whole-train-split baseline `full`; out-of-domain rows on a shifted
 dataset carry `test_dataset`.
+
+Cost (measured on digits, `--baseline random --ipc 1 --suite all --runs 3`, preset eval_epochs 300, one
+torch thread, busy 2-core machine): 429 s, almost all in the cross-arch ResNet18 x3 / VGG11 / AlexNet runs
+(~20-35 s each per seed). `cross_arch_epochs` (default: same as `epochs`, MTT's protocol) trains the models
+other than the set's own ConvNet for fewer epochs: 100 cuts those runs to ~40 s per seed for all five.
 """
 
 from __future__ import annotations
