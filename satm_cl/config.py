@@ -224,17 +224,19 @@ PRESETS[("mnist5k", 1)] = {
 PRESETS[("mnist5k", 10)] = {**PRESETS[("mnist5k", 1)], "batch_syn": 50}
 PRESETS[("fashion-mnist", 1)] = {
     **PRESETS[("digits", 1)],
+    "iterations": 200,
+    "max_start_epoch": 6,
     "dsa": DSA_DEFAULT,
-    "lr_init": 0.01,
+    "lr_init": 0.03,
     "expert": {
         "dataset": "fashion-mnist",
         "arch": "convnet",
-        "lr": 0.01,
-        "batch_size": 256,
-        "epochs": 15,
-        "num_experts": 5,
+        "lr": 0.03,
+        "batch_size": 128,
+        "epochs": 10,
+        "num_experts": 4,
         "dsa": DSA_DEFAULT,
-        "train_subset": 10000,
+        "train_subset": 6000,
         "arch_kwargs": {"width": 64, "depth": 3, "norm": "instance"},
     },
 }
