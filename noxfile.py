@@ -43,61 +43,17 @@ def demo(session: nox.Session) -> None:
     """Experts → SATM condensation → evaluation vs a random real subset → report, on digits."""
     _install(session)
     out = "runs/demo"
-    _run(session, "satm-cl", "datasets")
-    _run(session, "satm-cl", "experts", "--dataset", "digits")
-    _run(
-        session,
-        "satm-cl",
-        "condense",
-        "--dataset",
-        "digits",
-        "--ipc",
-        "1",
-        "--out",
-        f"{out}/satm",
-        "--resume",
-    )
-    _run(session, "satm-cl", "show", f"{out}/satm")
-    _run(
-        session,
-        "satm-cl",
-        "evaluate",
-        "--synthetic",
-        f"{out}/satm",
-        "--suite",
-        "in-domain",
-        "--runs",
-        "3",
-        "--out",
-        f"{out}/eval",
-    )
-    _run(
-        session,
-        "satm-cl",
-        "evaluate",
-        "--baseline",
-        "random",
-        "--dataset",
-        "digits",
-        "--ipc",
-        "1",
-        "--suite",
-        "in-domain",
-        "--runs",
-        "3",
-        "--out",
-        f"{out}/eval",
-    )
-    _run(
-        session,
-        "satm-cl",
-        "report",
-        f"{out}/eval/records.jsonl",
-        "--out",
-        f"{out}/report",
-        "--artifact",
-        f"{out}/satm",
-    )
+    steps = [
+        "datasets",
+        "experts --dataset digits",
+        f"condense --dataset digits --ipc 1 --out {out}/satm --resume",
+        f"show {out}/satm",
+        f"evaluate --synthetic {out}/satm --suite in-domain --runs 3 --out {out}/eval",
+        f"evaluate --baseline random --dataset digits --ipc 1 --suite in-domain --runs 3 --out {out}/eval",
+        f"report {out}/eval/records.jsonl --out {out}/report --artifact {out}/satm",
+    ]
+    for step in steps:
+        _run(session, "satm-cl", *step.split())
     session.log(f"demo done: see {out}/report/README.md")
 
 

@@ -10,6 +10,7 @@ import torch
 
 @pytest.fixture(autouse=True, scope="session")
 def _one_thread() -> None:
+    """One intra-op thread: tiny batches gain nothing from threads, and CI shares two cores."""
     torch.set_num_threads(1)
 
 

@@ -1,25 +1,14 @@
-"""Continual tests: single-threaded, on digits, with small fake SyntheticSets built from real train images."""
+"""Continual tests: on digits, with small fake SyntheticSets built from real train images."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 from _continual_fixtures import FakeSet, fake_set
 
 from satm_cl.data import DatasetSplits, create_dataset
 from satm_cl.synthetic import SyntheticSet
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    """One intra-op thread per module (tiny batches; a busy machine), restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
