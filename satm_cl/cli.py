@@ -15,6 +15,7 @@ from satm_cl.errors import SatmError
 app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     no_args_is_help=True,
     help="SATM dataset condensation and the benchmarks that say what condensed images are worth.",
 )
@@ -36,7 +37,10 @@ def _guard(fn: Callable[[], T]) -> T:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
-        typer.echo("interrupted; finished work is saved (rerun the same command to resume)", err=True)
+        typer.echo(
+            "interrupted; finished work is saved (rerun the same command, with --resume for condense)",
+            err=True,
+        )
         raise typer.Exit(130) from None
 
 
@@ -317,6 +321,44 @@ def evaluate(
                 )
             )
         typer.echo(f"records: {path}")
+
+    _guard(body)
+
+
+@app.command()
+def reproduce(
+    table: Annotated[
+        str | None, typer.Argument(help="Table name (see the list printed without it) or a table JSON file.")
+    ] = None,
+    scale: Annotated[
+        str,
+        typer.Option(
+            help="cpu: small datasets that run on a CPU in minutes to hours (digits, mnist5k, "
+            "fashion-mnist); paper: the paper's datasets and settings (CIFAR, Tiny ImageNet; needs "
+            "--data-dir, meant for a GPU)."
+        ),
+    ] = "cpu",
+    out: Annotated[
+        Path | None, typer.Option(help="Output directory [default: results/reproduce/TABLE-SCALE].")
+    ] = None,
+    device: Device = "auto",
+    data_dir: DataDir = None,
+    cache_dir: CacheDir = None,
+    dry_run: Annotated[bool, typer.Option(help="Print the plan (one line per step); run nothing.")] = False,
+) -> None:
+    """Run every job behind a table (condense, evaluate, continual, report) at cpu or paper scale; resumes.
+
+    Without TABLE, list the tables (benchmarks/tables/*.json) with their titles."""
+
+    def body() -> None:
+        from satm_cl import reproduce as rep
+
+        if table is None:
+            for name, title in rep.describe_tables():
+                typer.echo(f"{name:12s} {title}")
+            typer.echo("run one with: satm-cl reproduce TABLE [--scale cpu|paper] [--dry-run]")
+            return
+        rep.run(table, scale, out, device, data_dir, cache_dir, dry_run=dry_run, echo=typer.echo)
 
     _guard(body)
 

@@ -78,6 +78,12 @@ class CondenseConfig:
             (self.lr_init > 0 and self.lr_floor > 0, "lr_init and lr_floor must be positive"),
             (self.rho >= 0 and self.smooth_sigma >= 0 and self.smooth_samples >= 0, "rho/sigma must be ≥ 0"),
             (self.eval_every >= 0 and self.checkpoint_every >= 1, "eval_every ≥ 0, checkpoint_every ≥ 1"),
+            (self.eval_runs >= 1 and self.eval_epochs >= 1, "eval_runs and eval_epochs must be ≥ 1"),
+            (self.batch_syn is None or self.batch_syn >= 1, "batch_syn must be ≥ 1 (or unset for all)"),
+            (
+                self.lr_img >= 0 and self.lr_lr >= 0 and 0 <= self.momentum < 1,
+                "lr_img, lr_lr ≥ 0; momentum in [0,1)",
+            ),
         ]
         for ok, msg in checks:
             if not ok:

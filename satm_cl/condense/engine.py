@@ -34,7 +34,8 @@ LOG_FILE = "log.jsonl"
 
 
 def peak_memory_mb(device: torch.device) -> float:
-    """CUDA: max allocated since the last reset; CPU: the process's peak resident set size."""
+    """CUDA: max allocated during this iteration; CPU: the process's peak resident set size so far
+    (a high-water mark including data loading; `satm-cl bench` measures per-variant peaks apart)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -87,9 +88,13 @@ class Condenser:
         self, cfg: CondenseConfig, store: TrajectoryStore, data: PreparedData, device: torch.device, out: Path
     ) -> None:
         self.cfg, self.store, self.data, self.device, self.out = cfg, store, data, device, Path(out)
-        self.experts = store.done()
-        if not self.experts:
-            raise SatmError(f"expert store {store.path} holds no finished experts")
+        # Only the first num_experts: a store grown by another run must not change this run's draws.
+        self.experts = [i for i in store.done() if i < cfg.expert.num_experts]
+        if len(self.experts) < cfg.expert.num_experts:
+            raise SatmError(
+                f"expert store {store.path} holds {len(self.experts)} of the {cfg.expert.num_experts} experts "
+                "this config needs; run `satm-cl experts` (or condense, which trains them) first"
+            )
         self.model = expert_model(cfg.expert, data.splits, seed=0).to(device)
         self.layout = ParamLayout.from_module(self.model)
         if self.layout.numel != int(store.manifest["numel"]):
@@ -118,10 +123,14 @@ class Condenser:
         }
         if st.best_x is not None:
             tensors["best_x"] = st.best_x
-        write_tensors(self.out / CKPT_TENSORS, tensors)
+        # Tensors go to a new file named after the iteration; the JSON that names it is replaced
+        # second, so a kill at any point leaves a consistent (tensor file, JSON) pair on disk.
+        name = f"checkpoint-{st.iteration:07d}.safetensors"
+        write_tensors(self.out / name, tensors)
         write_json(
             self.out / CKPT_META,
             {
+                "tensors": name,
                 "config": self.cfg.to_dict(),
                 "iteration": st.iteration,
                 "best_lr": st.best_lr,
@@ -129,21 +138,35 @@ class Condenser:
                 "best_iteration": st.best_iteration,
                 "wall_time_s": st.wall_time_s,
                 "log_lines": log_lines,
-                "sha256": sha256_file(self.out / CKPT_TENSORS),
+                "sha256": sha256_file(self.out / name),
             },
         )
+        for old in self.out.glob("checkpoint*.safetensors"):
+            if old.name != name:
+                old.unlink()
 
     def load_checkpoint(self) -> State:
         meta_file = self.out / CKPT_META
         try:
             meta = json.loads(meta_file.read_text())
-        except (OSError, json.JSONDecodeError):
+            keys = (
+                "iteration",
+                "best_lr",
+                "best_val",
+                "best_iteration",
+                "wall_time_s",
+                "log_lines",
+                "sha256",
+            )
+            if not isinstance(meta, dict) or any(k not in meta for k in keys):
+                raise ValueError
+        except (OSError, ValueError):
             raise SatmError(f"unreadable checkpoint {meta_file}") from None
         if meta.get("config") != json.loads(json.dumps(self.cfg.to_dict())):
             raise SatmError(
                 f"{meta_file} was made with a different config; use another --out or drop --resume"
             )
-        tfile = self.out / CKPT_TENSORS
+        tfile = self.out / str(meta.get("tensors", CKPT_TENSORS))
         if not tfile.is_file() or sha256_file(tfile) != meta.get("sha256"):
             raise SatmError(f"checkpoint {tfile} is missing or does not match {CKPT_META}")
         t = {k: v.to(self.device) if k != "generator" else v for k, v in load_file(str(tfile)).items()}
@@ -175,7 +198,13 @@ class Condenser:
         start = int(torch.randint(cfg.max_start_epoch, (1,), generator=gen))
         theta0, target = self.store.load_epochs(expert, [start, start + cfg.expert_epochs]).to(self.device)
         plan: InnerPlan = sample_plan(
-            st.x.shape[0], self.data.splits.image_shape, cfg.syn_steps, cfg.batch_syn, self.dsa, gen
+            st.x.shape[0],
+            self.data.splits.image_shape,
+            cfg.syn_steps,
+            cfg.batch_syn,
+            self.dsa,
+            gen,
+            self.device,
         )
         descent_keep = cfg.truncate if cfg.truncate_descent else None
 
@@ -187,29 +216,37 @@ class Condenser:
         if cfg.minimizer == "none":
             res = grad_at(st.x, descent_keep)
             return res, res.grad_x, res.grad_lr
-        # ascent direction, optionally smoothed by Gaussian perturbations of X
+        # ascent pass at X (its loss is the one logged); with TR its untracked head, computed at the
+        # clean X, is shared by the smoothing passes and the descent pass
+        first = grad_at(st.x, cfg.truncate)
+        head = first.prefix if cfg.reuse_trajectory else None
+        ascent = first.grad_x
         if cfg.smooth_samples > 0 and cfg.smooth_sigma > 0:
-            passes = []
+            # Gaussian smoothing: the ascent direction is the mean gradient over X + σn_s
+            grads = []
             for _ in range(cfg.smooth_samples):
                 noise = torch.randn(st.x.shape, generator=gen).to(self.device)
-                passes.append(grad_at(st.x + cfg.smooth_sigma * noise, cfg.truncate))
-            first = passes[0]
-            ascent = torch.stack([p.grad_x for p in passes]).mean(0)
-        else:
-            first = grad_at(st.x, cfg.truncate)
-            ascent = first.grad_x
+                grads.append(grad_at(st.x + cfg.smooth_sigma * noise, cfg.truncate, head).grad_x)
+            ascent = torch.stack(grads).mean(0)
         eps = self.minimizer.perturb(st.x, ascent)
         if eps is None:
             return first, first.grad_x, first.grad_lr
-        reuse = first.prefix if cfg.reuse_trajectory else None
-        second = grad_at(st.x + eps, descent_keep, reuse)
+        second = grad_at(st.x + eps, descent_keep, head)
         return first, second.grad_x, second.grad_lr
 
     def step(self, st: State) -> dict[str, float]:
         """One outer iteration in place on `st`; returns the log row."""
         cfg = self.cfg
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
         t0 = time.perf_counter()
-        res, gx, glr = self.hypergradients(st)
+        try:
+            res, gx, glr = self.hypergradients(st)
+        except torch.OutOfMemoryError:
+            raise SatmError(
+                f"out of memory at iteration {st.iteration + 1}; lower `truncate` (TUH keeps fewer inner "
+                "steps) or `batch_syn`"
+            ) from None
         finite = torch.isfinite(res.loss) and bool(torch.isfinite(gx).all()) and bool(torch.isfinite(glr))
         if not finite:
             raise SatmError(

@@ -41,18 +41,22 @@ def sample_plan(
     batch_size: int | None,
     dsa: DSA,
     generator: torch.Generator,
+    device: torch.device | str = "cpu",
 ) -> InnerPlan:
-    """Mini-batches walk through random permutations of the synthetic set (as MTT), one DSA draw each."""
+    """Mini-batches are the chunks of successive random permutations of the synthetic set (as MTT:
+    the last chunk of a permutation may be smaller), one DSA draw each; drawn on the CPU generator
+    and moved to `device` once, so the inner loop does no host-to-device copies."""
     bs = n_syn if batch_size is None else min(batch_size, n_syn)
     batches: list[torch.Tensor] = []
-    order = torch.empty(0, dtype=torch.long)
+    chunks: list[torch.Tensor] = []
     while len(batches) < steps:
-        if order.numel() < bs:
-            order = torch.cat([order, torch.randperm(n_syn, generator=generator)])
-        batches.append(order[:bs])
-        order = order[bs:]
-    augs = tuple(None if dsa.is_identity else dsa.sample(bs, image_shape, generator) for _ in batches)
-    return InnerPlan(tuple(batches), augs)
+        if not chunks:
+            chunks = list(torch.randperm(n_syn, generator=generator).split(bs))
+        batches.append(chunks.pop(0))
+    augs = tuple(None if dsa.is_identity else dsa.sample(b.numel(), image_shape, generator) for b in batches)
+    return InnerPlan(
+        tuple(b.to(device) for b in batches), tuple(None if a is None else a.to(device) for a in augs)
+    )
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,7 @@ class Unroller:
     def _inner_loss(
         self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, plan: InnerPlan, i: int
     ) -> torch.Tensor:
-        idx = plan.batches[i].to(x.device)
+        idx = plan.batches[i]
         xb = x[idx]
         aug = plan.augs[i]
         if aug is not None:

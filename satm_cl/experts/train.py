@@ -95,7 +95,8 @@ def train_experts(
     probe = expert_model(cfg, splits, seed=0)
     layout = ParamLayout.from_module(probe)
     store = TrajectoryStore.create_or_open(path, cfg, layout.to_dict(), package_versions())
-    todo = [i for i in range(cfg.num_experts) if i not in set(store.done())]
+    finished = set(store.done())
+    todo = [i for i in range(cfg.num_experts) if i not in finished]
     if not todo:
         return store
     data = prepare(splits, cfg.zca, device)

@@ -21,7 +21,7 @@ def _run(*args: str) -> tuple[int, str, str]:
 def test_help_lists_commands() -> None:
     code, out, _ = _run("--help")
     assert code == 0
-    for cmd in ("datasets", "experts", "condense", "evaluate", "report", "show", "bench"):
+    for cmd in ("datasets", "experts", "condense", "evaluate", "report", "show", "bench", "reproduce"):
         assert cmd in out
 
 

@@ -13,6 +13,7 @@ from _tiny import tiny_config
 from satm_cl.condense import condense
 from satm_cl.condense.engine import Condenser, State
 from satm_cl.errors import SatmError
+from satm_cl.io import sha256_file
 from satm_cl.synthetic import META_FILE, TENSOR_FILE, load_synthetic
 
 CPU = torch.device("cpu")
@@ -74,7 +75,7 @@ def test_resume_with_another_config_is_refused(cache_root: Path, tmp_path: Path)
     condense(cfg, tmp_path / "a", CPU, cache_root=cache_root, progress=False)
     with pytest.raises(SatmError, match="different config"):
         condense(
-            replace(cfg, rho=0.5), tmp_path / "a", CPU, cache_root=cache_root, resume=True, progress=False
+            replace(cfg, rho=0.123), tmp_path / "a", CPU, cache_root=cache_root, resume=True, progress=False
         )
 
 
@@ -106,18 +107,35 @@ def test_corrupted_artifact_is_one_line_error(cache_root: Path, tmp_path: Path) 
         load_synthetic(tmp_path / "nowhere")
 
 
-def test_non_finite_loss_stops_and_keeps_last_checkpoint(cache_root: Path, tmp_path: Path) -> None:
-    cfg = tiny_config(iterations=2, checkpoint_every=1)
+def test_non_finite_loss_stops_and_keeps_last_checkpoint(
+    cache_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tiny_config(iterations=4, checkpoint_every=1)
+    real = Condenser.hypergradients
+
+    def nan_on_third(self: Condenser, st: State) -> tuple:
+        res, gx, glr = real(self, st)
+        return (res, gx * float("nan"), glr) if st.iteration == 2 else (res, gx, glr)
+
+    monkeypatch.setattr(Condenser, "hypergradients", nan_on_third)
     out = tmp_path / "a"
-    condense(cfg, out, CPU, cache_root=cache_root, progress=False)
-    before = (out / "checkpoint.safetensors").read_bytes()
-    with pytest.raises(SatmError, match="non-finite"):
-        condense(
-            replace(cfg, iterations=4, lr_img=1e30),
-            tmp_path / "b",
-            CPU,
-            cache_root=cache_root,
-            progress=False,
-        )
-    assert (out / "checkpoint.safetensors").read_bytes() == before
-    assert (tmp_path / "b" / "checkpoint.json").exists()  # iteration 1 was still finite and is kept
+    with pytest.raises(SatmError, match="non-finite loss or gradient at iteration 3") as err:
+        condense(cfg, out, CPU, cache_root=cache_root, progress=False)
+    assert "\n" not in str(err.value)
+    ckpt = json.loads((out / "checkpoint.json").read_text())
+    assert ckpt["iteration"] == 2  # the last good state is kept ...
+    assert sha256_file(out / ckpt["tensors"]) == ckpt["sha256"]  # ... consistent on disk ...
+    assert not (out / TENSOR_FILE).exists()  # ... and no artifact pretends the run finished
+    monkeypatch.setattr(Condenser, "hypergradients", real)
+    condense(cfg, out, CPU, cache_root=cache_root, resume=True, progress=False)  # and it resumes
+    assert load_synthetic(out).meta["iterations"] == 4
+
+
+def test_only_the_configured_number_of_experts_is_sampled(cache_root: Path, tmp_path: Path) -> None:
+    """A store grown by another config (3 experts) must not change a 2-expert run."""
+    cfg = tiny_config(iterations=3)
+    a = condense(cfg, tmp_path / "a", CPU, cache_root=cache_root, progress=False)
+    bigger = replace(cfg, expert=replace(cfg.expert, num_experts=3))
+    condense(bigger, tmp_path / "big", CPU, cache_root=cache_root, progress=False)
+    b = condense(cfg, tmp_path / "b", CPU, cache_root=cache_root, progress=False)
+    assert torch.equal(a.images, b.images)

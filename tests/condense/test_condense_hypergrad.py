@@ -133,14 +133,63 @@ def test_closed_form_lr_gradient_is_first_order_close(cache_root: Path, tmp_path
 
 
 def test_trajectory_reuse_recomputes_only_the_tail(cache_root: Path, tmp_path: Path) -> None:
-    """A reused prefix gives the same gradient as recomputing it at the same X."""
+    """TR: the descent pass at X + ε reuses the head computed at X; it equals a pass whose head is
+    computed at X explicitly, and differs from recomputing the head at X + ε."""
     c = _setup(cache_root, tmp_path)
     st = c.fresh_state()
     theta0, target, plan = _segment(c, 6)
     first = c.unroller.hypergradient(st.x, c.labels, st.lr, theta0, target, plan, keep=2)
-    again = c.unroller.hypergradient(st.x, c.labels, st.lr, theta0, target, plan, keep=2, prefix=first.prefix)
-    assert torch.equal(first.grad_x, again.grad_x)
     assert first.prefix.steps == 4
+    eps = 0.5 * first.grad_x / first.grad_x.norm()
+    reused = c.unroller.hypergradient(
+        st.x + eps, c.labels, st.lr, theta0, target, plan, keep=2, prefix=first.prefix
+    )
+    head_at_x = c.unroller.prefix(st.x, c.labels, st.lr, theta0, plan, 4)
+    explicit = c.unroller.hypergradient(
+        st.x + eps, c.labels, st.lr, theta0, target, plan, keep=2, prefix=head_at_x
+    )
+    fresh = c.unroller.hypergradient(st.x + eps, c.labels, st.lr, theta0, target, plan, keep=2)
+    assert torch.equal(reused.grad_x, explicit.grad_x)
+    assert not torch.equal(reused.grad_x, fresh.grad_x)
+
+
+def test_engine_computes_the_head_once_per_step_under_tr(
+    cache_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counts = {}
+    for reuse in (True, False):
+        c = _setup(cache_root, tmp_path, reuse_trajectory=reuse, smooth_samples=2, smooth_sigma=0.01)
+        calls = []
+        real = c.unroller.prefix
+        monkeypatch.setattr(c.unroller, "prefix", lambda *a, **k: calls.append(1) or real(*a, **k))
+        c.step(c.fresh_state())
+        counts[reuse] = len(calls)
+    assert counts == {True: 1, False: 4}  # ascent + 2 smoothing passes + descent without TR
+
+
+def test_sam_and_asam_perturbations_have_radius_rho() -> None:
+    from satm_cl.condense.minimizers import create_minimizer
+
+    gen = torch.Generator().manual_seed(0)
+    x, g = torch.randn(10, 1, 8, 8, generator=gen), torch.randn(10, 1, 8, 8, generator=gen)
+    sam = create_minimizer("sam", 0.3).perturb(x, g)
+    assert sam is not None and float(sam.norm()) == pytest.approx(0.3)
+    asam = create_minimizer("asam", 0.3).perturb(x, g)
+    t = x.abs() + 0.01
+    assert asam is not None and float((asam / t).norm()) == pytest.approx(0.3)
+    assert create_minimizer("none", 0.3).perturb(x, g) is None
+
+
+def test_autograd_lr_gradient_sees_the_truncated_head(cache_root: Path, tmp_path: Path) -> None:
+    """With K < N the autograd α-gradient includes the head's first-order term −Σg_head: it moves
+    close to the exact value (same sign, error smaller than the value itself)."""
+    c = _setup(cache_root, tmp_path)
+    st = c.fresh_state()
+    theta0, target, plan = _segment(c, 6)
+    exact = c.unroller.hypergradient(st.x, c.labels, st.lr, theta0, target, plan, lr_grad="autograd").grad_lr
+    trunc = c.unroller.hypergradient(st.x, c.labels, st.lr, theta0, target, plan, keep=2, lr_grad="autograd")
+    assert torch.sign(trunc.grad_lr) == torch.sign(exact)
+    assert abs(float(trunc.grad_lr - exact)) < abs(float(exact))
 
 
 def _run_steps(c: Condenser, n: int) -> tuple[torch.Tensor, torch.Tensor]:
