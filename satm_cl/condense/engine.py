@@ -92,8 +92,8 @@ class Condenser:
         self.experts = [i for i in store.done() if i < cfg.expert.num_experts]
         if len(self.experts) < cfg.expert.num_experts:
             raise SatmError(
-                f"expert store {store.path} holds {len(self.experts)} of the {cfg.expert.num_experts} experts "
-                "this config needs; run `satm-cl experts` (or condense, which trains them) first"
+                f"expert store {store.path} holds {len(self.experts)} of the {cfg.expert.num_experts} "
+                "experts this config needs; run `satm-cl experts` (or condense, which trains them) first"
             )
         self.model = expert_model(cfg.expert, data.splits, seed=0).to(device)
         self.layout = ParamLayout.from_module(self.model)

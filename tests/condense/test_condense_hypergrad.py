@@ -159,9 +159,13 @@ def test_engine_computes_the_head_once_per_step_under_tr(
     counts = {}
     for reuse in (True, False):
         c = _setup(cache_root, tmp_path, reuse_trajectory=reuse, smooth_samples=2, smooth_sigma=0.01)
-        calls = []
-        real = c.unroller.prefix
-        monkeypatch.setattr(c.unroller, "prefix", lambda *a, **k: calls.append(1) or real(*a, **k))
+        calls: list[int] = []
+
+        def counting(*a: object, _real=c.unroller.prefix, _calls=calls, **k: object) -> object:
+            _calls.append(1)
+            return _real(*a, **k)
+
+        monkeypatch.setattr(c.unroller, "prefix", counting)
         c.step(c.fresh_state())
         counts[reuse] = len(calls)
     assert counts == {True: 1, False: 4}  # ascent + 2 smoothing passes + descent without TR
