@@ -373,7 +373,7 @@ def plot_bench(rows: Sequence[dict[str, Any]], path: str | Path) -> Path | None:
         return None
     frame = pd.DataFrame(list(rows))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    panels = ((axes[0], "peak_mem_mb", "peak memory (MB)"), (axes[1], "seconds_per_iter", "s / outer iteration"))
+    panels = ((axes[0], "peak_mem_mb", "peak memory (MB)"), (axes[1], "seconds_per_iter", "s / iteration"))
     for ax, col, label in panels:
         sns.lineplot(frame, x="syn_steps", y=col, hue="variant", marker="o", ax=ax)
         ax.set_xlabel("inner steps N (syn_steps)")
