@@ -240,7 +240,7 @@ PRESETS[("fashion-mnist", 1)] = {
         "lr": 0.03,
         "batch_size": 128,
         "epochs": 10,
-        "num_experts": 4,
+        "num_experts": 2,
         "dsa": DSA_DEFAULT,
         "train_subset": 6000,
         "arch_kwargs": {"width": 64, "depth": 3, "norm": "instance"},
