@@ -2,7 +2,8 @@
 
 A record holds at least `stage` (the suite: in-domain, cross-arch, ood, continual), `method`,
 `dataset`, `ipc`, `arch`, `seed`, `metric` and `value`; suites add their own keys (e.g. `step`,
-`eval_step`, `test_dataset`) and a `config` dict with what produced the number.
+`eval_step`, `test_dataset`) and a `config` dict with what produced the number. Continual `step`
+(experiences trained so far) and `eval_step` (the experience evaluated) are both 1-based.
 """
 
 from __future__ import annotations

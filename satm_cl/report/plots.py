@@ -196,7 +196,7 @@ def plot_continual_accuracy(frame: pd.DataFrame, path: str | Path) -> Path | Non
 
 
 def plot_continual_matrices(frame: pd.DataFrame, path: str | Path) -> Path | None:
-    """Accuracy matrices (row: experiences trained, column: experience evaluated, both shown 1-based),
+    """Accuracy matrices (row: experiences trained, column: experience evaluated; both 1-based in records),
     mean over seeds, one heatmap per method (and dataset/IPC)."""
     sel = _stage(frame, "continual", ["step_accuracy"])
     sel = sel[sel["step"].notna() & sel["eval_step"].notna()]
@@ -208,7 +208,7 @@ def plot_continual_matrices(frame: pd.DataFrame, path: str | Path) -> Path | Non
     cell = 0.45 if size > 8 else 0.7
     fig, axes = _grid(len(groups), ncols=3, size=(max(4.5, cell * size + 2.0), max(3.8, cell * size + 1.2)))
     for ax, (key, part) in zip(axes, groups, strict=True):
-        part = part.assign(step=part["step"].astype(int), eval_step=part["eval_step"].astype(int) + 1)
+        part = part.assign(step=part["step"].astype(int), eval_step=part["eval_step"].astype(int))
         mat = part.pivot_table(index="step", columns="eval_step", values="value", aggfunc="mean")
         sns.heatmap(mat, vmin=0, vmax=100, cmap="viridis", annot=size <= 12, fmt=".0f", square=True,
                     cbar_kws={"label": "accuracy (%)", "shrink": 0.8}, annot_kws={"fontsize": 8}, ax=ax)

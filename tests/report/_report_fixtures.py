@@ -53,7 +53,7 @@ def continual_records(steps: int = 5, per: int = 2) -> list[dict[str, Any]]:
             for k in range(1, steps + 1):
                 out.append(rec("continual", m, base - 8 * k + s, metric="avg_accuracy", step=k, seed=s,
                                config=cfg))
-                for e in range(k):
+                for e in range(1, k + 1):
                     value = base - 10 * (k - 1 - e) + s
                     out.append(rec("continual", m, value, metric="step_accuracy", step=k, eval_step=e, seed=s,
                                    config=cfg))
