@@ -365,6 +365,8 @@ class Condenser:
                 "val_accuracy": st.best_val,
             },
             expert_store=self.store.path.name,
+            # bytes are reproducible for the same seed, device type and torch thread count
+            compute={"device": self.device.type, "torch_threads": torch.get_num_threads()},
             arch=cfg.expert.arch,
             arch_kwargs=cfg.expert.arch_kwargs,
         )
