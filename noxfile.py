@@ -74,19 +74,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def typecheck(session: nox.Session) -> None:
-    """mypy on the core (data, models, condense, experts, synthetic, training)."""
+    """mypy on the whole package."""
     _install(session)
-    _run(
-        session,
-        "mypy",
-        "satm_cl/data",
-        "satm_cl/models",
-        "satm_cl/condense",
-        "satm_cl/experts",
-        "satm_cl/synthetic.py",
-        "satm_cl/training.py",
-        "satm_cl/config.py",
-    )
+    _run(session, "mypy", "satm_cl")
 
 
 @nox.session(python=False)
