@@ -95,3 +95,17 @@ def test_equal_budgets_across_buffers(digits: DatasetSplits, make_fake: FakeSet)
         assert len(y) == mem and x.shape[1:] == (1, 8, 8), name
     for name in ("satm", "random", "class_balanced", "gdumb"):
         assert Counter(memory_tensors(buffers[name])[1].tolist()) == dict.fromkeys(range(10), 1), name
+
+
+def test_truncated_herding_keeps_avalanche_order() -> None:
+    """The first `limit` picks equal Avalanche's full herding order; the rest are just appended."""
+    from avalanche.training.storage_policy import HerdingSelectionStrategy
+
+    from satm_cl.continual.buffers import TruncatedHerding
+
+    feats = torch.randn(200, 16, generator=torch.Generator().manual_seed(0))
+    net = torch.nn.Sequential(torch.nn.Identity())
+    full = HerdingSelectionStrategy(net, "0").make_sorted_indices_from_features(feats)
+    short = TruncatedHerding(net, "0", 12).make_sorted_indices_from_features(feats)
+    assert short[:12] == list(full[:12])
+    assert sorted(short) == list(range(200))
