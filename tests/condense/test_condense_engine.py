@@ -139,3 +139,28 @@ def test_only_the_configured_number_of_experts_is_sampled(cache_root: Path, tmp_
     condense(bigger, tmp_path / "big", CPU, cache_root=cache_root, progress=False)
     b = condense(cfg, tmp_path / "b", CPU, cache_root=cache_root, progress=False)
     assert torch.equal(a.images, b.images)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"eval_runs": 0}, "eval_runs and eval_epochs"),
+        ({"batch_syn": 0}, "batch_syn"),
+        ({"lr_img": -1.0}, "lr_img"),
+        ({"truncate": 0}, "truncate"),
+        ({"max_start_epoch": 99}, "exceeds the experts"),
+        ({"lr_grad": "magic"}, "lr_grad"),
+    ],
+)
+def test_bad_config_values_are_one_line_errors(change: dict, message: str) -> None:
+    with pytest.raises(SatmError, match=message) as err:
+        tiny_config(**change)
+    assert "\n" not in str(err.value)
+
+
+def test_checkpoint_missing_keys_is_one_line_error(cache_root: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(iterations=2)
+    condense(cfg, tmp_path / "a", CPU, cache_root=cache_root, progress=False)
+    (tmp_path / "a" / "checkpoint.json").write_text(json.dumps({"config": cfg.to_dict()}))
+    with pytest.raises(SatmError, match="unreadable checkpoint"):
+        condense(cfg, tmp_path / "a", CPU, cache_root=cache_root, resume=True, progress=False)
