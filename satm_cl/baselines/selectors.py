@@ -23,11 +23,11 @@ from torch import nn
 
 from satm_cl.config import CondenseConfig
 from satm_cl.errors import SatmError
-from satm_cl.experts.train import stratified_subset
+from satm_cl.experts.train import expert_train_config, stratified_subset
 from satm_cl.models import create_model
 from satm_cl.registry import Registry
 from satm_cl.seeding import derive_seed, make_generator
-from satm_cl.training import TrainConfig, train_model
+from satm_cl.training import train_model
 
 # Epochs of the feature ConvNet behind herding / k-center: enough to give class-structured features,
 # few enough to keep selection to seconds on digits (the net is trained afresh each time; nothing cached).
@@ -96,15 +96,7 @@ def feature_space(ctx: SelectionContext) -> tuple[torch.Tensor, dict[str, Any]]:
         keep = stratified_subset(y.cpu(), exp.train_subset, derive_seed(ctx.seed, "baseline-subset"))
         keep = keep.to(x.device)
         x, y = x[keep], y[keep]
-    tcfg = TrainConfig(
-        epochs=FEATURE_EPOCHS,
-        lr=exp.lr,
-        batch_size=exp.batch_size,
-        momentum=exp.momentum,
-        weight_decay=exp.weight_decay,
-        decay_at=None,
-        dsa=exp.dsa,
-    )
+    tcfg = expert_train_config(exp, epochs=FEATURE_EPOCHS)
     train_model(model, x, y, tcfg, make_generator(ctx.seed, "baseline-features"))
     settings = {
         "feature_arch": exp.arch,

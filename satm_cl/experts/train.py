@@ -62,6 +62,19 @@ def prepare(splits: DatasetSplits, zca: bool, device: torch.device) -> PreparedD
     )
 
 
+def expert_train_config(cfg: ExpertConfig, epochs: int | None = None) -> TrainConfig:
+    """The SGD settings experts train with (constant LR, as MTT); baselines reuse them for features."""
+    return TrainConfig(
+        epochs=cfg.epochs if epochs is None else epochs,
+        lr=cfg.lr,
+        batch_size=cfg.batch_size,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        decay_at=None,
+        dsa=cfg.dsa,
+    )
+
+
 def stratified_subset(y: torch.Tensor, size: int, seed: int) -> torch.Tensor:
     """Indices of a class-balanced random subset of `size` (per class ⌊size/classes⌋, at least 1)."""
     gen = torch.Generator().manual_seed(seed)
@@ -106,15 +119,7 @@ def train_experts(
         train_x, train_y = train_x[keep], train_y[keep]
     test_x = data.prep.transform(splits.test.x).to(device)
     test_y = splits.test.y.to(device)
-    train_cfg = TrainConfig(
-        epochs=cfg.epochs,
-        lr=cfg.lr,
-        batch_size=cfg.batch_size,
-        momentum=cfg.momentum,
-        weight_decay=cfg.weight_decay,
-        decay_at=None,
-        dsa=cfg.dsa,
-    )
+    train_cfg = expert_train_config(cfg)
     bar = tqdm(todo, desc=f"experts {cfg.dataset}/{cfg.arch}", disable=not progress)
     for i in bar:
         seed = derive_seed(cfg.seed, "expert", i)
