@@ -14,6 +14,7 @@ import pandas as pd
 
 from satm_cl.errors import SatmError
 from satm_cl.records import read_records
+from satm_cl.report.paired import paired_markdown, paired_table
 from satm_cl.report.plots import (
     artifact_label,
     plot_accuracy_vs_ipc,
@@ -42,6 +43,7 @@ __all__ = [
     "accuracy_table",
     "build_report",
     "load_paper_numbers",
+    "paired_table",
     "plot_accuracy_vs_ipc",
     "plot_condensation_curves",
     "plot_continual_accuracy",
@@ -136,6 +138,17 @@ def build_report(record_paths: Sequence[Path], out: Path, artifacts: Sequence[Pa
             if png is not None:
                 written.append(png)
                 readme += [f"![{caption}]({_rel(png, out)})", ""]
+
+    pairs = paired_table(records)
+    if not pairs.empty:
+        paired_csv = out / "paired.csv"
+        pairs.to_csv(paired_csv, index=False)
+        written.append(paired_csv)
+        readme += ["## Paired comparisons (SATM minus each other method)", "",
+                   "Each unit is one set under one evaluation base seed (continual: one class order), "
+                   "valued by the mean of its runs; a difference is taken only between units both methods "
+                   "have, so seed-to-seed variance cancels. p-values are two-sided (paired t-test; exact "
+                   f"sign test). [csv]({_rel(paired_csv, out)})", "", paired_markdown(pairs), ""]
 
     if artifacts:
         readme += ["## Condensation", ""]

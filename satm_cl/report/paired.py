@@ -1,0 +1,120 @@
+"""Paired comparisons: one method against each other method on the same evaluation units.
+
+Seeds are the largest source of variance in condensation (the initial real images, the expert draws),
+so comparing two methods' pooled mean ± std hides what a paired design shows. A *unit* is one set
+evaluated under one base seed (`config.base_seed`, which `satm-cl reproduce` and the results scripts tie
+to the condensation / selection seed; continual records: the class-order `seed`); its value is the mean
+over the unit's runs. Two methods are paired on units that share every other group key.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+from scipy import stats
+
+# What must match for two records to be compared (the method is what differs).
+PAIR_KEYS = ("stage", "dataset", "ipc", "arch", "metric", "test_dataset", "step")
+# Higher-is-better metrics that get paired; continual rows are paired at their last step only.
+PAIRED_METRICS = ("test_accuracy", "avg_accuracy")
+COLUMNS = (*PAIR_KEYS, "method", "other", "n", "diff_mean", "diff_std", "wins", "losses", "t_test_p",
+           "sign_test_p")
+
+
+def paired_stats(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
+    """Per-unit differences a - b: mean, sample std, wins / losses, paired t-test and exact sign-test p.
+
+    The p-values are two-sided; NaN where undefined (fewer than 2 pairs, or all differences equal)."""
+    if len(a) != len(b):
+        raise ValueError(f"paired samples differ in length: {len(a)} vs {len(b)}")
+    diff = [x - y for x, y in zip(a, b, strict=True)]
+    n = len(diff)
+    wins, losses = sum(d > 0 for d in diff), sum(d < 0 for d in diff)
+    t_p = float("nan")
+    if n > 1 and statistics.pstdev(diff) > 0:
+        t_p = float(stats.ttest_rel(a, b).pvalue)
+    sign_p = float(stats.binomtest(wins, wins + losses).pvalue) if wins + losses else float("nan")
+    return {
+        "n": n,
+        "diff_mean": statistics.fmean(diff) if diff else float("nan"),
+        "diff_std": statistics.stdev(diff) if n > 1 else float("nan"),
+        "wins": wins,
+        "losses": losses,
+        "t_test_p": t_p,
+        "sign_test_p": sign_p,
+    }
+
+
+def _unit(rec: Mapping[str, Any]) -> Any:
+    config = rec.get("config")
+    return config.get("base_seed", rec.get("seed")) if isinstance(config, dict) else rec.get("seed")
+
+
+def unit_means(records: Iterable[Mapping[str, Any]]) -> dict[tuple[Any, ...], dict[str, dict[Any, float]]]:
+    """{pair key: {method: {unit: mean value over the unit's runs}}} for the paired metrics."""
+    kept = [
+        r for r in records
+        if r.get("metric") in PAIRED_METRICS and r.get("eval_step") is None and _finite(r.get("value"))
+    ]
+    last: dict[tuple[Any, ...], Any] = {}  # continual: only the final step of each (stage, dataset, ipc)
+    for r in kept:
+        if r.get("step") is not None:
+            k = (r.get("stage"), r.get("dataset"), r.get("ipc"))
+            last[k] = max(last.get(k, r["step"]), r["step"])
+    runs: dict[tuple[Any, ...], dict[str, dict[Any, list[float]]]] = {}
+    for r in kept:
+        if r.get("step") is not None and r["step"] != last[(r.get("stage"), r.get("dataset"), r.get("ipc"))]:
+            continue
+        key = tuple(r.get(k) for k in PAIR_KEYS)
+        runs.setdefault(key, {}).setdefault(str(r["method"]), {}).setdefault(_unit(r), []).append(
+            float(r["value"])
+        )
+    return {
+        key: {m: {u: statistics.fmean(v) for u, v in units.items()} for m, units in methods.items()}
+        for key, methods in runs.items()
+    }
+
+
+def _finite(value: Any) -> bool:
+    return value is not None and math.isfinite(float(value))
+
+
+def paired_table(
+    records: Iterable[Mapping[str, Any]], method: str = "satm", min_pairs: int = 2
+) -> pd.DataFrame:
+    """`method` minus each other method, per pair key, over the units both have (>= `min_pairs`)."""
+    rows = []
+    for key, methods in unit_means(records).items():
+        if method not in methods:
+            continue
+        mine = methods[method]
+        for other, theirs in sorted(methods.items()):
+            common = sorted(set(mine) & set(theirs), key=str)
+            if other == method or len(common) < min_pairs:
+                continue
+            s = paired_stats([mine[u] for u in common], [theirs[u] for u in common])
+            rows.append({**dict(zip(PAIR_KEYS, key, strict=True)), "method": method, "other": other, **s})
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def _p(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.2g}"
+
+
+def paired_markdown(table: pd.DataFrame) -> str:
+    """The paired table as Markdown: one row per (setting, other method)."""
+    head = ["stage", "dataset", "IPC", "arch", "test on", "vs", "units", "difference", "wins", "t-test p",
+            "sign p"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in table.itertuples(index=False):
+        test_on = r.test_dataset if isinstance(r.test_dataset, str) else "own"
+        lines.append(
+            f"| {r.stage} | {r.dataset} | {r.ipc} | {r.arch} | {test_on} | {r.other} | {r.n} | "
+            f"{r.diff_mean:+.2f} ± {r.diff_std:.2f} | {r.wins}/{r.n} | {_p(r.t_test_p)} | "
+            f"{_p(r.sign_test_p)} |"
+        )
+    return "\n".join(lines)
