@@ -1,7 +1,7 @@
-"""SATM vs MTT on digits IPC 1: a paired, seed-matched study with every choice made on the val split.
+"""SATM vs MTT at IPC 1: a paired, seed-matched study with every choice made on the val split.
 
-Protocol (fixed before any number was seen, see README.md here):
-  stage A  seeds 0-4: MTT and five SATM variants are condensed with the `digits-ipc1` preset (same
+Protocol (fixed before any number was seen; results/digits-satm-vs-mtt/README.md):
+  stage A  seeds 0-4: MTT and SATM variants are condensed with the `DATASET-ipc1` preset (same
            iterations, same seed -> same initial images, experts, start epochs and inner batches).
            Each set is trained on from scratch 5 times (the evaluate protocol); every run is scored on
            the val split and the test split from one training. The SATM variant with the highest mean
@@ -12,10 +12,16 @@ Protocol (fixed before any number was seen, see README.md here):
            seeds 0-4: MTT and SATM (rho 0.1, 0.5) with 80 inner steps instead of 20. For each method
            the config with the best mean val accuracy over all its variants (20 or 80 steps) is kept,
            and the two kept configs are compared on test, paired by seed.
+  stage D  (added after C, declared before running it) seeds 5-9 for the two configs kept in stage C and
+           for MTT at SATM's horizon: the held-out comparison of the val-chosen configs.
 
-Usage:  python results/digits-satm-vs-mtt/study.py run [--jobs 2]
+The protocol per dataset is in PROTOCOLS: digits runs stages A (six variants), B and C; other datasets
+run stage A with MTT and two SATM radii only (CPU budget).
+
+Usage:  python benchmarks/satm_vs_mtt.py run [--dataset digits] [--jobs 2]
 Every job is a subprocess with OMP_NUM_THREADS=1 (byte-reproducible) and skips work already on disk,
-so a rerun resumes. Outputs: artifacts/, evals/<variant>-s<seed>.json, summary.{md,json}.
+so a rerun resumes. Outputs in results/<dataset>-satm-vs-mtt/: artifacts/, evals/<variant>-s<seed>.json,
+summary.{md,json}.
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
+DATASET = os.environ.get("SATM_STUDY_DATASET", "digits")  # set by --dataset, inherited by the jobs
+HERE = Path(__file__).resolve().parents[1] / "results" / f"{DATASET}-satm-vs-mtt"
 ARTIFACTS = HERE / "artifacts"
 EVALS = HERE / "evals"
 RUNS = 5
@@ -53,15 +60,23 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "satm-n80-rho0.1": ("satm", {"syn_steps": 80, "rho": 0.1}),
     "satm-n80": ("satm", {"syn_steps": 80}),
 }
-STAGE_A_VARIANTS = ("mtt", "satm", "satm-rho0.1", "satm-rho2", "satm-exact", "satm-smooth")
-STAGE_C_VARIANTS = ("mtt-n80", "satm-n80-rho0.1", "satm-n80")
+PROTOCOLS: dict[str, dict[str, tuple[str, ...]]] = {
+    "digits": {
+        "a": ("mtt", "satm", "satm-rho0.1", "satm-rho2", "satm-exact", "satm-smooth"),
+        "c": ("mtt-n80", "satm-n80-rho0.1", "satm-n80"),
+    },
+}
+_PROTOCOL = PROTOCOLS.get(DATASET, {"a": ("mtt", "satm", "satm-rho0.1"), "c": ()})
+STAGE_A_VARIANTS = _PROTOCOL["a"]
+STAGE_C_VARIANTS = _PROTOCOL["c"]
+STAGE_B_SEEDS = STAGE_B if DATASET in PROTOCOLS else range(0)
 
 
 def config(variant: str, seed: int) -> Any:
     from satm_cl.config import resolve_config
 
     method, overrides = VARIANTS[variant]
-    return replace(resolve_config("digits", 1, method, overrides={"seed": seed}), **overrides)
+    return replace(resolve_config(DATASET, 1, method, overrides={"seed": seed}), **overrides)
 
 
 def artifact(variant: str, seed: int) -> Path:
@@ -98,11 +113,13 @@ def job_evaluate(variant: str, seed: int) -> None:
     if target.exists():
         return
     syn = load_synthetic(artifact(variant, seed))
-    splits = create_dataset("digits", val_fraction=float(syn.meta["config"]["expert"]["val_fraction"]))
+    splits = create_dataset(DATASET, val_fraction=float(syn.meta["config"]["expert"]["val_fraction"]))
     prep = syn.preprocessor()
     tests = {name: (prep.transform(s.x), s.y) for name, s in (("val", splits.val), ("test", splits.test))}
     _, epochs = set_eval_defaults(syn)
-    rows = [evaluate_run(syn, "convnet", tests, epochs, 10 * seed + r, torch.device("cpu")) for r in range(RUNS)]
+    rows = [
+        evaluate_run(syn, "convnet", tests, epochs, 10 * seed + r, torch.device("cpu")) for r in range(RUNS)
+    ]
     write_json(
         target,
         {
@@ -119,6 +136,16 @@ def job_evaluate(variant: str, seed: int) -> None:
 
 
 # ---------------------------------------------------------------- orchestration
+def prepare_experts() -> None:
+    """Train (or find) the expert store once, before parallel jobs could race to train it."""
+    import torch
+
+    from satm_cl.experts.train import train_experts
+    from satm_cl.io import cache_dir
+
+    train_experts(config("mtt", 0).expert, cache_dir(None), torch.device("cpu"))
+
+
 def spawn(kind: str, variant: str, seed: int) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     t0 = time.time()
@@ -157,34 +184,42 @@ def choose() -> str:
 
 
 def best_on_val(variants: list[str]) -> str:
-    val = {v: [a for e in load(v, STAGE_A).values() for a in e["val"]] for v in variants}
+    val = {v: [a for e in load(v, STAGE_A).values() for a in e["val"]] for v in variants if load(v, STAGE_A)}
     return max(val, key=lambda v: (st.mean(val[v]), v))
 
 
+def best_configs() -> tuple[str, str]:
+    """(SATM, MTT): each method's variant with the best mean val accuracy over seeds 0-4."""
+    best_satm = best_on_val([v for v in VARIANTS if VARIANTS[v][0] == "satm"])
+    return best_satm, best_on_val([v for v in VARIANTS if VARIANTS[v][0] == "mtt"])
+
+
+def horizon_mate(variant: str) -> str:
+    """The MTT variant with the same number of inner steps as `variant`."""
+    steps = VARIANTS[variant][1].get("syn_steps")
+    return next(v for v, (m, o) in VARIANTS.items() if m == "mtt" and o.get("syn_steps") == steps)
+
+
 def paired(chosen: str, seeds: range, reference: str = "mtt") -> dict[str, Any]:
-    from scipy import stats
+    """Test accuracy of `chosen` vs `reference`, paired by condensation seed (the unit)."""
+    from satm_cl.report.paired import paired_stats
 
     a, b = load(chosen, seeds), load(reference, seeds)
     common = sorted(set(a) & set(b))
     sa = [st.mean(a[s]["test"]) for s in common]
     sb = [st.mean(b[s]["test"]) for s in common]
-    diff = [x - y for x, y in zip(sa, sb, strict=True)]
     return {
         "seeds": common,
         "satm_test_per_seed": sa,
         "mtt_test_per_seed": sb,
         "satm_runs": [x for s in common for x in a[s]["test"]],
         "mtt_runs": [x for s in common for x in b[s]["test"]],
-        "diff_mean": st.mean(diff),
-        "diff_std": st.stdev(diff) if len(diff) > 1 else 0.0,
-        "wins": sum(d > 0 for d in diff),
-        "t_test_p": float(stats.ttest_rel(sa, sb).pvalue) if len(diff) > 1 else None,
-        "wilcoxon_p": float(stats.wilcoxon(sa, sb).pvalue) if len(diff) > 5 else None,
+        **paired_stats(sa, sb),
     }
 
 
 def summarize() -> None:
-    lines = ["# digits IPC 1: SATM vs MTT (generated by study.py summary)", ""]
+    lines = [f"# {DATASET} IPC 1: SATM vs MTT (generated by benchmarks/satm_vs_mtt.py summary)", ""]
     lines += ["## Stage A (seeds 0-4): val decides; test shown for transparency only", ""]
     lines += ["| variant | val (25 runs) | test (25 runs) | test per seed |", "|---|---|---|---|"]
     for v in STAGE_A_VARIANTS:
@@ -198,19 +233,25 @@ def summarize() -> None:
     chosen = choose()
     out: dict[str, Any] = {"chosen": chosen, "rule": "highest mean val accuracy over seeds 0-4, 5 runs each"}
     lines += ["", f"Chosen on val: **{chosen}**.", ""]
-    for name, seeds in (("all seeds 0-9", range(10)), ("held-out seeds 5-9", STAGE_B)):
+    comparisons = (
+        [("all seeds 0-9", range(10)), ("held-out seeds 5-9", STAGE_B)]
+        if STAGE_B_SEEDS
+        else [("seeds 0-4", STAGE_A)]
+    )
+    for name, seeds in comparisons:
         p = paired(chosen, seeds)
         out[name] = p
         lines += [
             f"## Test, {name} ({len(p['seeds'])} seeds x {RUNS} runs)",
             "",
             f"- {chosen}: {mean_std(p['satm_runs'])}; MTT: {mean_std(p['mtt_runs'])}",
-            f"- paired difference of per-seed means ({chosen} - MTT): {p['diff_mean']:+.2f} ± {p['diff_std']:.2f};"
-            f" {chosen} ahead on {p['wins']}/{len(p['seeds'])} seeds; paired t-test p = {p['t_test_p']}"
-            + (f"; Wilcoxon p = {p['wilcoxon_p']}" if p["wilcoxon_p"] is not None else ""),
+            f"- paired difference of per-seed means ({chosen} - MTT): "
+            f"{p['diff_mean']:+.2f} ± {p['diff_std']:.2f};"
+            f" {chosen} ahead on {p['wins']}/{len(p['seeds'])} seeds; paired t-test p = {p['t_test_p']:.2g};"
+            f" sign test p = {p['sign_test_p']:.2g}",
             "",
         ]
-    if all(load(v, STAGE_A) for v in STAGE_C_VARIANTS):
+    if STAGE_C_VARIANTS and all(load(v, STAGE_A) for v in STAGE_C_VARIANTS):
         lines += ["## Stage C (seeds 0-4): 80 inner steps", ""]
         lines += ["| variant | val (25 runs) | test (25 runs) | test per seed |", "|---|---|---|---|"]
         for v in STAGE_C_VARIANTS:
@@ -219,18 +260,34 @@ def summarize() -> None:
             test = [x for e in ev.values() for x in e["test"]]
             per_seed = " / ".join(f"{st.mean(e['test']):.1f}" for _, e in sorted(ev.items()))
             lines.append(f"| {v} | {mean_std(val)} | {mean_std(test)} | {per_seed} |")
-        best_mtt = best_on_val([v for v in VARIANTS if VARIANTS[v][0] == "mtt"])
-        best_satm = best_on_val([v for v in VARIANTS if VARIANTS[v][0] == "satm"])
+        best_satm, best_mtt = best_configs()
         p = paired(best_satm, STAGE_A, reference=best_mtt)
         out["stage C"] = {"best_mtt": best_mtt, "best_satm": best_satm, **p}
         lines += [
             "",
             f"Best on val over every variant of each method: MTT **{best_mtt}**, SATM **{best_satm}**.",
-            f"Test, seeds 0-4: {best_satm} {mean_std(p['satm_runs'])} vs {best_mtt} {mean_std(p['mtt_runs'])};"
+            f"Test, seeds 0-4: {best_satm} {mean_std(p['satm_runs'])} vs "
+            f"{best_mtt} {mean_std(p['mtt_runs'])};"
             f" paired difference {p['diff_mean']:+.2f} ± {p['diff_std']:.2f}, ahead on {p['wins']}/5 seeds,"
-            f" paired t-test p = {p['t_test_p']}",
+            f" paired t-test p = {p['t_test_p']:.2g}; sign test p = {p['sign_test_p']:.2g}",
             "",
         ]
+        stage_d = [best_mtt, *([horizon_mate(best_satm)] if horizon_mate(best_satm) != best_mtt else [])]
+        for reference in stage_d:
+            for name, seeds in (("held-out seeds 5-9", STAGE_B), ("all seeds 0-9", range(10))):
+                p = paired(best_satm, seeds, reference=reference)
+                if len(p["seeds"]) < len(seeds):
+                    continue
+                out[f"stage D: {best_satm} vs {reference}, {name}"] = p
+                lines += [
+                    f"## Stage D: {best_satm} vs {reference}, test, {name}",
+                    "",
+                    f"- {best_satm}: {mean_std(p['satm_runs'])}; {reference}: {mean_std(p['mtt_runs'])}",
+                    f"- paired difference of per-seed means: {p['diff_mean']:+.2f} ± {p['diff_std']:.2f};"
+                    f" ahead on {p['wins']}/{len(p['seeds'])} seeds; paired t-test p = {p['t_test_p']:.2g};"
+                    f" sign test p = {p['sign_test_p']:.2g}",
+                    "",
+                ]
     (HERE / "summary.md").write_text("\n".join(lines) + "\n")
     (HERE / "summary.json").write_text(json.dumps(out, indent=2) + "\n")
     print("\n".join(lines))
@@ -242,18 +299,27 @@ def main() -> None:
     ap.add_argument("variant", nargs="?")
     ap.add_argument("seed", nargs="?", type=int)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--dataset", default=None, help="dataset with an IPC 1 preset [default: digits]")
     args = ap.parse_args()
+    if args.dataset is not None and args.dataset != DATASET:  # re-run with the dataset fixed for every job
+        env = {**os.environ, "SATM_STUDY_DATASET": args.dataset}
+        raise SystemExit(subprocess.call([sys.executable, *sys.argv], env=env))
     if args.what == "condense":
         job_condense(args.variant, args.seed)
     elif args.what == "evaluate":
         job_evaluate(args.variant, args.seed)
     elif args.what == "run":
+        prepare_experts()
         # stage A, seed-major so early seeds finish first for every variant
         run_all([(v, s) for s in STAGE_A for v in STAGE_A_VARIANTS], args.jobs)
         chosen = choose()
         print(f"chosen on val: {chosen}", flush=True)
-        run_all([(v, s) for s in STAGE_B for v in ("mtt", chosen)], args.jobs)
-        run_all([(v, s) for s in STAGE_A for v in STAGE_C_VARIANTS], args.jobs)
+        run_all([(v, s) for s in STAGE_B_SEEDS for v in ("mtt", chosen)], args.jobs)
+        if STAGE_C_VARIANTS:
+            run_all([(v, s) for s in STAGE_A for v in STAGE_C_VARIANTS], args.jobs)
+            best_satm, best_mtt = best_configs()
+            stage_d = dict.fromkeys((best_satm, best_mtt, horizon_mate(best_satm)))
+            run_all([(v, s) for s in STAGE_B for v in stage_d], args.jobs)
         summarize()
     else:
         summarize()
