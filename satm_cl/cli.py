@@ -65,6 +65,10 @@ def presets() -> None:
         typer.echo(
             f"{name}-ipc{ipc:<4d} syn_steps={p['syn_steps']} expert_epochs={p['expert_epochs']} "
             f"max_start={p['max_start_epoch']} lr_img={p['lr_img']:g} iterations={p['iterations']}"
+            + "".join(
+                f"  [{m}: " + " ".join(f"{k}={v}" for k, v in vals.items()) + "]"
+                for m, vals in p.get("per_method", {}).items()
+            )
         )
 
 

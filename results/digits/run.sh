@@ -13,7 +13,10 @@ par() { if [ "$JOBS" -gt 1 ]; then "$@" & else "$@"; fi; }
 # 1. condense (experts are trained and cached on first use)
 satm-cl experts --dataset digits
 for s in 0 1 2; do
-  par satm-cl condense --ipc 1 --method satm --seed $s --out $A/digits-ipc1-satm-s$s --resume
+  # SATM IPC 1 keeps the settings it was made with (N 20, rho 0.5), from before the study in
+  # results/digits-satm-vs-mtt moved the digits-ipc1 SATM preset to N 80, rho 0.1
+  par satm-cl condense --ipc 1 --method satm --seed $s --config $R/satm-ipc1-preset-before-study.json \
+    --out $A/digits-ipc1-satm-s$s --resume
   satm-cl condense --ipc 1 --method mtt --seed $s --out $A/digits-ipc1-mtt-s$s --resume
   wait
 done
