@@ -15,8 +15,8 @@ Protocol (fixed before any number was seen; results/digits-satm-vs-mtt/README.md
   stage D  (added after C, declared before running it) seeds 5-9 for the two configs kept in stage C and
            for MTT at SATM's horizon: the held-out comparison of the val-chosen configs.
 
-The protocol per dataset is in PROTOCOLS: digits runs stages A (six variants), B and C; other datasets
-run stage A with MTT and two SATM radii only (CPU budget).
+The protocol per dataset is in PROTOCOLS: digits runs stages A (six variants), B, C and D; other
+datasets run stage A with MTT and SATM at digits' val-chosen radius only (CPU budget).
 
 Usage:  python benchmarks/satm_vs_mtt.py run [--dataset digits] [--jobs 2]
 Every job is a subprocess with OMP_NUM_THREADS=1 (byte-reproducible) and skips work already on disk,
@@ -69,7 +69,8 @@ PROTOCOLS: dict[str, dict[str, tuple[str, ...]]] = {
         "c": ("mtt-n80", "satm-n80-rho0.1", "satm-n80"),
     },
 }
-_PROTOCOL = PROTOCOLS.get(DATASET, {"a": ("mtt", "satm", "satm-rho0.1"), "c": ()})
+# elsewhere (CPU budget): MTT against SATM at the radius chosen on digits, 20 inner steps, seeds 0-4
+_PROTOCOL = PROTOCOLS.get(DATASET, {"a": ("mtt", "satm-rho0.1"), "c": ()})
 STAGE_A_VARIANTS = _PROTOCOL["a"]
 STAGE_C_VARIANTS = _PROTOCOL["c"]
 STAGE_B_SEEDS = STAGE_B if DATASET in PROTOCOLS else range(0)
