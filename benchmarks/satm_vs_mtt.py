@@ -64,6 +64,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "satm-n80": ("satm", {"syn_steps": 80}),
     # diagnostics (run by hand for a few seeds, not part of a protocol): which part of SATM costs what
     "satm-rho0": ("satm", {"rho": 0.0}),  # TUH + TR + closed-form alpha, no sharpness
+    "mtt-tuh10": ("mtt", {"truncate": 10}),  # TUH alone
+    "satm-rho0.1-exact-descent": ("satm", {"rho": 0.1, "truncate_descent": False, "reuse_trajectory": False}),
     "satm-exact-rho0.1": (
         "satm",
         {"rho": 0.1, "truncate": None, "reuse_trajectory": False, "lr_grad": "autograd"},
