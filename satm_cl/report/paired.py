@@ -21,8 +21,18 @@ from scipy import stats
 PAIR_KEYS = ("stage", "dataset", "ipc", "arch", "metric", "test_dataset", "step")
 # Higher-is-better metrics that get paired; continual rows are paired at their last step only.
 PAIRED_METRICS = ("test_accuracy", "avg_accuracy")
-COLUMNS = (*PAIR_KEYS, "method", "other", "n", "diff_mean", "diff_std", "wins", "losses", "t_test_p",
-           "sign_test_p")
+COLUMNS = (
+    *PAIR_KEYS,
+    "method",
+    "other",
+    "n",
+    "diff_mean",
+    "diff_std",
+    "wins",
+    "losses",
+    "t_test_p",
+    "sign_test_p",
+)
 
 
 def paired_stats(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
@@ -57,7 +67,8 @@ def _unit(rec: Mapping[str, Any]) -> Any:
 def unit_means(records: Iterable[Mapping[str, Any]]) -> dict[tuple[Any, ...], dict[str, dict[Any, float]]]:
     """{pair key: {method: {unit: mean value over the unit's runs}}} for the paired metrics."""
     kept = [
-        r for r in records
+        r
+        for r in records
         if r.get("metric") in PAIRED_METRICS and r.get("eval_step") is None and _finite(r.get("value"))
     ]
     last: dict[tuple[Any, ...], Any] = {}  # continual: only the final step of each (stage, dataset, ipc)
@@ -107,8 +118,19 @@ def _p(value: float) -> str:
 
 def paired_markdown(table: pd.DataFrame) -> str:
     """The paired table as Markdown: one row per (setting, other method)."""
-    head = ["stage", "dataset", "IPC", "arch", "test on", "vs", "units", "difference", "wins", "t-test p",
-            "sign p"]
+    head = [
+        "stage",
+        "dataset",
+        "IPC",
+        "arch",
+        "test on",
+        "vs",
+        "units",
+        "difference",
+        "wins",
+        "t-test p",
+        "sign p",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in table.itertuples(index=False):
         test_on = r.test_dataset if isinstance(r.test_dataset, str) else "own"

@@ -15,8 +15,11 @@ from satm_cl.report.paired import paired_markdown, paired_stats, paired_table, u
 
 def _units(method: str, per_unit: dict[int, list[float]]) -> list[dict[str, Any]]:
     """Runs of `method` under base seeds (the units), recorded with run seeds base + r."""
-    return [rec("in-domain", method, v, seed=base + r, config={"base_seed": base})
-            for base, values in per_unit.items() for r, v in enumerate(values)]
+    return [
+        rec("in-domain", method, v, seed=base + r, config={"base_seed": base})
+        for base, values in per_unit.items()
+        for r, v in enumerate(values)
+    ]
 
 
 def test_paired_stats_by_hand() -> None:
