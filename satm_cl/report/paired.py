@@ -17,6 +17,8 @@ from typing import Any
 import pandas as pd
 from scipy import stats
 
+from satm_cl.report.tables import _is_missing
+
 # What must match for two records to be compared (the method is what differs).
 PAIR_KEYS = ("stage", "dataset", "ipc", "arch", "metric", "test_dataset", "step")
 # Higher-is-better metrics that get paired; continual rows are paired at their last step only.
@@ -69,18 +71,20 @@ def unit_means(records: Iterable[Mapping[str, Any]]) -> dict[tuple[Any, ...], di
     kept = [
         r
         for r in records
-        if r.get("metric") in PAIRED_METRICS and r.get("eval_step") is None and _finite(r.get("value"))
+        if r.get("metric") in PAIRED_METRICS
+        and _is_missing(r.get("eval_step"))
+        and not _is_missing(r.get("value"))
     ]
     last: dict[tuple[Any, ...], Any] = {}  # continual: only the final step of each (stage, dataset, ipc)
     for r in kept:
-        if r.get("step") is not None:
-            k = (r.get("stage"), r.get("dataset"), r.get("ipc"))
-            last[k] = max(last.get(k, r["step"]), r["step"])
+        if not _is_missing(r.get("step")):
+            last[_scope(r)] = max(last.get(_scope(r), r["step"]), r["step"])
     runs: dict[tuple[Any, ...], dict[str, dict[Any, list[float]]]] = {}
     for r in kept:
-        if r.get("step") is not None and r["step"] != last[(r.get("stage"), r.get("dataset"), r.get("ipc"))]:
+        if not _is_missing(r.get("step")) and r["step"] != last[_scope(r)]:
             continue
-        key = tuple(r.get(k) for k in PAIR_KEYS)
+        # missing keys count as None, whether absent or NaN (as `tables.summarise` groups them)
+        key = tuple(None if _is_missing(r.get(k)) else r.get(k) for k in PAIR_KEYS)
         runs.setdefault(key, {}).setdefault(str(r["method"]), {}).setdefault(_unit(r), []).append(
             float(r["value"])
         )
@@ -90,8 +94,8 @@ def unit_means(records: Iterable[Mapping[str, Any]]) -> dict[tuple[Any, ...], di
     }
 
 
-def _finite(value: Any) -> bool:
-    return value is not None and math.isfinite(float(value))
+def _scope(rec: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (rec.get("stage"), rec.get("dataset"), rec.get("ipc"))
 
 
 def paired_table(

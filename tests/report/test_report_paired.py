@@ -84,3 +84,12 @@ def test_report_writes_the_paired_section(tmp_path: Path) -> None:
     readme = (out / "README.md").read_text()
     assert "## Paired comparisons" in readme and "| mtt | 2 | +2.00 ± 0.71 | 2/2 |" in readme
     assert paired_markdown(paired_table(records)).splitlines()[2] in readme
+
+
+def test_nan_and_absent_keys_pair_together() -> None:
+    # a record whose test_dataset / step went through a CSV comes back as NaN; it is the same group as None
+    satm = _units("satm", {0: [90.0], 10: [91.0]})
+    nan = float("nan")
+    mtt = [{**r, "test_dataset": nan, "step": nan} for r in _units("mtt", {0: [80.0], 10: [81.0]})]
+    table = paired_table(satm + mtt)
+    assert len(table) == 1 and table.iloc[0]["n"] == 2 and table.iloc[0]["diff_mean"] == pytest.approx(10.0)
