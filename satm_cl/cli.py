@@ -4,15 +4,56 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
+
+try:  # typer >= 0.22 vendors click as typer._click; older typer uses click itself
+    from typer._click import Context
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover
+    from click import Context, UsageError
+    from click.exceptions import NoArgsIsHelpError
 
 from satm_cl.errors import SatmError
 
+
+class _OneLineUsageError(UsageError):
+    """A usage error shown as one `error:` line (with where to get help), like every other bad input."""
+
+    def show(self, file: Any = None) -> None:
+        hint = f" (see {self.ctx.command_path} --help)" if self.ctx is not None else ""
+        typer.echo(f"error: {self.format_message()}{hint}", err=True)
+
+
+@contextmanager
+def _one_line_usage() -> Iterator[None]:
+    try:
+        yield
+    except (_OneLineUsageError, NoArgsIsHelpError):
+        raise
+    except UsageError as exc:
+        raise _OneLineUsageError(exc.format_message(), exc.ctx) from None
+
+
+class _Group(TyperGroup):
+    """The command group: bad options, values and commands exit 2 with one line on stderr, no usage block."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Context:
+        with _one_line_usage():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Context) -> Any:
+        with _one_line_usage():
+            return super().invoke(ctx)
+
+
 app = typer.Typer(
+    cls=_Group,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -35,6 +76,10 @@ def _guard(fn: Callable[[], T]) -> T:
         return fn()
     except SatmError as exc:
         typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except OSError as exc:  # the file system refused (permissions, disk full): still one line, exit 2
+        where = f": {exc.filename}" if exc.filename else ""
+        typer.echo(f"error: {exc.strerror or exc}{where}", err=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         typer.echo(
@@ -177,15 +222,17 @@ def show(
     """Write a PNG grid of an artifact's images (ZCA inverted, de-normalised) and print its metadata."""
 
     def body() -> None:
+        from satm_cl.io import check_out_file
         from satm_cl.report.plots import plot_image_grid
         from satm_cl.synthetic import load_synthetic
 
+        target = check_out_file(out or artifact / "grid.png")
         syn = load_synthetic(artifact)
         path = plot_image_grid(
             syn.pixels(),
             syn.labels,
             syn.meta["class_names"],
-            out or artifact / "grid.png",
+            target,
             title=f"{syn.meta['method']} {syn.meta['dataset']} ipc {syn.meta['ipc']}",
         )
         meta = {

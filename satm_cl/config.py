@@ -14,6 +14,7 @@ from typing import Any
 
 from satm_cl.errors import SatmError
 from satm_cl.experts.config import ExpertConfig
+from satm_cl.fields import check_field_types
 from satm_cl.registry import Registry
 
 DSA_DEFAULT = "color_crop_cutout_flip_scale_rotate"
@@ -57,6 +58,7 @@ class CondenseConfig:
     expert: ExpertConfig = field(default_factory=ExpertConfig)
 
     def __post_init__(self) -> None:
+        check_field_types(self, "condense config")
         checks = [
             (self.ipc >= 1, "ipc must be ≥ 1"),
             (self.iterations >= 0, "iterations must be ≥ 0"),
@@ -69,6 +71,11 @@ class CondenseConfig:
                 f"experts' {self.expert.epochs} epochs",
             ),
             (self.truncate is None or self.truncate >= 1, "truncate must be ≥ 1 (or unset for exact)"),
+            (
+                self.truncate is None or self.truncate <= self.syn_steps,
+                f"truncate ({self.truncate}) exceeds syn_steps ({self.syn_steps}); TUH keeps at most all "
+                "inner steps (set truncate ≤ syn_steps, or unset it for exact unrolling)",
+            ),
             (
                 not self.reuse_trajectory or self.truncate_descent,
                 "reuse_trajectory needs truncate_descent (the reused prefix is the untracked head)",
@@ -95,8 +102,14 @@ class CondenseConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CondenseConfig:
         """Build from a (possibly partial) dict; unknown keys are a one-line error."""
+        if not isinstance(data, dict):
+            raise SatmError(f"a condense config must be a JSON object, got {type(data).__name__}")
         data = dict(data)
         expert = data.pop("expert", None)
+        if expert is not None and not isinstance(expert, dict | ExpertConfig):
+            raise SatmError(
+                f"bad condense config: expert must be an object of expert settings, got {expert!r:.60}"
+            )
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
@@ -107,6 +120,8 @@ class CondenseConfig:
             if bad:
                 raise SatmError(f"unknown expert config keys: {', '.join(bad)}")
             data["expert"] = ExpertConfig(**expert)
+        elif isinstance(expert, ExpertConfig):
+            data["expert"] = expert
         return cls(**data)
 
 
@@ -288,9 +303,16 @@ def resolve_config(
     _merge(merged, per_method.get(method, {}))
     if config_file is not None:
         try:
-            _merge(merged, json.loads(Path(config_file).read_text()))
-        except (OSError, json.JSONDecodeError) as exc:
+            from_file = json.loads(Path(config_file).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise SatmError(f"cannot read config file {config_file}: {exc}") from None
+        if not isinstance(from_file, dict):
+            raise SatmError(
+                f"config file {config_file} must hold a JSON object, got {type(from_file).__name__}"
+            )
+        if "expert" in from_file and not isinstance(from_file["expert"], dict):
+            raise SatmError(f"config file {config_file}: expert must be a JSON object of expert settings")
+        _merge(merged, from_file)
     _merge(merged, {k: v for k, v in (overrides or {}).items() if v is not None})
     merged.setdefault("expert", {})["dataset"] = merged["dataset"]
     return CondenseConfig.from_dict(merged)

@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
+from satm_cl.errors import SatmError
+
 
 def _atomic(path: Path, write: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,3 +60,33 @@ def cache_dir(override: str | Path | None = None) -> Path:
         return Path(override)
     env = os.environ.get("SATM_CL_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "satm-cl"
+
+
+def check_out_dir(path: str | Path, flag: str = "--out") -> Path:
+    """Refuse, before any work, an output directory that is an existing file or lies under one."""
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise SatmError(f"{flag} {path} is not a directory: {p} is an existing file")
+            break
+    return path
+
+
+def make_out_dir(path: str | Path, flag: str = "--out") -> Path:
+    """Create an output directory (and parents); a file in the way or no permission is a SatmError."""
+    path = check_out_dir(path, flag)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SatmError(f"cannot create {flag} {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def check_out_file(path: str | Path, flag: str = "--out") -> Path:
+    """Refuse an output file path that is an existing directory or lies under an existing file."""
+    path = Path(path)
+    if path.is_dir():
+        raise SatmError(f"{flag} {path} is a directory; give a file path")
+    check_out_dir(path.parent, flag)
+    return path

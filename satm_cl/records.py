@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from satm_cl.errors import SatmError
+from satm_cl.io import make_out_dir
 
 REQUIRED = ("stage", "method", "dataset", "ipc", "arch", "seed", "metric", "value")
 # Keys that identify a measurement; everything else (value, config, timings) is payload.
@@ -69,7 +70,7 @@ class RecordWriter:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_out_dir(self.path.parent)
         self._seen = {record_key(r) for r in read_records(self.path)} if self.path.exists() else set()
 
     def has(self, **key: Any) -> bool:

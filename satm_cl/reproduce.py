@@ -322,7 +322,13 @@ def run(
     echo: Callable[[str], None] = print,
 ) -> list[Step]:
     """Run the plan of `table` at `scale` (each step resumes), or only print it with `dry_run`; return it."""
-    out = Path(out) if out is not None else default_out(table, scale)
+    from satm_cl.data import check_data_dir
+    from satm_cl.io import check_out_dir, make_out_dir
+
+    out = check_out_dir(Path(out) if out is not None else default_out(table, scale))
+    check_data_dir(data_dir)
+    if cache_dir is not None:
+        check_out_dir(cache_dir, "--cache-dir")
     steps = plan(table, scale, data_dir, out=out, device=device, cache_dir=cache_dir)
     if not steps:
         note = load_table(table)["scales"][scale].get("note", "the table lists no cells at this scale")
@@ -336,7 +342,7 @@ def run(
 
     torch_device = resolve_device(device)  # a bad --device fails here, before any work
     check_datasets(steps, data_dir, f"{table} at {scale} scale")
-    out.mkdir(parents=True, exist_ok=True)
+    make_out_dir(out)
     (out / "plan.txt").write_text("\n".join(lines) + "\n")
     for line, step in zip(lines, steps, strict=True):
         echo(line)

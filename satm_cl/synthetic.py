@@ -10,6 +10,7 @@ file). Real-subset baselines use the same format, so every runner treats all set
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,10 @@ class SyntheticSet:
 
     def preprocessor(self) -> Preprocessor:
         """Maps real [0,1] images into this set's model-input space (normalisation + ZCA)."""
-        return Preprocessor.from_state(self.meta["mean"], self.meta["std"], self.zca_state)
+        try:
+            return Preprocessor.from_state(self.meta["mean"], self.meta["std"], self.zca_state)
+        except RuntimeError:  # torch.linalg.inv on a singular ZCA matrix
+            raise SatmError(f"{self.meta['dataset']} set: its ZCA matrix is not invertible") from None
 
     def pixels(self) -> torch.Tensor:
         """The images back in [0,1] pixel space (ZCA inverted, de-normalised, clamped) for display."""
@@ -138,26 +142,99 @@ def load_synthetic(path: str | Path) -> SyntheticSet:
         raise SatmError(f"{meta_file} lacks {', '.join(missing)}")
     if meta["format_version"] != FORMAT_VERSION:
         raise SatmError(
-            f"{meta_file}: format version {meta['format_version']} unsupported (want {FORMAT_VERSION})"
+            f"{meta_file}: format version {meta['format_version']!r} unsupported (want {FORMAT_VERSION})"
         )
+    _check_meta(meta, meta_file)
     if sha256_file(tensor_file) != meta["sha256"]:
         raise SatmError(f"{tensor_file} does not match the SHA-256 in {META_FILE} (corrupted or edited)")
     try:
         tensors = load_file(str(tensor_file))
-    except (SafetensorError, OSError) as exc:
-        raise SatmError(f"unreadable tensor file {tensor_file}: {str(exc).splitlines()[0]}") from None
+    except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SatmError(f"unreadable tensor file {tensor_file}: {first}") from None
+    images, labels, lr, zca = _check_tensors(tensors, meta, tensor_file)
+    if bool(meta["zca"]) != bool(zca):
+        state = "present" if zca else "absent"
+        raise SatmError(f"{path}: metadata says zca={meta['zca']} but the ZCA tensors are {state}")
+    return SyntheticSet(images, labels, lr, meta, zca)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return (isinstance(v, int | float) and not isinstance(v, bool)) and math.isfinite(v)
+
+
+def _check_meta(meta: dict[str, Any], meta_file: Path) -> None:
+    """Types and ranges of the metadata fields consumers use; a bad one is a SatmError naming it."""
+    shape = meta["image_shape"]
+    shape_ok = isinstance(shape, list) and len(shape) == 3 and all(_is_int(d) and d >= 1 for d in shape)
+    channels = shape[0] if shape_ok else 0
+    names = meta["class_names"]
+    checks = {
+        "dataset": isinstance(meta["dataset"], str) and bool(meta["dataset"]),
+        "class_names": isinstance(names, list) and bool(names) and all(isinstance(c, str) for c in names),
+        "ipc": _is_int(meta["ipc"]) and (meta["ipc"] >= 1 or meta["ipc"] == -1),  # -1: the full train split
+        "image_shape": shape_ok,
+        "mean": isinstance(meta["mean"], list)
+        and len(meta["mean"]) == channels
+        and all(map(_is_num, meta["mean"])),
+        "std": isinstance(meta["std"], list)
+        and len(meta["std"]) == channels
+        and all(_is_num(v) and v > 0 for v in meta["std"]),
+        "zca": isinstance(meta["zca"], bool),
+        "method": isinstance(meta["method"], str) and bool(meta["method"]),
+        "config": isinstance(meta["config"], dict),
+        "seed": _is_int(meta["seed"]),
+        "iterations": _is_int(meta["iterations"]) and meta["iterations"] >= 0,
+        "sha256": isinstance(meta["sha256"], str),
+    }
+    bad = [k for k, ok in checks.items() if not ok]
+    if bad:
+        raise SatmError(f"{meta_file}: invalid {', '.join(bad)}")
+
+
+def _check_tensors(
+    tensors: dict[str, torch.Tensor], meta: dict[str, Any], tensor_file: Path
+) -> tuple[torch.Tensor, torch.Tensor, float, dict[str, torch.Tensor]]:
+    """Presence, dtype, shape and finiteness of the tensors: garbage is refused, never measured."""
     for key in ("images", "labels", "lr"):
         if key not in tensors:
             raise SatmError(f"{tensor_file} lacks tensor {key!r}")
-    images, labels = tensors["images"], tensors["labels"]
+    images, labels, lr_t = tensors["images"], tensors["labels"], tensors["lr"]
+    if images.dtype != torch.float32 or labels.dtype != torch.int64 or lr_t.dtype != torch.float32:
+        raise SatmError(f"{tensor_file}: images/labels/lr must be float32/int64/float32")
+    if images.dim() != 4 or labels.dim() != 1 or lr_t.numel() != 1:
+        raise SatmError(f"{tensor_file}: images must be [N,C,H,W], labels [N], lr a scalar")
     if list(images.shape[1:]) != list(meta["image_shape"]) or images.shape[0] != labels.shape[0]:
         raise SatmError(
             f"{tensor_file}: images {tuple(images.shape)} do not match image_shape/labels in metadata"
         )
-    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= len(meta["class_names"])):
+    if images.shape[0] == 0:
+        raise SatmError(f"{tensor_file} holds no images")
+    if int(labels.min()) < 0 or int(labels.max()) >= len(meta["class_names"]):
         raise SatmError(f"{tensor_file}: labels outside the {len(meta['class_names'])} classes")
-    zca: dict[str, torch.Tensor] = {k: tensors[k] for k in ("zca_mean", "zca_matrix") if k in tensors}
-    if bool(meta["zca"]) != bool(zca):
-        state = "present" if zca else "absent"
-        raise SatmError(f"{path}: metadata says zca={meta['zca']} but the ZCA tensors are {state}")
-    return SyntheticSet(images, labels, float(tensors["lr"]), meta, zca)
+    if not bool(torch.isfinite(images).all()):
+        raise SatmError(f"{tensor_file}: images hold NaN or infinite values; refusing to use them")
+    lr = float(lr_t.reshape(()))
+    if not math.isfinite(lr) or lr <= 0:
+        raise SatmError(f"{tensor_file}: learned lr {lr} is not a positive finite number")
+    zca = {k: tensors[k] for k in ("zca_mean", "zca_matrix") if k in tensors}
+    if zca:
+        d = math.prod(int(v) for v in meta["image_shape"])
+        matrix, mean = zca.get("zca_matrix"), zca.get("zca_mean")
+        if (
+            matrix is None
+            or mean is None
+            or tuple(matrix.shape) != (d, d)
+            or mean.numel() != d
+            or not matrix.is_floating_point()
+            or not mean.is_floating_point()
+            or not bool(torch.isfinite(matrix).all() and torch.isfinite(mean).all())
+        ):
+            raise SatmError(
+                f"{tensor_file}: ZCA tensors need a finite [{d},{d}] zca_matrix and a [{d}] zca_mean"
+            )
+    return images, labels, lr, zca

@@ -30,3 +30,33 @@ def test_config_file_and_flags_override_per_method_values(tmp_path: Path) -> Non
     assert (from_file.syn_steps, from_file.rho) == (20, 0.5)
     flagged = resolve_config("digits", 1, "satm", config_file=f, overrides={"syn_steps": 30})
     assert flagged.syn_steps == 30
+
+
+def test_truncate_beyond_syn_steps_is_refused_not_clamped() -> None:
+    import pytest
+
+    from satm_cl.errors import SatmError
+
+    with pytest.raises(SatmError, match=r"truncate \(30\) exceeds syn_steps \(20\)"):
+        resolve_config("digits", 1, "mtt", overrides={"truncate": 30})
+    assert resolve_config("digits", 1, "mtt", overrides={"truncate": 20}).truncate == 20  # = exact, allowed
+
+
+def test_config_values_of_the_wrong_type_are_one_line_errors(tmp_path: Path) -> None:
+    import pytest
+
+    from satm_cl.errors import SatmError
+
+    f = tmp_path / "c.json"
+    for bad, needle in (
+        ({"syn_steps": "ten"}, "syn_steps"),
+        ({"iterations": None}, "iterations"),
+        ({"rho": True}, "rho"),
+        ({"expert": "x"}, "expert"),
+        ({"expert": {"epochs": "x"}}, "epochs"),
+        ([1, 2], "JSON object"),
+    ):
+        f.write_text(json.dumps(bad))
+        with pytest.raises(SatmError, match=needle) as info:
+            resolve_config("digits", 1, "satm", config_file=f)
+        assert "\n" not in str(info.value)

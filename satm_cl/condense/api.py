@@ -10,10 +10,10 @@ import torch
 
 from satm_cl.condense.engine import Condenser
 from satm_cl.config import CondenseConfig
-from satm_cl.data import create_dataset
+from satm_cl.data import check_data_dir, create_dataset
 from satm_cl.experts.store import TrajectoryStore, store_path
 from satm_cl.experts.train import prepare, restrict_classes, train_experts
-from satm_cl.io import cache_dir
+from satm_cl.io import cache_dir, check_out_dir
 from satm_cl.synthetic import SyntheticSet
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,9 @@ def condense(
     say: Callable[[str], None] = log.info,
 ) -> SyntheticSet:
     """Condense `cfg.dataset` into `out`, training (and caching) the expert store first if needed."""
-    root = cache_dir(cache_root)
+    check_out_dir(out)  # refused before experts are trained, not after
+    root = check_out_dir(cache_dir(cache_root), "--cache-dir")
+    check_data_dir(data_dir)
     path = store_path(root, cfg.expert)
     existing = TrajectoryStore.open(path).done() if (path / "manifest.json").exists() else []
     if len(existing) < cfg.expert.num_experts:

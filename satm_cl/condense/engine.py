@@ -22,7 +22,7 @@ from satm_cl.data.dsa import DSA
 from satm_cl.errors import SatmError
 from satm_cl.experts.store import TrajectoryStore
 from satm_cl.experts.train import PreparedData, expert_model
-from satm_cl.io import sha256_file, write_json, write_tensors
+from satm_cl.io import make_out_dir, sha256_file, write_json, write_tensors
 from satm_cl.models import ParamLayout, create_model
 from satm_cl.seeding import derive_seed, make_generator
 from satm_cl.synthetic import SyntheticSet, make_meta
@@ -309,7 +309,7 @@ class Condenser:
     def run(self, resume: bool = False, progress: bool = True) -> SyntheticSet:
         """Condense for cfg.iterations outer steps (continuing a checkpoint if `resume`)."""
         cfg = self.cfg
-        self.out.mkdir(parents=True, exist_ok=True)
+        make_out_dir(self.out)
         has_ckpt = (self.out / CKPT_META).exists()
         if has_ckpt and not resume:
             raise SatmError(

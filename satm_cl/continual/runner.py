@@ -16,9 +16,10 @@ import torch
 
 from satm_cl.config import CondenseConfig
 from satm_cl.continual.presets import PRESETS, condense_config
-from satm_cl.data import DatasetSplits, Preprocessor, create_dataset
+from satm_cl.data import DatasetSplits, Preprocessor, check_data_dir, create_dataset
 from satm_cl.device import resolve_device
 from satm_cl.errors import SatmError
+from satm_cl.io import check_out_dir
 from satm_cl.records import Record, RecordWriter, read_records
 from satm_cl.synthetic import META_FILE, SyntheticSet, load_synthetic
 
@@ -82,6 +83,8 @@ def validate(req: ContinualRequest) -> None:
 def run_continual(req: ContinualRequest) -> Path:
     """Run every (memory, class order) not yet recorded; return `<out>/records.jsonl`."""
     validate(req)
+    check_out_dir(req.out)
+    check_data_dir(req.data_dir)
     from satm_cl.continual import protocols
     from satm_cl.continual.scenarios import draw_class_order
 

@@ -31,6 +31,7 @@ __all__ = [
     "DatasetSplits",
     "Preprocessor",
     "Split",
+    "check_data_dir",
     "create_dataset",
     "dataset_status",
     "list_datasets",
@@ -46,7 +47,20 @@ def _options(data_dir: str | Path | None, download: bool, seed: int, kw: dict[st
     if unknown:
         raise SatmError(f"unknown dataset option {unknown[0]!r}; valid: {', '.join(_EXTRA_OPTIONS)}")
     path = None if data_dir is None else Path(data_dir).expanduser()
+    if path is not None and not download:  # a download may create it
+        check_data_dir(path)
     return DatasetOptions(data_dir=path, download=download, seed=seed, **kw)
+
+
+def check_data_dir(data_dir: str | Path | None) -> None:
+    """An explicit data directory must exist: honoured or refused, never passed over for another place."""
+    if data_dir is None:
+        return
+    path = Path(data_dir).expanduser()
+    if not path.exists():
+        raise SatmError(f"--data-dir {path} does not exist")
+    if not path.is_dir():
+        raise SatmError(f"--data-dir {path} is not a directory")
 
 
 def create_dataset(

@@ -28,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from satm_cl.baselines import FULL_IPC, SELECTORS, create_baseline, preset_for
-from satm_cl.data import create_dataset
+from satm_cl.data import check_data_dir, create_dataset
 from satm_cl.device import resolve_device
 from satm_cl.errors import SatmError
 from satm_cl.evaluate.protocol import (
@@ -43,6 +43,7 @@ from satm_cl.evaluate.protocol import (
     set_eval_defaults,
 )
 from satm_cl.evaluate.suites import ALL, SUITES, Note, SuiteContext, Target
+from satm_cl.io import check_out_dir
 from satm_cl.models import list_models
 from satm_cl.records import Record, RecordWriter
 from satm_cl.synthetic import META_FILE, SyntheticSet, load_synthetic
@@ -100,6 +101,8 @@ def expand_suites(suites: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _check_request(req: EvalRequest) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+    check_out_dir(req.out)
+    check_data_dir(req.data_dir)
     if (req.synthetic is None) == (req.baseline is None):
         raise SatmError("give exactly one of --synthetic PATH or --baseline NAME (with --dataset and --ipc)")
     if req.baseline is not None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from satm_cl.errors import SatmError
+from satm_cl.fields import check_field_types
+
 
 @dataclass(frozen=True)
 class ExpertConfig:
@@ -25,6 +28,20 @@ class ExpertConfig:
     val_fraction: float = 0.1
     train_subset: int | None = None  # experts train on a stratified subset of this size (CPU presets)
     classes: list[int] | None = None  # only these classes' real data (per-experience condensation)
+
+    def __post_init__(self) -> None:
+        check_field_types(self, "expert config")
+        checks = [
+            (self.num_experts >= 1 and self.epochs >= 1, "num_experts and epochs must be ≥ 1"),
+            (self.lr > 0 and self.batch_size >= 1, "lr must be > 0 and batch_size ≥ 1"),
+            (0 <= self.momentum < 1 and self.weight_decay >= 0, "momentum in [0,1), weight_decay ≥ 0"),
+            (0 < self.val_fraction < 1, "val_fraction must be in (0, 1)"),
+            (self.train_subset is None or self.train_subset >= 1, "train_subset must be ≥ 1 (or unset)"),
+            (self.classes is None or (bool(self.classes) and min(self.classes) >= 0), "classes must be ≥ 0"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise SatmError(f"bad expert config: {msg}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -13,6 +13,7 @@ from satm_cl.data import DatasetSplits, Preprocessor, Split, create_dataset
 from satm_cl.errors import SatmError
 from satm_cl.experts.config import ExpertConfig
 from satm_cl.experts.store import TrajectoryStore, store_path
+from satm_cl.io import check_out_dir
 from satm_cl.models import ParamLayout, create_model
 from satm_cl.seeding import derive_seed, make_generator
 from satm_cl.training import TrainConfig, accuracy, train_model
@@ -101,6 +102,7 @@ def train_experts(
     progress: bool = True,
 ) -> TrajectoryStore:
     """Train the experts `cfg` asks for that the store does not hold yet; return the store."""
+    check_out_dir(cache_root, "--cache-dir")
     splits = restrict_classes(
         create_dataset(cfg.dataset, data_dir=data_dir, val_fraction=cfg.val_fraction), cfg.classes
     )

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from satm_cl.errors import SatmError
+from satm_cl.io import check_out_dir, make_out_dir
 from satm_cl.records import read_records
 from satm_cl.report.paired import paired_markdown, paired_table
 from satm_cl.report.plots import (
@@ -94,7 +95,7 @@ def _rel(path: Path, start: Path) -> str:
 def build_report(record_paths: Sequence[Path], out: Path, artifacts: Sequence[Path] = ()) -> list[Path]:
     """Read all records (and artifacts), then write summary.csv, per-stage .md/.csv/.tex tables, plots and
     a README.md linking them into `out`; returns the written files. Bad input raises SatmError first."""
-    out = Path(out)
+    out = check_out_dir(out)
     if not record_paths:
         raise SatmError("no records files given")
     records: list[dict[str, Any]] = []
@@ -108,7 +109,7 @@ def build_report(record_paths: Sequence[Path], out: Path, artifacts: Sequence[Pa
     images = [(Path(a), _load_images(Path(a))) for a in artifacts]
 
     written: list[Path] = []
-    out.mkdir(parents=True, exist_ok=True)
+    make_out_dir(out)
     summary = summarise(records)
     frame = records_frame(records)
     summary_csv = out / "summary.csv"

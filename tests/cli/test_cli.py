@@ -37,7 +37,7 @@ def test_datasets_status() -> None:
         (("condense", "--dataset", "nope"), "unknown dataset 'nope'; valid:"),
         (("condense", "--method", "magic"), "unknown method 'magic'; valid: mtt, satm"),
         (("condense", "--preset", "digits-ipc99"), "unknown preset"),
-        (("experts", "--dataset", "cifar10", "--data-dir", "/nonexistent"), "cifar10"),
+        (("experts", "--dataset", "cifar10", "--data-dir", str(Path(__file__).parent)), "cifar10"),
         (("show", "/nonexistent"), "not a synthetic set"),
         (("condense", "--device", "tpu"), "unknown device"),
     ],

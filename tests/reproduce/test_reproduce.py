@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _fake_data import write_fashion_mnist
 from typer.testing import CliRunner
 
 import satm_cl.condense.api as condense_api
@@ -16,6 +17,7 @@ import satm_cl.evaluate.runner as eval_runner
 import satm_cl.report as report
 from satm_cl import reproduce
 from satm_cl.cli import app
+from satm_cl.data import fashion_mnist as fm
 from satm_cl.errors import SatmError
 from satm_cl.reproduce import SCALES, list_tables, load_table, plan, run
 
@@ -114,6 +116,7 @@ def test_paper_scale_fails_fast_naming_the_missing_dataset(
 ) -> None:
     out = tmp_path / "out"
     with pytest.raises(SatmError, match=r"cifar10 needs --data-dir") as err:
+        (tmp_path / "empty").mkdir()
         run("in-domain", "paper", out=out, device="cpu", data_dir=tmp_path / "empty", echo=lambda _: None)
     assert "tinyimagenet" in str(err.value)
     assert not out.exists() and calls == []
@@ -185,9 +188,15 @@ def test_finished_artifacts_are_not_condensed_again(tmp_path: Path, calls: list[
     assert [c[0].seed for k, c in calls if k == "condense"] == [1]
 
 
-def test_continual_passes_condensed_memories(tmp_path: Path, calls: list[tuple[str, Any]]) -> None:
+def test_continual_passes_condensed_memories(
+    tmp_path: Path, calls: list[tuple[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The cpu table has a Fashion-MNIST cell: tiny idx files stand in for it, and the system copy (Debian's
+    # dataset-fashion-mnist) is hidden, so the test passes on a fresh machine and on one that has it.
+    monkeypatch.setattr(fm, "SYSTEM_DIRS", ())
+    data = write_fashion_mnist(tmp_path / "data" / "fashion-mnist").parent
     out = tmp_path / "out"
-    run("continual", out=out, device="cpu", echo=lambda _: None)
+    run("continual", out=out, device="cpu", data_dir=data, echo=lambda _: None)
     continual = [r for k, r in calls if k == "continual"]
     assert [(r.dataset, r.steps, r.ipc, r.out) for r in continual] == [
         ("digits", 5, 1, out / "continual"),
