@@ -226,8 +226,8 @@ def show(
         from satm_cl.report.plots import plot_image_grid
         from satm_cl.synthetic import load_synthetic
 
-        target = check_out_file(out or artifact / "grid.png")
         syn = load_synthetic(artifact)
+        target = check_out_file(out or artifact / "grid.png")
         path = plot_image_grid(
             syn.pixels(),
             syn.labels,

@@ -61,8 +61,24 @@ def read_records(path: str | Path) -> list[Record]:
         if not isinstance(rec, dict) or any(k not in rec for k in REQUIRED):
             missing = [k for k in REQUIRED if not isinstance(rec, dict) or k not in rec]
             raise SatmError(f"{path}:{lineno}: record lacks {', '.join(missing)}")
+        bad = [k for k, ok in _field_types(rec).items() if not ok]
+        if bad:
+            raise SatmError(f"{path}:{lineno}: record has a malformed {', '.join(bad)}")
         out.append(rec)
     return out
+
+
+def _field_types(rec: Mapping[str, Any]) -> dict[str, bool]:
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    return {
+        **{k: isinstance(rec[k], str) for k in ("stage", "method", "dataset", "arch", "metric")},
+        "ipc": rec["ipc"] is None or is_int(rec["ipc"]),
+        "seed": is_int(rec["seed"]),
+        "value": rec["value"] is None
+        or (isinstance(rec["value"], int | float) and not isinstance(rec["value"], bool)),
+    }
 
 
 class RecordWriter:

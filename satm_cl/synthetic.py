@@ -190,6 +190,12 @@ def _check_meta(meta: dict[str, Any], meta_file: Path) -> None:
         "seed": _is_int(meta["seed"]),
         "iterations": _is_int(meta["iterations"]) and meta["iterations"] >= 0,
         "sha256": isinstance(meta["sha256"], str),
+        # optional fields consumers read when present
+        "arch": isinstance(meta.get("arch", ""), str),
+        "arch_kwargs": isinstance(meta.get("arch_kwargs") or {}, dict),
+        "config.dsa": not isinstance(meta["config"], dict) or isinstance(meta["config"].get("dsa", ""), str),
+        "config.eval_epochs": not isinstance(meta["config"], dict)
+        or (_is_int(meta["config"].get("eval_epochs", 1)) and meta["config"].get("eval_epochs", 1) >= 1),
     }
     bad = [k for k, ok in checks.items() if not ok]
     if bad:

@@ -9,9 +9,9 @@ from pathlib import Path
 import torch
 
 from satm_cl.condense.engine import Condenser
+from satm_cl.condense.minimizers import create_minimizer
 from satm_cl.config import CondenseConfig
-from satm_cl.data import check_data_dir, create_dataset
-from satm_cl.experts.store import TrajectoryStore, store_path
+from satm_cl.data import DSA, check_data_dir, create_dataset
 from satm_cl.experts.train import prepare, restrict_classes, train_experts
 from satm_cl.io import cache_dir, check_out_dir
 from satm_cl.synthetic import SyntheticSet
@@ -30,15 +30,12 @@ def condense(
     say: Callable[[str], None] = log.info,
 ) -> SyntheticSet:
     """Condense `cfg.dataset` into `out`, training (and caching) the expert store first if needed."""
-    check_out_dir(out)  # refused before experts are trained, not after
+    check_out_dir(out)  # everything checkable is refused before experts are trained, not after
     root = check_out_dir(cache_dir(cache_root), "--cache-dir")
     check_data_dir(data_dir)
-    path = store_path(root, cfg.expert)
-    existing = TrajectoryStore.open(path).done() if (path / "manifest.json").exists() else []
-    if len(existing) < cfg.expert.num_experts:
-        have = f"{len(existing)}/{cfg.expert.num_experts}"
-        say(f"expert store {path} has {have} experts; training the rest first")
-    store = train_experts(cfg.expert, root, device, data_dir=data_dir, progress=progress)
+    create_minimizer(cfg.minimizer, cfg.rho)
+    DSA(cfg.dsa), DSA(cfg.expert.dsa)
+    store = train_experts(cfg.expert, root, device, data_dir=data_dir, progress=progress, say=say)
     splits = restrict_classes(
         create_dataset(cfg.dataset, data_dir=data_dir, val_fraction=cfg.expert.val_fraction),
         cfg.expert.classes,

@@ -95,6 +95,8 @@ class Condenser:
                 f"expert store {store.path} holds {len(self.experts)} of the {cfg.expert.num_experts} "
                 "experts this config needs; run `satm-cl experts` (or condense, which trains them) first"
             )
+        for i in self.experts:  # a damaged file is refused before the run starts, not mid-way
+            store.check_file(i)
         self.model = expert_model(cfg.expert, data.splits, seed=0).to(device)
         self.layout = ParamLayout.from_module(self.model)
         if self.layout.numel != int(store.manifest["numel"]):

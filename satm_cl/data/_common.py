@@ -85,6 +85,13 @@ def finish(
     options: DatasetOptions,
 ) -> DatasetSplits:
     """Carve val out of train, compute the train statistics and assemble the DatasetSplits."""
+    for split, x, y in (("train", train_x, train_y), ("test", test_x, test_y)):
+        if x.shape[0] != y.shape[0]:
+            raise SatmError(
+                f"dataset {name}: the {split} split has {x.shape[0]} images but {y.shape[0]} labels"
+            )
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= len(class_names)):
+            raise SatmError(f"dataset {name}: {split} labels outside 0..{len(class_names) - 1}")
     train, val = carve_val(train_x, train_y, options.val_fraction, options.seed, name)
     mean, std = channel_stats(train.x)
     return DatasetSplits(

@@ -28,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from satm_cl.baselines import FULL_IPC, SELECTORS, create_baseline, preset_for
-from satm_cl.data import check_data_dir, create_dataset
+from satm_cl.data import DSA, check_data_dir, create_dataset
 from satm_cl.device import resolve_device
 from satm_cl.errors import SatmError
 from satm_cl.evaluate.protocol import (
@@ -37,6 +37,7 @@ from satm_cl.evaluate.protocol import (
     EVAL_MOMENTUM,
     EVAL_WEIGHT_DECAY,
     arch_kwargs_for,
+    build_model,
     evaluate_run,
     run_seed,
     set_arch,
@@ -205,6 +206,8 @@ def _plan(req: EvalRequest, device: torch.device) -> tuple[_Plan, RecordWriter]:
         targets += t
         notes += n
     dsa, default_epochs = set_eval_defaults(syn)
+    DSA(dsa)  # a bad strategy in the artifact is refused here, not recorded
+    build_model(syn, set_arch(syn), seed=0)  # the set's own architecture must take it (others may refuse)
     epochs = req.epochs or default_epochs
     ipc = int(syn.meta["ipc"])
     config = {

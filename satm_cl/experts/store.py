@@ -64,11 +64,24 @@ class TrajectoryStore:
         mf = Path(path) / "manifest.json"
         try:
             manifest = json.loads(mf.read_text())
-            manifest["config"], manifest["layout"], manifest["numel"], manifest["experts"]
+            shape_ok = (
+                isinstance(manifest["config"], dict)
+                and isinstance(manifest["config"].get("epochs"), int)
+                and isinstance(manifest["layout"], dict)
+                and isinstance(manifest["numel"], int)
+                and isinstance(manifest["experts"], dict)
+                and all(isinstance(e, dict) and str(k).isdigit() for k, e in manifest["experts"].items())
+            )
+            if not shape_ok:
+                raise TypeError
         except FileNotFoundError:
             raise SatmError(f"no expert store at {path} (missing {mf.name}); run `satm-cl experts`") from None
-        except (json.JSONDecodeError, KeyError, TypeError):
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
             raise SatmError(f"unreadable expert manifest {mf}") from None
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise SatmError(
+                f"{mf}: format version {manifest.get('format_version')!r} unsupported (want {FORMAT_VERSION})"
+            )
         return cls(Path(path), manifest)
 
     @property
@@ -107,6 +120,10 @@ class TrajectoryStore:
         self.manifest["experts"][str(index)] = {"sha256": sha256_file(f), "accuracy": accuracies}
         write_json(self.path / "manifest.json", self.manifest)
 
+    def check_file(self, index: int) -> None:
+        """Read expert `index`'s header only: a file that cannot serve trajectories is refused up front."""
+        self.load_epochs(index, [])
+
     def load_epochs(self, index: int, epochs: list[int]) -> torch.Tensor:
         """Flat parameters of expert `index` at `epochs`, [len(epochs), P], reading only those rows."""
         f = self.file(index)
@@ -116,6 +133,8 @@ class TrajectoryStore:
                 shape = sl.get_shape()
                 if shape != [self.epochs + 1, int(self.manifest["numel"])]:
                     raise SatmError(f"{f}: trajectory shape {shape} does not match its manifest")
+                if not epochs:
+                    return torch.empty(0, shape[1])
                 return torch.cat([sl[e : e + 1] for e in epochs])
         except (SafetensorError, OSError, KeyError) as exc:
             raise SatmError(f"unreadable expert file {f}: {str(exc).splitlines()[0]}") from None

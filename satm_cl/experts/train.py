@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -100,6 +101,7 @@ def train_experts(
     device: torch.device,
     data_dir: Path | None = None,
     progress: bool = True,
+    say: Callable[[str], None] | None = None,
 ) -> TrajectoryStore:
     """Train the experts `cfg` asks for that the store does not hold yet; return the store."""
     check_out_dir(cache_root, "--cache-dir")
@@ -114,6 +116,8 @@ def train_experts(
     todo = [i for i in range(cfg.num_experts) if i not in finished]
     if not todo:
         return store
+    if say is not None:
+        say(f"expert store {path} has {len(finished)}/{cfg.num_experts} experts; training the rest first")
     data = prepare(splits, cfg.zca, device)
     train_x, train_y = data.train_x, data.train_y
     if cfg.train_subset is not None and cfg.train_subset < len(train_y):

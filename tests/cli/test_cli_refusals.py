@@ -112,7 +112,11 @@ def test_show_out_naming_a_directory_is_refused(artifact: Path, tmp_path: Path) 
         ["reproduce", "in-domain", "--dry-run"],
     ],
 )
-def test_missing_data_dir_is_refused_by_every_command(args: list[str], tmp_path: Path) -> None:
+def test_missing_data_dir_is_refused_by_every_command(
+    args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # default output paths are relative
+    monkeypatch.setenv("SATM_CL_CACHE", str(tmp_path / "cache"))
     missing = tmp_path / "no-such-dir"
     _refused([*args, "--data-dir", str(missing)], str(missing), "does not exist")
     assert not missing.exists()
