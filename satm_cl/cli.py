@@ -16,8 +16,8 @@ try:  # typer >= 0.22 vendors click as typer._click; older typer uses click itse
     from typer._click import Context
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
 except ImportError:  # pragma: no cover
-    from click import Context, UsageError
-    from click.exceptions import NoArgsIsHelpError
+    from click import Context, UsageError  # type: ignore[assignment]
+    from click.exceptions import NoArgsIsHelpError  # type: ignore[assignment]
 
 from satm_cl.errors import SatmError
 

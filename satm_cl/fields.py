@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import types
 import typing
 from typing import Any, Union
 
 from satm_cl.errors import SatmError
 
+_HINTS: dict[type, dict[str, Any]] = {}
 
-@functools.cache
+
 def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
 
 
 def _type_ok(value: Any, hint: Any) -> bool:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from satm_cl.errors import SatmError
 from satm_cl.io import make_out_dir
@@ -81,12 +82,64 @@ def _field_types(rec: Mapping[str, Any]) -> dict[str, bool]:
     }
 
 
+def mend_torn_tail(path: Path) -> None:
+    """A kill in the middle of an append can leave a last line without its newline: complete it if it is a
+    whole record, else drop it (it was never a finished measurement, and the rerun measures it again)."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return
+    start = data.rfind(b"\n") + 1
+    try:
+        whole = isinstance(json.loads(data[start:]), dict)
+    except ValueError:
+        whole = False
+    with path.open("r+b") as fh:
+        if whole:
+            fh.seek(len(data))
+            fh.write(b"\n")
+        else:
+            fh.truncate(start)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+@contextmanager
+def _locked(fh: IO[str]) -> Iterator[None]:
+    """An exclusive advisory lock on an open file (POSIX; a no-op where fcntl is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _records_from(path: Path) -> list[Record]:
+    """The file's whole records, skipping lines that do not parse (a writer's torn tail, mended on reopen)."""
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
+
+
 class RecordWriter:
     """Appends records to `<out>/records.jsonl`, flushing each line so an interruption loses nothing."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         make_out_dir(self.path.parent)
+        mend_torn_tail(self.path)
         self._seen = {record_key(r) for r in read_records(self.path)} if self.path.exists() else set()
 
     def has(self, **key: Any) -> bool:
@@ -94,8 +147,10 @@ class RecordWriter:
         return record_key(key) in self._seen
 
     def write(self, records: Iterable[Record]) -> None:
-        """Append records not yet present; NaN values are stored as null."""
-        with self.path.open("a") as fh:
+        """Append records not yet present; NaN values are stored as null. Under an exclusive lock, rows
+        another process appended since we read the file count as present: concurrent runs never duplicate."""
+        with self.path.open("a") as fh, _locked(fh):
+            self._seen |= {record_key(r) for r in _records_from(self.path)}
             for rec in records:
                 missing = [k for k in REQUIRED if k not in rec]
                 if missing:

@@ -227,7 +227,7 @@ def _check_tensors(
     lr = float(lr_t.reshape(()))
     if not math.isfinite(lr) or lr <= 0:
         raise SatmError(f"{tensor_file}: learned lr {lr} is not a positive finite number")
-    zca = {k: tensors[k] for k in ("zca_mean", "zca_matrix") if k in tensors}
+    zca: dict[str, torch.Tensor] = {k: tensors[k] for k in ("zca_mean", "zca_matrix") if k in tensors}
     if zca:
         d = math.prod(int(v) for v in meta["image_shape"])
         matrix, mean = zca.get("zca_matrix"), zca.get("zca_mean")

@@ -75,7 +75,11 @@ def snapshot(root: Path) -> dict[str, tuple[int, int, str]]:
     for p in sorted(root.rglob("*")):
         if p.is_file():
             st_ = p.stat()
-            out[str(p.relative_to(root))] = (st_.st_size, st_.st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+            out[str(p.relative_to(root))] = (
+                st_.st_size,
+                st_.st_mtime_ns,
+                hashlib.sha256(p.read_bytes()).hexdigest(),
+            )
     return out
 
 
@@ -126,7 +130,9 @@ def set_key(key: str, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
 
 def reseal(art: Path) -> None:
     """Make synthetic.json's SHA-256 match the (edited) tensor file, as a careful forger would."""
-    edit_json(art / META_FILE, set_key("sha256", hashlib.sha256((art / TENSOR_FILE).read_bytes()).hexdigest()))
+    edit_json(
+        art / META_FILE, set_key("sha256", hashlib.sha256((art / TENSOR_FILE).read_bytes()).hexdigest())
+    )
 
 
 def retensor(**change: Any) -> Callable[[Path], None]:
@@ -210,8 +216,28 @@ NOTHING: Callable[[Path], None] = lambda ws: None  # noqa: E731
 CONDENSE = ["condense", "--config", "{ws}/tiny.json", "--out", "{ws}/new-art", "--device", "cpu"]
 CONDENSE_C = ["condense", "--config", "{ws}/c.json", "--out", "{ws}/new-art", "--device", "cpu"]
 EVAL_ART = ["evaluate", "--synthetic", "{ws}/art", "--runs", "1", "--epochs", "1", "--out", "{ws}/evalout"]
-EVAL_RANDOM = ["evaluate", "--baseline", "random", "--dataset", "digits", "--ipc", "1", "--out", "{ws}/evalout"]
-CONTINUAL = ["evaluate", "--suite", "continual", "--memories", "random", "--orders", "1", "--out", "{ws}/evalout"]
+EVAL_RANDOM = [
+    "evaluate",
+    "--baseline",
+    "random",
+    "--dataset",
+    "digits",
+    "--ipc",
+    "1",
+    "--out",
+    "{ws}/evalout",
+]
+CONTINUAL = [
+    "evaluate",
+    "--suite",
+    "continual",
+    "--memories",
+    "random",
+    "--orders",
+    "1",
+    "--out",
+    "{ws}/evalout",
+]
 FASHION = ["evaluate", "--baseline", "random", "--dataset", "fashion-mnist", "--ipc", "1", "--runs", "1",
            "--data-dir", "{ws}/fashion", "--out", "{ws}/evalout"]  # fmt: skip
 REPORT = ["report", "{ws}/bad.jsonl", "--out", "{ws}/new-report"]
@@ -345,7 +371,11 @@ def test_the_suite_is_broad() -> None:
 
 # ------------------------------------------------------------------ hypothesis: artifact mutations
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=True) | st.text(max_size=8),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
     max_leaves=6,
 )
@@ -407,3 +437,29 @@ def _eval_into(work: Path) -> list[str]:
     """Evaluate the mutated artifact into a new directory (an accepted mutation may write records there)."""
     return ["evaluate", "--synthetic", str(work / "art"), "--runs", "1", "--epochs", "1", "--device", "cpu",
             "--out", str(work / "mutated-eval")]  # fmt: skip
+
+
+def test_a_torn_last_record_is_mended_not_fatal(tmp_path: Path) -> None:
+    """What a kill mid-append leaves (a last line without its newline) does not stop the rerun."""
+    from satm_cl.records import RecordWriter, read_records
+
+    path = tmp_path / "records.jsonl"
+    whole = json.dumps({**RECORD, "seed": 0, "metric": "m", "value": 1.0})
+    path.write_text(whole + "\n" + whole[:20])
+    RecordWriter(path)
+    assert path.read_text() == whole + "\n"
+    path.write_text(whole)  # a whole record that only lacks its newline is kept
+    RecordWriter(path).write([{**RECORD, "seed": 1, "metric": "m", "value": 2.0}])
+    assert [r["seed"] for r in read_records(path)] == [0, 1]
+
+
+def test_two_writers_on_one_records_file_never_duplicate_a_row(tmp_path: Path) -> None:
+    """Two runs that opened the same records file and measured the same row append it once."""
+    from satm_cl.records import RecordWriter, read_records
+
+    path = tmp_path / "records.jsonl"
+    first, second = RecordWriter(path), RecordWriter(path)
+    row = {**RECORD, "seed": 0, "metric": "m", "value": 1.0}
+    first.write([row])
+    second.write([row, {**row, "seed": 1}])
+    assert [r["seed"] for r in read_records(path)] == [0, 1]
