@@ -38,61 +38,56 @@ class StackedConvNet(nn.Module):
         return torch.einsum("brf,rkf->brk", feats, self.weight) + self.bias
 
 
-def _cat(tensors: Sequence[torch.Tensor | None]) -> torch.Tensor | None:
-    return None if tensors[0] is None else torch.cat([t.detach() for t in tensors if t is not None])
+def _stacked_state(layers: Sequence[nn.Module]) -> dict[str, torch.Tensor]:
+    """The layers' states with every per-channel tensor concatenated (run r's block r); scalars kept."""
+    states = [m.state_dict() for m in layers]
+    return {
+        key: torch.cat([st[key] for st in states]) if value.dim() else value.clone()
+        for key, value in states[0].items()
+    }
+
+
+def _empty_like_stacked(layer: nn.Module, runs: int) -> nn.Module | None:
+    """A fresh layer of `layer`'s kind over `runs` channel blocks, or None if it does not stack exactly."""
+    if type(layer) is nn.Conv2d:
+        return nn.Conv2d(
+            layer.in_channels * runs,
+            layer.out_channels * runs,
+            layer.kernel_size,  # type: ignore[arg-type]
+            stride=layer.stride,  # type: ignore[arg-type]
+            padding=layer.padding,  # type: ignore[arg-type]
+            dilation=layer.dilation,  # type: ignore[arg-type]
+            groups=layer.groups * runs,
+            bias=layer.bias is not None,
+        )
+    if type(layer) is nn.GroupNorm and layer.num_groups == layer.num_channels:  # instance norm only
+        channels = layer.num_channels * runs
+        return nn.GroupNorm(channels, channels, eps=layer.eps, affine=layer.affine)
+    if type(layer) is nn.BatchNorm2d:
+        return nn.BatchNorm2d(
+            layer.num_features * runs,
+            eps=layer.eps,
+            momentum=layer.momentum,
+            affine=layer.affine,
+            track_running_stats=layer.track_running_stats,
+        )
+    return None
 
 
 def _stack_layer(layers: Sequence[nn.Module]) -> nn.Module | None:
     """One layer of R networks as a single layer over R channel blocks, or None if it does not stack."""
-    first, runs = layers[0], len(layers)
+    first = layers[0]
     if any(type(m) is not type(first) for m in layers):
         return None
-    if type(first) is nn.Conv2d:
-        conv = first
-        out = nn.Conv2d(
-            conv.in_channels * runs,
-            conv.out_channels * runs,
-            conv.kernel_size,
-            stride=conv.stride,
-            padding=conv.padding,
-            dilation=conv.dilation,
-            groups=conv.groups * runs,
-            bias=conv.bias is not None,
-        )
-        with torch.no_grad():
-            out.weight.copy_(torch.cat([m.weight for m in layers]))  # type: ignore[misc]
-            if conv.bias is not None:
-                out.bias.copy_(torch.cat([m.bias for m in layers]))  # type: ignore[misc]
-        return out.to(conv.weight.device)
-    if type(first) is nn.GroupNorm:
-        norm = first
-        if norm.num_groups != norm.num_channels:  # only instance norm (one group per channel) stacks
-            return None
-        channels = norm.num_channels * runs
-        out_gn = nn.GroupNorm(channels, channels, eps=norm.eps, affine=norm.affine)
-        if norm.affine:
-            with torch.no_grad():
-                out_gn.weight.copy_(_cat([m.weight for m in layers]))  # type: ignore[arg-type]
-                out_gn.bias.copy_(_cat([m.bias for m in layers]))  # type: ignore[arg-type]
-        return out_gn.to(norm.weight.device if norm.affine else "cpu")
-    if type(first) is nn.BatchNorm2d:
-        bn = first
-        out_bn = nn.BatchNorm2d(
-            bn.num_features * runs,
-            eps=bn.eps,
-            momentum=bn.momentum,
-            affine=bn.affine,
-            track_running_stats=bn.track_running_stats,
-        )
-        state = {
-            key: (_cat([m.state_dict()[key] for m in layers]) if value.dim() else value.clone())
-            for key, value in bn.state_dict().items()
-        }
-        out_bn.load_state_dict(state)
-        return out_bn.to(next(iter(bn.state_dict().values())).device)
     if isinstance(first, _PER_CHANNEL):
         return first
-    return None
+    out = _empty_like_stacked(first, len(layers))
+    if out is None:
+        return None
+    state = _stacked_state(layers)
+    out.load_state_dict(state)
+    device = next(iter(state.values())).device if state else torch.device("cpu")
+    return out.to(device)
 
 
 def stack_convnets(models: Sequence[nn.Module]) -> StackedConvNet | None:
