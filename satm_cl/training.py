@@ -6,7 +6,7 @@ baselines train with it: one loop, four users, so every number is produced the s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -38,19 +38,22 @@ def train_model(
     x: torch.Tensor,
     y: torch.Tensor,
     cfg: TrainConfig,
-    generator: torch.Generator,
+    generator: torch.Generator | Sequence[torch.Generator],
     on_epoch: EpochCallback | None = None,
     progress: str | None = None,
 ) -> nn.Module:
     """Train `model` in place on (x, y) (already in model-input space, on the model's device).
 
     `generator` (CPU) drives shuffling and augmentation, so a run is a pure function of its seed.
-    `on_epoch(e, model)` is called after every epoch e = 1..epochs.
+    `on_epoch(e, model)` is called after every epoch e = 1..epochs. Given a sequence of R generators,
+    `model` is a `StackedConvNet` of R runs: run r draws its own order and augmentation from generator r,
+    exactly as it would alone, and the loss is the sum of the runs' own mean losses.
     """
     device = x.device
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     decay_epoch = int(cfg.epochs * cfg.decay_at) if cfg.decay_at is not None else None
     dsa = DSA(cfg.dsa)
+    gens = None if isinstance(generator, torch.Generator) else list(generator)
     n = x.shape[0]
     epochs = range(1, cfg.epochs + 1)
     bar = tqdm(epochs, desc=progress, leave=False, disable=progress is None)
@@ -59,11 +62,20 @@ def train_model(
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * 0.1
         model.train()
-        order = torch.randperm(n, generator=generator).to(device)
+        if gens is None:
+            order = torch.randperm(n, generator=generator).to(device)  # type: ignore[arg-type]
+        else:
+            orders = [torch.randperm(n, generator=g).to(device) for g in gens]
         for start in range(0, n, cfg.batch_size):
-            idx = order[start : start + cfg.batch_size]
-            xb = dsa(x[idx], generator)
-            loss = F.cross_entropy(model(xb), y[idx])
+            if gens is None:
+                idx = order[start : start + cfg.batch_size]
+                loss = F.cross_entropy(model(dsa(x[idx], generator)), y[idx])  # type: ignore[arg-type]
+            else:
+                idxs = [o[start : start + cfg.batch_size] for o in orders]
+                xb = torch.stack([dsa(x[i], g) for i, g in zip(idxs, gens, strict=True)], dim=1)
+                yb = torch.stack([y[i] for i in idxs], dim=1)
+                total = F.cross_entropy(model(xb).flatten(0, 1), yb.flatten(), reduction="sum")
+                loss = total / xb.shape[0]
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -103,3 +115,68 @@ def train_and_test(
     model = model.to(device)
     train_model(model, x.to(device), y.to(device), cfg, make_generator(seed, "train-and-test"))
     return accuracy(model, test_x, test_y)
+
+
+# Stacking R runs into one computation pays when each run is too small to keep the cores busy: measured
+# with `satm-cl bench --suite evaluate` (docs/performance.md). On CUDA it always pays; on a CPU only
+# for sets up to this many input values (images x channels x height x width).
+STACK_MAX_VALUES_CPU = 2_000
+
+
+def prefer_stacked(device: torch.device, x: torch.Tensor) -> bool:
+    """Whether independent runs on (x) should train stacked as one computation on `device`."""
+    return device.type == "cuda" or x.numel() <= STACK_MAX_VALUES_CPU
+
+
+class TrainedRuns:
+    """R trained runs (a StackedConvNet, or the separately trained models), scored together."""
+
+    def __init__(self, models: Sequence[nn.Module], stacked: nn.Module | None) -> None:
+        self.models, self.stacked = list(models), stacked
+
+    @torch.no_grad()
+    def accuracy(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> list[float]:
+        """Each run's top-1 accuracy (%) on (x, y), in run order."""
+        if self.stacked is None:
+            return [accuracy(m, x, y, batch_size) for m in self.models]
+        model = self.stacked
+        model.eval()
+        runs = len(self.models)
+        correct = torch.zeros(runs, dtype=torch.long, device=x.device)
+        for start in range(0, x.shape[0], batch_size):
+            xb = x[start : start + batch_size]
+            logits = model(xb.unsqueeze(1).expand(-1, runs, *xb.shape[1:]))
+            correct += (logits.argmax(2) == y[start : start + batch_size, None]).sum(0)
+        return [100.0 * int(c) / max(1, x.shape[0]) for c in correct]
+
+
+def train_runs(
+    models: Sequence[nn.Module],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cfg: TrainConfig,
+    seeds: Sequence[int],
+    stacked: bool | None = None,
+) -> TrainedRuns:
+    """Train fresh `models[r]` on (x, y) with the generator of `seeds[r]`, as `train_and_test` would.
+
+    `stacked` None lets `prefer_stacked` decide; stacking applies only where the models stack exactly
+    (`stack_convnets`), otherwise the runs train one after another. Either way run r sees the same
+    batches and augmentations, so results agree up to float summation order.
+    """
+    from satm_cl.models.stacked import stack_convnets
+    from satm_cl.seeding import make_generator
+
+    if len(models) != len(seeds):
+        raise ValueError(f"{len(models)} models but {len(seeds)} seeds")
+    device = x.device
+    models = [m.to(device) for m in models]
+    gens = [make_generator(s, "train-and-test") for s in seeds]
+    want = prefer_stacked(device, x) if stacked is None else stacked
+    net = stack_convnets(models) if want and len(models) > 1 else None
+    if net is None:
+        for model, gen in zip(models, gens, strict=True):
+            train_model(model, x, y, cfg, gen)
+        return TrainedRuns(models, None)
+    train_model(net.to(device), x, y, cfg, gens)
+    return TrainedRuns(models, net)

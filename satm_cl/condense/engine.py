@@ -26,7 +26,7 @@ from satm_cl.io import make_out_dir, sha256_file, write_json, write_tensors
 from satm_cl.models import ParamLayout, create_model
 from satm_cl.seeding import derive_seed, make_generator
 from satm_cl.synthetic import SyntheticSet, make_meta
-from satm_cl.training import TrainConfig, train_and_test
+from satm_cl.training import TrainConfig, train_runs
 
 CKPT_TENSORS = "checkpoint.safetensors"
 CKPT_META = "checkpoint.json"
@@ -283,17 +283,15 @@ class Condenser:
         cfg = self.cfg
         tcfg = TrainConfig(epochs=cfg.eval_epochs, lr=float(st.lr), batch_size=256, dsa=cfg.dsa)
         c, h, w = self.data.splits.image_shape
-        accs = []
-        for run in range(cfg.eval_runs):
-            seed = derive_seed(cfg.seed, "validate", st.iteration, run)
-            model = create_model(
+        seeds = [derive_seed(cfg.seed, "validate", st.iteration, run) for run in range(cfg.eval_runs)]
+        models = [
+            create_model(
                 cfg.expert.arch, c, self.data.splits.num_classes, (h, w), seed=seed, **cfg.expert.arch_kwargs
             )
-            accs.append(
-                train_and_test(
-                    model, st.x.detach(), self.labels, self.data.val_x, self.data.val_y, tcfg, seed
-                )
-            )
+            for seed in seeds
+        ]
+        trained = train_runs(models, st.x.detach(), self.labels, tcfg, seeds)  # stacked where it pays
+        accs = trained.accuracy(self.data.val_x, self.data.val_y)
         return sum(accs) / len(accs)
 
     def _maybe_validate(self, st: State, row: dict[str, float]) -> None:

@@ -1,4 +1,4 @@
-"""The train-from-scratch protocol: N seeded runs of `training.train_and_test` on a SyntheticSet.
+"""The train-from-scratch protocol: N seeded runs of `training.train_runs` on a SyntheticSet.
 
 Each run builds a fresh model, trains it on the set (SGD momentum 0.9, weight decay 5e-4, batch 256, LR =
 the set's learned `lr`, x0.1 at half the epochs, the set's DSA) and tests it on real images mapped into the
@@ -13,19 +13,19 @@ other model its registry defaults (instance norm wherever the model takes `norm`
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from satm_cl.baselines import preset_for
 from satm_cl.errors import SatmError
 from satm_cl.models import create_model
+from satm_cl.models.stacked import stack_convnets
 from satm_cl.seeding import derive_seed
 from satm_cl.synthetic import SyntheticSet
-from satm_cl.training import TrainConfig, accuracy, train_and_test
+from satm_cl.training import TrainConfig, prefer_stacked, train_runs
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,50 @@ def run_seed(seed: int, run: int) -> int:
     return seed + run
 
 
+def evaluate_runs(
+    syn: SyntheticSet,
+    arch: str,
+    tests: TestSets,
+    epochs: int,
+    seeds: Sequence[int],
+    device: torch.device | str,
+    arch_kwargs: Mapping[str, Any] | None = None,
+    dsa: str | None = None,
+    stacked: bool | None = None,
+) -> list[dict[str, float]]:
+    """Runs at recorded seeds `seeds`: train a fresh `arch` on `syn` per seed and return, per run, its
+    accuracy (%) on each of `tests` (name -> (x, y) in the set's model-input space). One training serves
+    every test set; runs train stacked as one computation where that is exact and pays
+    (`training.train_runs`), else one after another, with the same numbers either way."""
+    if not tests or not seeds:
+        return [{} for _ in seeds]
+    device = torch.device(device)
+    run_seeds = [derive_seed(s, arch) for s in seeds]
+    models = [build_model(syn, arch, seed=rs, arch_kwargs=arch_kwargs) for rs in run_seeds]
+    cfg = eval_train_config(syn, epochs, dsa)
+    trained = train_runs(models, syn.images.to(device), syn.labels.to(device), cfg, run_seeds, stacked)
+    per_test = {name: trained.accuracy(x.to(device), y.to(device)) for name, (x, y) in tests.items()}
+    return [{name: accs[r] for name, accs in per_test.items()} for r in range(len(seeds))]
+
+
+def run_groups(
+    syn: SyntheticSet,
+    arch: str,
+    seeds: Sequence[int],
+    device: torch.device | str,
+    arch_kwargs: Mapping[str, Any] | None = None,
+) -> list[list[int]]:
+    """How `evaluate_runs` will train `seeds`: all in one stacked group where stacking applies and pays
+    (`prefer_stacked`, models that stack exactly), else one group per seed, so callers can save per group."""
+    seeds = list(seeds)
+    device = torch.device(device)
+    if len(seeds) > 1 and prefer_stacked(device, syn.images):
+        probe = [build_model(syn, arch, seed=0, arch_kwargs=arch_kwargs) for _ in range(2)]
+        if stack_convnets(probe) is not None:
+            return [seeds]
+    return [[s] for s in seeds]
+
+
 def evaluate_run(
     syn: SyntheticSet,
     arch: str,
@@ -103,33 +147,8 @@ def evaluate_run(
     arch_kwargs: Mapping[str, Any] | None = None,
     dsa: str | None = None,
 ) -> dict[str, float]:
-    """One run at recorded seed `seed`: train a fresh `arch` on `syn` once and return its accuracy (%) on
-    each of `tests` (name -> (x, y) in the set's model-input space): one training serves every test set."""
-    if not tests:
-        return {}
-    device = torch.device(device)
-    run_seed_ = derive_seed(seed, arch)
-    model = build_model(syn, arch, seed=run_seed_, arch_kwargs=arch_kwargs)
-    cfg = eval_train_config(syn, epochs, dsa)
-    names = list(tests)
-    first_x, first_y = tests[names[0]]
-    # train_and_test trains `model` in place (nn.Module.to returns the module itself), so the same trained
-    # model is then scored on the remaining test sets without a second training.
-    out = {
-        names[0]: train_and_test(
-            model,
-            syn.images.to(device),
-            syn.labels.to(device),
-            first_x.to(device),
-            first_y.to(device),
-            cfg,
-            run_seed_,
-        )
-    }
-    for name in names[1:]:
-        x, y = tests[name]
-        out[name] = accuracy(model, x.to(device), y.to(device))
-    return out
+    """One run at recorded seed `seed` (see `evaluate_runs`)."""
+    return evaluate_runs(syn, arch, tests, epochs, [seed], device, arch_kwargs, dsa)[0]
 
 
 def evaluate_set(
@@ -153,8 +172,7 @@ def evaluate_set(
         return []
     device = torch.device(device)
     tests = {"test": (syn.preprocessor().to(device).transform(test_x01.to(device)), test_y.to(device))}
-    bar = tqdm(range(runs), desc=f"eval {arch}", leave=False, disable=not progress)
-    return [
-        evaluate_run(syn, arch, tests, epochs, run_seed(seed, r), device, arch_kwargs, dsa)["test"]
-        for r in bar
-    ]
+    seeds = [run_seed(seed, r) for r in range(runs)]
+    if progress:
+        log.info("evaluating %d runs of %s", runs, arch)
+    return [acc["test"] for acc in evaluate_runs(syn, arch, tests, epochs, seeds, device, arch_kwargs, dsa)]

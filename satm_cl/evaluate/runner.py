@@ -38,7 +38,8 @@ from satm_cl.evaluate.protocol import (
     EVAL_WEIGHT_DECAY,
     arch_kwargs_for,
     build_model,
-    evaluate_run,
+    evaluate_runs,
+    run_groups,
     run_seed,
     set_arch,
     set_eval_defaults,
@@ -262,16 +263,28 @@ def run_evaluation(req: EvalRequest) -> Path:
         kwargs = arch_kwargs_for(plan.syn, arch)
         own = arch == set_arch(plan.syn)
         epochs = plan.epochs if own or req.cross_arch_epochs is None else req.cross_arch_epochs
-        bar = tqdm(range(req.runs), desc=f"evaluate {method} {plan.dataset} {arch}", disable=not req.progress)
-        for r in bar:
+        missing: dict[int, list[tuple[Target, Record]]] = {}
+        for r in range(req.runs):
             seed = run_seed(req.seed, r)
             todo = [(t, _key(plan, t.stage, arch, seed, METRIC, t.test_dataset)) for t in wanted]
             todo = [(t, key) for t, key in todo if not writer.has(**key)]
-            if not todo:
-                continue
-            needed = {t.test: tests[t.test] for t, _ in todo}
-            accs = evaluate_run(plan.syn, arch, needed, epochs, seed, device, kwargs, plan.dsa)
+            if todo:
+                missing[seed] = todo
+        groups = run_groups(plan.syn, arch, list(missing), device, kwargs)
+        bar = tqdm(
+            total=len(missing), desc=f"evaluate {method} {plan.dataset} {arch}", disable=not req.progress
+        )
+        for group in groups:
+            needed = {t.test: tests[t.test] for seed in group for t, _ in missing[seed]}
+            results = evaluate_runs(plan.syn, arch, needed, epochs, group, device, kwargs, plan.dsa)
             config = {**plan.config, "epochs": epochs, "arch_kwargs": kwargs}
-            writer.write([{**key, "value": accs[t.test], "config": config} for t, key in todo])
-            bar.set_postfix(acc=f"{next(iter(accs.values())):.1f}")
+            rows = [
+                {**key, "value": accs[t.test], "config": config}
+                for seed, accs in zip(group, results, strict=True)
+                for t, key in missing[seed]
+            ]
+            writer.write(rows)  # each group's records land as soon as it is trained
+            bar.update(len(group))
+            bar.set_postfix(acc=f"{next(iter(results[-1].values())):.1f}")
+        bar.close()
     return writer.path

@@ -85,3 +85,17 @@ def test_ood_without_partner_is_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("satm_cl.evaluate.suites.OOD_PARTNERS", {})
     targets, notes = SUITES.get("ood")(SuiteContext(_set(), "digits", {}))
     assert targets == [] and len(notes) == 1 and "no offline out-of-domain partner" in notes[0].text
+
+
+def test_stacked_and_sequential_evaluation_agree() -> None:
+    from satm_cl.evaluate.protocol import evaluate_runs, run_groups
+
+    x, y = _test()
+    syn = _set()
+    tests = {"test": (syn.preprocessor().transform(x), y)}
+    seeds = [0, 1, 2]
+    stacked = evaluate_runs(syn, "convnet", tests, 4, seeds, "cpu", stacked=True)
+    sequential = evaluate_runs(syn, "convnet", tests, 4, seeds, "cpu", stacked=False)
+    assert [r["test"] for r in stacked] == pytest.approx([r["test"] for r in sequential], abs=0.2)
+    assert run_groups(syn, "convnet", seeds, "cpu") == [seeds]  # 10 digits images: stacking pays
+    assert run_groups(syn, "mlp", seeds, "cpu") == [[0], [1], [2]]  # not a ConvNet: one by one

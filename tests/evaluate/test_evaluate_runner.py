@@ -35,15 +35,15 @@ def _request(out: Path, **kw: Any) -> EvalRequest:
 
 @pytest.fixture
 def count_training(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts train_and_test calls (each is one model trained from scratch)."""
+    """Counts models trained from scratch (`train_runs` trains one per seed, stacked or not)."""
     calls: list[int] = []
-    real: Callable[..., float] = protocol.train_and_test
+    real: Callable[..., Any] = protocol.train_runs
 
-    def counting(*args: Any, **kw: Any) -> float:
-        calls.append(1)
-        return real(*args, **kw)
+    def counting(models: Any, *args: Any, **kw: Any) -> Any:
+        calls.extend(1 for _ in models)
+        return real(models, *args, **kw)
 
-    monkeypatch.setattr(protocol, "train_and_test", counting)
+    monkeypatch.setattr(protocol, "train_runs", counting)
     return calls
 
 
@@ -75,16 +75,17 @@ def test_records_and_resume(tmp_path: Path, count_training: list[int]) -> None:
 
 
 def test_interrupted_run_resumes_only_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = protocol.train_and_test
+    real = protocol.train_runs
     calls: list[int] = []
 
-    def dies_on_second(*args: Any, **kw: Any) -> float:
+    def dies_on_second(*args: Any, **kw: Any) -> Any:
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
         return real(*args, **kw)
 
-    monkeypatch.setattr(protocol, "train_and_test", dies_on_second)
+    monkeypatch.setattr(protocol, "prefer_stacked", lambda *a: False)  # one run per training, saved each
+    monkeypatch.setattr(protocol, "train_runs", dies_on_second)
     req = _request(tmp_path)
     with pytest.raises(KeyboardInterrupt):
         run_evaluation(req)

@@ -1,0 +1,51 @@
+"""The training loop: stacked runs train exactly as the same runs one after another."""
+
+from __future__ import annotations
+
+import torch
+
+from satm_cl.models import create_model
+from satm_cl.seeding import make_generator
+from satm_cl.training import TrainConfig, prefer_stacked, train_model, train_runs
+
+
+def _data(n: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(1)
+    return torch.randn(n, 1, 8, 8, generator=gen), torch.arange(10).repeat_interleave(n // 10)
+
+
+def _models(runs: int = 3) -> list[torch.nn.Module]:
+    return [create_model("convnet", 1, 10, (8, 8), seed=100 + r, width=8, depth=2) for r in range(runs)]
+
+
+def test_stacked_runs_match_sequential_runs() -> None:
+    x, y = _data()
+    cfg = TrainConfig(epochs=6, lr=0.01, batch_size=8, dsa="color_crop_scale_rotate", decay_at=0.5)
+    seeds = [3, 4, 5]
+    seq = train_runs(_models(), x, y, cfg, seeds, stacked=False)
+    stk = train_runs(_models(), x, y, cfg, seeds, stacked=True)
+    assert seq.stacked is None and stk.stacked is not None
+    width = 8
+    for r, model in enumerate(seq.models):  # same batches, same augmentations, same SGD steps
+        block = stk.stacked.features[0].weight[r * width : (r + 1) * width]
+        torch.testing.assert_close(block, model.features[0].weight, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(stk.stacked.weight[r], model.classifier.weight, rtol=1e-4, atol=1e-5)
+    test_x, test_y = _data(40)
+    assert stk.accuracy(test_x, test_y) == seq.accuracy(test_x, test_y)
+
+
+def test_one_sequential_run_is_train_model_with_its_generator() -> None:
+    x, y = _data()
+    cfg = TrainConfig(epochs=2, lr=0.01, batch_size=8, dsa="none")
+    ref = _models(1)[0]
+    train_model(ref, x, y, cfg, make_generator(7, "train-and-test"))
+    run = train_runs(_models(1), x, y, cfg, [7]).models[0]
+    for a, b in zip(ref.parameters(), run.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_prefer_stacked_only_for_small_sets_on_cpu() -> None:
+    cpu = torch.device("cpu")
+    assert prefer_stacked(cpu, torch.zeros(10, 1, 8, 8))
+    assert not prefer_stacked(cpu, torch.zeros(100, 1, 28, 28))
+    assert prefer_stacked(torch.device("cuda"), torch.zeros(100, 1, 28, 28))
