@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from satm_cl.errors import SatmError
+from satm_cl.io import locked
 
 REQUIRED = ("stage", "method", "dataset", "ipc", "arch", "seed", "metric", "value")
 # Keys that identify a measurement; everything else (value, config, timings) is payload.
@@ -71,14 +72,30 @@ class RecordWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._seen = {record_key(r) for r in read_records(self.path)} if self.path.exists() else set()
+        self._size = self.path.stat().st_size if self.path.exists() else 0
+
+    def _catch_up(self) -> None:
+        """Learn the rows other writers appended since we last looked (called under the file lock)."""
+        size = self.path.stat().st_size if self.path.exists() else 0
+        if size == self._size:
+            return
+        with self.path.open("rb") as fh:
+            fh.seek(self._size)
+            tail = fh.read().decode()
+        for line in tail.splitlines():
+            if line.strip():
+                self._seen.add(record_key(json.loads(line)))
+        self._size = size
 
     def has(self, **key: Any) -> bool:
         """True if a record with this identity was already written (so a runner can skip the work)."""
         return record_key(key) in self._seen
 
     def write(self, records: Iterable[Record]) -> None:
-        """Append records not yet present; NaN values are stored as null."""
-        with self.path.open("a") as fh:
+        """Append records not yet present; NaN values are stored as null. Safe with concurrent writers
+        to one file: each append holds a file lock and first learns what the others wrote."""
+        with locked(self.path), self.path.open("a") as fh:
+            self._catch_up()
             for rec in records:
                 missing = [k for k in REQUIRED if k not in rec]
                 if missing:
@@ -92,3 +109,4 @@ class RecordWriter:
                 fh.flush()
                 os.fsync(fh.fileno())
                 self._seen.add(key)
+            self._size = fh.tell()
