@@ -439,6 +439,7 @@ def _run_step(
     echo: Callable[[str], None],
     executor: ExecConfig | None = None,
 ) -> None:
+    grid = {} if executor is None else {"executor": executor}  # None: the runners' in-process default
     if step.condense is not None:
         if _finished(step.out, step.condense):
             echo(f"  done already: {step.out}")
@@ -449,17 +450,11 @@ def _run_step(
     elif step.evaluate is not None:
         from satm_cl.evaluate import runner
 
-        if executor is None:
-            runner.run_evaluation(step.evaluate)
-        else:
-            runner.run_evaluation(step.evaluate, executor)
+        runner.run_evaluation(step.evaluate, **grid)
     elif step.continual is not None:
         from satm_cl.continual import runner as continual_runner
 
-        if executor is None:
-            continual_runner.run_continual(step.continual)
-        else:
-            continual_runner.run_continual(step.continual, executor)
+        continual_runner.run_continual(step.continual, **grid)
     else:
         import satm_cl.report as report
 
