@@ -73,4 +73,5 @@ for rep in $(seq 1 "$REPS"); do
     tail -1 "$TIMES"
   done
 done
+PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" $PY "$HERE/probe.py" "$HERE/probe.json"
 $PY "$HERE/summarize.py" "$WORK" "$TIMES" "$HERE/README.md" "$REPS" "$RUNS" "$HEAD_S"

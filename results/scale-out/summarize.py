@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 MODES = ("local", "local-jobs2", "ray", "ray-cluster")
@@ -77,6 +78,24 @@ def main() -> None:
         "commands; on a cluster the head is started once, which is what `ray-cluster` measures.",
         "",
     ]
+    probe_file = times.with_name("probe.json")
+    if probe_file.exists():
+        probe = json.loads(probe_file.read_text())
+        one, two = probe["local"], probe["local-jobs2"]
+        autogroup = "on" if probe["autogroup"] == "1" else "off"
+        text = (
+            "Why two local workers were not faster here (`probe.py`, `probe.json`): the same fixed job run 4"
+            f" times got {one['cpu_share_per_job']:.2f} of a core in process and"
+            f" {two['cpu_share_per_job']:.2f} of a core per job on two workers ({one['wall_s']:.1f} s vs"
+            f" {two['wall_s']:.1f} s for the four). Autogroup scheduling is {autogroup}"
+            " (`/proc/sys/kernel/sched_autogroup_enabled`): on a busy machine each session gets one fair"
+            " slice of CPU shared by all its processes, so a second worker adds no CPU. A local Ray's workers"
+            " were in the driver's autogroup too (checked by hand in `/proc/PID/autogroup`), so the same"
+            " limit applies to them; why `ray` still did better than `local --jobs 2` in this run is not"
+            " known. Ratios measured on this machine say more about the scheduler than about the executors'"
+            " overhead."
+        )
+        lines += [*textwrap.wrap(text, 105), ""]
     readme.write_text("\n".join(lines))
     print("\n".join(lines))
 
