@@ -334,3 +334,27 @@ def test_two_node_cluster_experts_grid_survives_a_killed_worker(tmp_path: Path) 
     assert {i: mine.manifest["experts"][str(i)]["sha256"] for i in range(4)} == {
         i: store.manifest["experts"][str(i)]["sha256"] for i in range(4)
     }
+
+
+# ---------------------------------------------------------------- the command line
+def test_cli_unknown_executor_and_failed_jobs_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from satm_cl.cli import app
+
+    base = ["evaluate", "--baseline", "random", "--dataset", "digits", "--ipc", "1", "--runs", "2"]
+    base += ["--epochs", "1", "--device", "cpu", "--out", str(tmp_path)]
+    bad = CliRunner().invoke(app, [*base, "--executor", "dask"])
+    assert bad.exit_code == 2 and "unknown executor 'dask'; valid: local, ray" in bad.output
+
+    def boom(*a: Any) -> dict[str, float]:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(eval_runner, "evaluate_run", boom)
+    failed = CliRunner().invoke(app, base)
+    assert failed.exit_code == 2
+    lines = [line for line in failed.output.splitlines() if line.startswith("failed: ")]
+    assert lines == [
+        f"failed: evaluate random digits arch=convnet seed={s} (after 1 attempt(s)): RuntimeError: disk full"
+        for s in (0, 1)
+    ]
