@@ -195,6 +195,8 @@ def test_evaluate_failure_is_reported_and_rerun_does_only_what_is_missing(
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[Any]:
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'satm-cl[ray]')")
+    before = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"  # loopback only; leaves no ~/.ray/auth_token behind
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
     import ray.cloudpickle
 
@@ -203,6 +205,10 @@ def local_ray() -> Iterator[Any]:
         yield ray
     finally:
         ray.shutdown()
+        if before is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = before
 
 
 def test_evaluate_grid_is_identical_under_every_executor(tmp_path: Path, local_ray: Any) -> None:
