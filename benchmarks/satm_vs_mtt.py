@@ -18,8 +18,10 @@ Protocol (fixed before any number was seen; results/digits-satm-vs-mtt/README.md
 The protocol per dataset is in PROTOCOLS: digits runs stages A (six variants), B, C and D; other
 datasets run stage A with MTT and SATM at digits' val-chosen radius only (CPU budget).
 
-Usage:  python benchmarks/satm_vs_mtt.py run [--dataset digits] [--jobs 2]
-Every job is a subprocess with OMP_NUM_THREADS=1 (byte-reproducible) and skips work already on disk,
+Usage:  python benchmarks/satm_vs_mtt.py run [--dataset digits] [--jobs 2] [--executor local|ray]
+                                          [--ray-address HEAD:PORT]
+Each (variant, condensation seed) is one job of a `satm_cl.execution` grid (local worker processes by
+default, or Ray tasks), run with one torch thread (byte-reproducible), and skips work already on disk,
 so a rerun resumes. Outputs in results/<dataset>-satm-vs-mtt/: artifacts/, evals/<variant>-s<seed>.json,
 summary.{md,json}.
 """
@@ -33,7 +35,6 @@ import statistics as st
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -159,28 +160,28 @@ def prepare_experts() -> None:
     train_experts(config("mtt", 0).expert, cache_dir(None), torch.device("cpu"))
 
 
-def spawn(kind: str, variant: str, seed: int) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+def job_both(pair: tuple[str, int]) -> float:
+    """One grid job: condense (variant, seed), then evaluate it; returns its wall time in seconds."""
     t0 = time.time()
-    proc = subprocess.run(
-        [sys.executable, __file__, kind, variant, str(seed)], env=env, capture_output=True, text=True
-    )
-    status = "ok" if proc.returncode == 0 else f"FAILED ({proc.returncode}): {proc.stderr.strip()[-400:]}"
-    print(f"{kind:9s} {variant:12s} s{seed}  {time.time() - t0:6.0f} s  {status}", flush=True)
-    if proc.returncode != 0:
+    job_condense(*pair)
+    job_evaluate(*pair)
+    return time.time() - t0
+
+
+def run_all(pairs: list[tuple[str, int]], grid: Any) -> None:
+    """Condense then evaluate each missing (variant, seed) as one job of the grid; every failure is one
+    line, and the study stops (exit 1) after the others have finished."""
+    from satm_cl.execution import Job, JobResult, run_jobs
+
+    def say(r: JobResult) -> None:
+        variant, seed = r.job.spec
+        status = f"ok  {r.value:6.0f} s" if r.ok else f"FAILED: {r.error}"
+        print(f"{variant:16s} s{seed}  {status}", flush=True)
+
+    jobs = [Job(f"{v} seed {s}", job_both, (v, s)) for v, s in pairs if not eval_file(v, s).exists()]
+    results = run_jobs(jobs, grid, say)
+    if any(not r.ok for r in results):
         raise SystemExit(1)
-
-
-def run_all(pairs: list[tuple[str, int]], jobs: int) -> None:
-    """Condense then evaluate each (variant, seed); an evaluation starts as soon as its set exists."""
-
-    def both(pair: tuple[str, int]) -> None:
-        if not eval_file(*pair).exists():
-            spawn("condense", *pair)
-            spawn("evaluate", *pair)
-
-    with ThreadPoolExecutor(jobs) as pool:
-        list(pool.map(both, pairs))
 
 
 def load(variant: str, seeds: range) -> dict[int, dict[str, Any]]:
@@ -319,7 +320,9 @@ def main() -> None:
     ap.add_argument("what", choices=["run", "summary", "condense", "evaluate"])
     ap.add_argument("variant", nargs="?")
     ap.add_argument("seed", nargs="?", type=int)
-    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--jobs", type=int, default=2, help="local worker processes")
+    ap.add_argument("--executor", default="local", help="local or ray (satm_cl.execution)")
+    ap.add_argument("--ray-address", default=None, help="HEAD_IP:PORT of a Ray cluster [default: local Ray]")
     ap.add_argument("--dataset", default=None, help="dataset with an IPC 1 preset [default: digits]")
     args = ap.parse_args()
     if args.dataset is not None and args.dataset != DATASET:  # re-run with the dataset fixed for every job
@@ -330,17 +333,20 @@ def main() -> None:
     elif args.what == "evaluate":
         job_evaluate(args.variant, args.seed)
     elif args.what == "run":
+        from satm_cl.execution import ExecConfig
+
+        grid = ExecConfig(executor=args.executor, jobs=args.jobs, ray_address=args.ray_address, threads=1)
         prepare_experts()
         # stage A, seed-major so early seeds finish first for every variant
-        run_all([(v, s) for s in STAGE_A for v in STAGE_A_VARIANTS], args.jobs)
+        run_all([(v, s) for s in STAGE_A for v in STAGE_A_VARIANTS], grid)
         chosen = choose()
         print(f"chosen on val: {chosen}", flush=True)
-        run_all([(v, s) for s in STAGE_B_SEEDS for v in ("mtt", chosen)], args.jobs)
+        run_all([(v, s) for s in STAGE_B_SEEDS for v in ("mtt", chosen)], grid)
         if STAGE_C_VARIANTS:
-            run_all([(v, s) for s in STAGE_A for v in STAGE_C_VARIANTS], args.jobs)
+            run_all([(v, s) for s in STAGE_A for v in STAGE_C_VARIANTS], grid)
             best_satm, best_mtt = best_configs()
             stage_d = dict.fromkeys((best_satm, best_mtt, horizon_mate(best_satm)))
-            run_all([(v, s) for s in STAGE_B for v in stage_d], args.jobs)
+            run_all([(v, s) for s in STAGE_B for v in stage_d], grid)
         summarize()
     else:
         summarize()

@@ -68,6 +68,23 @@ CacheDir = Annotated[
     typer.Option(help="Where expert trajectories are cached [default: $SATM_CL_CACHE or ~/.cache/satm-cl]."),
 ]
 Device = Annotated[str, typer.Option(help="auto (CUDA if available), cpu or cuda.")]
+Executor = Annotated[
+    str, typer.Option(help="Where the grid's jobs run: local (this machine) or ray (a Ray cluster).")
+]
+Jobs = Annotated[int, typer.Option(help="local: worker processes (1 = in this process).")]
+RayAddress = Annotated[
+    str | None, typer.Option(help="ray: HEAD_IP:PORT of a running cluster [default: start a local Ray].")
+]
+Threads = Annotated[int, typer.Option(help="Torch threads (and CPUs) per job; results depend on it.")]
+GpusPerJob = Annotated[float, typer.Option(help="ray: GPUs each task asks for (with --device cuda).")]
+
+
+def _exec_config(executor: str, jobs: int, ray_address: str | None, threads: int, gpus: float) -> Any:
+    """The ExecConfig of the grid options (`satm_cl.execution`); an unknown executor is a SatmError."""
+    from satm_cl.execution import EXECUTORS, ExecConfig
+
+    EXECUTORS.get(executor)
+    return ExecConfig(executor=executor, jobs=jobs, ray_address=ray_address, threads=threads, gpus=gpus)
 
 
 def _guard(fn: Callable[[], T]) -> T:
@@ -129,8 +146,13 @@ def experts(
     device: Device = "auto",
     cache_dir: CacheDir = None,
     data_dir: DataDir = None,
+    executor: Executor = "local",
+    jobs: Jobs = 1,
+    ray_address: RayAddress = None,
+    threads: Threads = 1,
+    gpus_per_job: GpusPerJob = 0.0,
 ) -> None:
-    """Train expert trajectories on the real train split (resumable; cached by settings)."""
+    """Train expert trajectories on the real train split (resumable; cached by settings; one job each)."""
 
     def body() -> None:
         from dataclasses import replace
@@ -147,7 +169,10 @@ def experts(
         if epochs is not None:
             changes["epochs"] = epochs
         cfg = replace(cfg, **changes)
-        store = train_experts(cfg, default_cache(cache_dir), resolve_device(device), data_dir=data_dir)
+        grid = _exec_config(executor, jobs, ray_address, threads, gpus_per_job)
+        store = train_experts(
+            cfg, default_cache(cache_dir), resolve_device(device), data_dir=data_dir, executor=grid
+        )
         for key, entry in sorted(store.manifest["experts"].items(), key=lambda kv: int(kv[0])):
             acc = entry["accuracy"]
             typer.echo(
@@ -326,10 +351,16 @@ def evaluate(
     device: Device = "auto",
     cache_dir: CacheDir = None,
     data_dir: DataDir = None,
+    executor: Executor = "local",
+    jobs: Jobs = 1,
+    ray_address: RayAddress = None,
+    threads: Threads = 1,
+    gpus_per_job: GpusPerJob = 0.0,
 ) -> None:
     """Measure a condensed set or a real-subset baseline: in-domain, cross-arch, ood, or continual."""
 
     def body() -> None:
+        grid = _exec_config(executor, jobs, ray_address, threads, gpus_per_job)
         if "continual" in suite:
             from satm_cl.continual.runner import ContinualRequest, run_continual
 
@@ -349,7 +380,8 @@ def evaluate(
                     protocol=protocol,
                     epochs=epochs,
                     seed=seed,
-                )
+                ),
+                grid,
             )
         else:
             from satm_cl.evaluate.runner import EvalRequest, run_evaluation
@@ -369,7 +401,8 @@ def evaluate(
                     device=device,
                     data_dir=data_dir,
                     seed=seed,
-                )
+                ),
+                grid,
             )
         typer.echo(f"records: {path}")
 
@@ -396,6 +429,11 @@ def reproduce(
     data_dir: DataDir = None,
     cache_dir: CacheDir = None,
     dry_run: Annotated[bool, typer.Option(help="Print the plan (one line per step); run nothing.")] = False,
+    executor: Executor = "local",
+    jobs: Jobs = 1,
+    ray_address: RayAddress = None,
+    threads: Threads = 1,
+    gpus_per_job: GpusPerJob = 0.0,
 ) -> None:
     """Run every job behind a table (condense, evaluate, continual, report) at cpu or paper scale; resumes.
 
@@ -409,7 +447,10 @@ def reproduce(
                 typer.echo(f"{name:12s} {title}")
             typer.echo("run one with: satm-cl reproduce TABLE [--scale cpu|paper] [--dry-run]")
             return
-        rep.run(table, scale, out, device, data_dir, cache_dir, dry_run=dry_run, echo=typer.echo)
+        grid = _exec_config(executor, jobs, ray_address, threads, gpus_per_job)
+        rep.run(
+            table, scale, out, device, data_dir, cache_dir, dry_run=dry_run, echo=typer.echo, executor=grid
+        )
 
     _guard(body)
 

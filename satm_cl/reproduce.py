@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from satm_cl.config import CondenseConfig
     from satm_cl.continual.runner import ContinualRequest
     from satm_cl.evaluate.runner import EvalRequest
+    from satm_cl.execution import ExecConfig
 
 TABLES_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "tables"
 SCALES = ("cpu", "paper")
@@ -320,8 +321,12 @@ def run(
     cache_dir: Path | None = None,
     dry_run: bool = False,
     echo: Callable[[str], None] = print,
+    executor: ExecConfig | None = None,
 ) -> list[Step]:
-    """Run the plan of `table` at `scale` (each step resumes), or only print it with `dry_run`; return it."""
+    """Run the plan of `table` at `scale` (each step resumes), or only print it with `dry_run`; return it.
+
+    With `executor`, the condense steps run as one grid (after their experts, one grid per store), and
+    each evaluate / continual step hands its own grid to the executor."""
     from satm_cl.data import check_data_dir
     from satm_cl.io import check_out_dir, make_out_dir
 
@@ -344,15 +349,103 @@ def run(
     check_datasets(steps, data_dir, f"{table} at {scale} scale")
     make_out_dir(out)
     (out / "plan.txt").write_text("\n".join(lines) + "\n")
-    for line, step in zip(lines, steps, strict=True):
-        echo(line)
-        _run_step(step, torch_device, data_dir, cache_dir, echo)
+    if executor is None:  # everything in turn, in this process
+        for line, step in zip(lines, steps, strict=True):
+            echo(line)
+            _run_step(step, torch_device, data_dir, cache_dir, echo)
+        return steps
+    numbered = list(zip(lines, steps, strict=True))
+    condense_steps = [(line, s) for line, s in numbered if s.condense is not None]
+    _run_condense_grid(condense_steps, torch_device, data_dir, cache_dir, echo, executor)
+    for line, step in numbered:
+        if step.condense is None:
+            echo(line)
+            _run_step(step, torch_device, data_dir, cache_dir, echo, executor)
     return steps
 
 
-def _run_step(
-    step: Step, device: Any, data_dir: Path | None, cache_dir: Path | None, echo: Callable[[str], None]
+@dataclass(frozen=True)
+class CondenseJob:
+    """One condense step as a grid job (absolute paths: a worker may run elsewhere)."""
+
+    cfg: CondenseConfig
+    out: Path
+    device: str
+    cache_dir: Path | None
+    data_dir: Path | None
+
+
+def condense_job(job: CondenseJob) -> str:
+    """Worker side: condense one set into `job.out` (resumes from its checkpoint)."""
+    import torch
+
+    from satm_cl.condense import api
+
+    api.condense(
+        job.cfg,
+        job.out,
+        torch.device(job.device),
+        cache_root=job.cache_dir,
+        data_dir=job.data_dir,
+        resume=True,
+        progress=False,
+    )
+    return str(job.out)
+
+
+def _run_condense_grid(
+    numbered: list[tuple[str, Step]],
+    device: Any,
+    data_dir: Path | None,
+    cache_dir: Path | None,
+    echo: Callable[[str], None],
+    executor: ExecConfig,
 ) -> None:
+    """Every unfinished condense step as one job; each expert store is completed first (as its own
+    grid), so parallel condensations never train the same experts."""
+    from satm_cl.execution import Job, raise_failures, run_jobs
+    from satm_cl.experts.train import train_experts
+    from satm_cl.io import cache_dir as default_cache
+
+    todo = []
+    for line, step in numbered:
+        echo(line)
+        assert step.condense is not None
+        if _finished(step.out, step.condense):
+            echo(f"  done already: {step.out}")
+        else:
+            todo.append(step)
+    if not todo:
+        return
+    root = default_cache(cache_dir).resolve()
+    for expert in {
+        json.dumps(s.condense.expert.to_dict(), sort_keys=True): s.condense.expert
+        for s in todo
+        if s.condense is not None
+    }.values():
+        train_experts(expert, root, device, data_dir=data_dir, executor=executor)
+    data = None if data_dir is None else Path(data_dir).resolve()
+    jobs = [
+        Job(
+            f"condense {s.describe()}",
+            condense_job,
+            CondenseJob(s.condense, Path(s.out).resolve(), str(device), root, data),
+        )
+        for s in todo
+        if s.condense is not None
+    ]
+    raise_failures(run_jobs(jobs, executor))
+
+
+def _run_step(
+    step: Step,
+    device: Any,
+    data_dir: Path | None,
+    cache_dir: Path | None,
+    echo: Callable[[str], None],
+    executor: ExecConfig | None = None,
+) -> None:
+    grid = {} if executor is None else {"executor": executor}  # None: the runners' in-process default
     if step.condense is not None:
         if _finished(step.out, step.condense):
             echo(f"  done already: {step.out}")
@@ -363,11 +456,11 @@ def _run_step(
     elif step.evaluate is not None:
         from satm_cl.evaluate import runner
 
-        runner.run_evaluation(step.evaluate)
+        runner.run_evaluation(step.evaluate, **grid)
     elif step.continual is not None:
         from satm_cl.continual import runner as continual_runner
 
-        continual_runner.run_continual(step.continual)
+        continual_runner.run_continual(step.continual, **grid)
     else:
         import satm_cl.report as report
 

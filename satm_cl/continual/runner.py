@@ -19,6 +19,7 @@ from satm_cl.continual.presets import PRESETS, condense_config
 from satm_cl.data import DatasetSplits, Preprocessor, check_data_dir, create_dataset
 from satm_cl.device import resolve_device
 from satm_cl.errors import SatmError
+from satm_cl.execution import ExecConfig, Job, JobResult, raise_failures, run_jobs
 from satm_cl.io import check_out_dir
 from satm_cl.records import Record, RecordWriter, read_records
 from satm_cl.synthetic import META_FILE, SyntheticSet, load_synthetic
@@ -80,11 +81,58 @@ def validate(req: ContinualRequest) -> None:
         raise SatmError(f"synthetic artifacts are for satm, mtt, random or herding, not {unknown[0]!r}")
 
 
-def run_continual(req: ContinualRequest) -> Path:
-    """Run every (memory, class order) not yet recorded; return `<out>/records.jsonl`."""
+def run_continual(req: ContinualRequest, executor: ExecConfig | None = None) -> Path:
+    """Run every (memory, class order) not yet recorded; return `<out>/records.jsonl`.
+
+    Set-backed memories are found or made here first; then each missing (memory, order) is one job of
+    a grid run by `executor` (default: here, in turn), its records written in grid order."""
     validate(req)
     check_out_dir(req.out)
     check_data_dir(req.data_dir)
+    from satm_cl.continual import protocols
+
+    executor = executor or ExecConfig()
+    ctx, configs = _setup(req)
+    path = Path(req.out) / "records.jsonl"
+    writer = RecordWriter(path)
+    _check_existing(path, req, ctx.cfg.expert.arch, configs)
+
+    worker_req = _absolute(req)
+    in_process = executor.executor == "local" and executor.jobs == 1
+    jobs: list[Job] = []
+    for memory in req.memories:
+        key = {"stage": STAGE, "method": memory, "dataset": req.dataset, "ipc": req.ipc,
+               "arch": ctx.cfg.expert.arch, "metric": "forgetting", "step": req.steps}
+        todo = [s for s in configs if not writer.has(**key, seed=s)]
+        if not todo:
+            continue
+        if memory in protocols.SET_MEMORIES:
+            ctx.source(memory)  # condense or select once, here, before any worker needs it
+        jobs += [Job(f"continual {memory} {req.dataset} order {s}", continual_job,
+                     ContinualJob(worker_req, memory, s, req.progress and in_process)) for s in todo]
+    _CONTEXTS.clear()
+    _CONTEXTS[worker_req] = (ctx, configs)  # in-process jobs reuse this context
+    sizes: dict[str, int] = {}
+
+    def commit(result: JobResult) -> None:
+        if not result.ok:
+            return
+        memory, (mem_size, records) = result.job.spec.memory, result.value
+        sizes[memory] = mem_size
+        if len(set(sizes.values())) != 1 or mem_size != ctx.mem_size:
+            raise AssertionError(f"unequal memory sizes across compared buffers: {sizes}")
+        writer.write(records)
+
+    try:
+        results = run_jobs(jobs, executor, commit)
+    finally:
+        _CONTEXTS.clear()
+    raise_failures(results)
+    return path
+
+
+def _setup(req: ContinualRequest) -> tuple[_Context, dict[int, dict[str, Any]]]:
+    """What every (memory, order) job of `req` shares, and the records' config per class order."""
     from satm_cl.continual import protocols
     from satm_cl.continual.scenarios import draw_class_order
 
@@ -96,30 +144,47 @@ def run_continual(req: ContinualRequest) -> Path:
                         f"{req.steps} steps")
     mem_size = req.ipc * splits.num_classes
     epochs = req.epochs or (cfg.eval_epochs if req.protocol == "retrain" else protocols.STRATEGY_EPOCHS)
-    path = Path(req.out) / "records.jsonl"
-    writer = RecordWriter(path)
     orders = [req.seed + k for k in range(req.orders)]
     configs = {s: _config(req, splits, draw_class_order(splits.num_classes, s), mem_size, epochs)
                for s in orders}
-    _check_existing(path, req, cfg.expert.arch, configs)
+    return _Context(req, cfg, splits, device, mem_size, epochs), configs
 
-    ctx = _Context(req, cfg, splits, device, mem_size, epochs)
-    sizes: dict[str, int] = {}
-    for memory in req.memories:
-        key = {"stage": STAGE, "method": memory, "dataset": req.dataset, "ipc": req.ipc,
-               "arch": cfg.expert.arch, "metric": "forgetting", "step": req.steps}
-        todo = [s for s in orders if not writer.has(**key, seed=s)]
-        if not todo:
-            continue
-        source = ctx.source(memory) if memory in protocols.SET_MEMORIES else None
-        for order_seed in todo:
-            label = f"{memory} order {order_seed}" if req.progress else None
-            result = ctx.run(memory, source, order_seed, label)
-            sizes[memory] = result.mem_size
-            if len(set(sizes.values())) != 1 or result.mem_size != mem_size:
-                raise AssertionError(f"unequal memory sizes across compared buffers: {sizes}")
-            writer.write(_records(req, memory, cfg.expert.arch, order_seed, result, configs[order_seed]))
-    return path
+
+@dataclass(frozen=True)
+class ContinualJob:
+    """One (memory, class order) of the grid; `req` has absolute paths (a worker may run elsewhere)."""
+
+    req: ContinualRequest
+    memory: str
+    order_seed: int
+    progress: bool = False
+
+
+_CONTEXTS: dict[ContinualRequest, tuple[_Context, dict[int, dict[str, Any]]]] = {}
+
+
+def continual_job(job: ContinualJob) -> tuple[int, list[Record]]:
+    """Worker side: run one memory on one class order; return its memory size and records."""
+    from satm_cl.continual import protocols
+
+    if job.req not in _CONTEXTS:  # a worker builds the shared context once per request
+        _CONTEXTS.clear()
+        _CONTEXTS[job.req] = _setup(job.req)
+    ctx, configs = _CONTEXTS[job.req]
+    source = ctx.source(job.memory) if job.memory in protocols.SET_MEMORIES else None
+    label = f"{job.memory} order {job.order_seed}" if job.progress else None
+    result = ctx.run(job.memory, source, job.order_seed, label)
+    seed, arch = job.order_seed, ctx.cfg.expert.arch
+    return result.mem_size, _records(job.req, job.memory, arch, seed, result, configs[seed])
+
+
+def _absolute(req: ContinualRequest) -> ContinualRequest:
+    def absolute(p: Path | None) -> Path | None:
+        return None if p is None else Path(p).resolve()
+
+    synthetic = None if req.synthetic is None else {k: Path(v).resolve() for k, v in req.synthetic.items()}
+    return replace(req, out=Path(req.out).resolve(), data_dir=absolute(req.data_dir),
+                   cache_dir=absolute(req.cache_dir), synthetic=synthetic, progress=False)
 
 
 @dataclass

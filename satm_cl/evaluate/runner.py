@@ -20,7 +20,7 @@ other than the set's own ConvNet for fewer epochs: 100 cuts those runs to ~40 s 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from satm_cl.evaluate.protocol import (
     set_eval_defaults,
 )
 from satm_cl.evaluate.suites import ALL, SUITES, Note, SuiteContext, Target
+from satm_cl.execution import ExecConfig, Job, JobResult, raise_failures, run_jobs
 from satm_cl.io import check_out_dir
 from satm_cl.models import list_models
 from satm_cl.records import Record, RecordWriter
@@ -244,25 +245,85 @@ def _key(plan: _Plan, stage: str, arch: str, seed: int, metric: str, test_datase
     return key
 
 
-def run_evaluation(req: EvalRequest) -> Path:
+@dataclass(frozen=True)
+class EvalJob:
+    """One training of the grid: `arch` at recorded seeds `seeds` (several when they train stacked, see
+    `run_groups`), run i scored on every test set `targets[i]` needs.
+
+    `req` has absolute paths (a worker may run elsewhere); `keys` and `config` are the records' own."""
+
+    req: EvalRequest
+    arch: str
+    seeds: tuple[int, ...]
+    epochs: int
+    arch_kwargs: dict[str, Any]
+    targets: tuple[tuple[Target, ...], ...]
+    keys: tuple[tuple[Record, ...], ...]
+    config: dict[str, Any]
+
+
+_INPUTS: dict[EvalRequest, tuple[_Plan, dict[str, tuple[torch.Tensor, torch.Tensor]]]] = {}
+
+
+def _inputs(req: EvalRequest) -> tuple[_Plan, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+    """The plan and the test sets in the set's model-input space; kept for the last request, so a worker
+    (or this process) running many jobs of one grid builds them once."""
+    if req not in _INPUTS:
+        device = resolve_device(req.device)
+        plan, _ = _plan(req, device)
+        _INPUTS.clear()
+        _INPUTS[req] = _inputs_from(plan, device)
+    return _INPUTS[req]
+
+
+def eval_job(job: EvalJob) -> list[Record]:
+    """Worker side: train the job's runs and return their records (the driver writes them in grid order)."""
+    plan, tests = _inputs(job.req)
+    needed = {t.test: tests[t.test] for targets in job.targets for t in targets}
+    device = resolve_device(job.req.device)
+    accs = evaluate_runs(plan.syn, job.arch, needed, job.epochs, job.seeds, device, job.arch_kwargs, plan.dsa)
+    return [
+        {**key, "value": run[t.test], "config": job.config}
+        for run, targets, keys in zip(accs, job.targets, job.keys, strict=True)
+        for t, key in zip(targets, keys, strict=True)
+    ]
+
+
+def _absolute(req: EvalRequest) -> EvalRequest:
+    def absolute(p: Path | None) -> Path | None:
+        return None if p is None else Path(p).resolve()
+
+    return replace(
+        req,
+        synthetic=absolute(req.synthetic),
+        out=Path(req.out).resolve(),
+        data_dir=absolute(req.data_dir),
+        progress=False,
+    )
+
+
+def run_evaluation(req: EvalRequest, executor: ExecConfig | None = None) -> Path:
     """Run the requested suites for a synthetic set or a baseline and return `<out>/records.jsonl`.
 
     Rows already in the records file are skipped before any training, so a rerun only does what is missing.
+    Each missing (architecture, run group) is one job of a grid run by `executor` (default: here, in turn);
+    the records are written in grid order whatever the executor, and failed jobs are raised at the end.
     """
     device = resolve_device(req.device)
     plan, writer = _plan(req, device)
+    executor = executor or ExecConfig()
     for note in plan.notes:
         log.info("%s/%s skipped: %s", note.stage, note.arch, note.text)
         key = _key(plan, note.stage, note.arch, req.seed, "skipped", note.test_dataset)
         writer.write([{**key, "value": float("nan"), "config": {**plan.config, "note": note.text}}])
-    prep = plan.syn.preprocessor().to(device)
-    tests = {name: (prep.transform(x.to(device)), y.to(device)) for name, (x, y) in plan.tests01.items()}
-    method = plan.syn.meta["method"]
+    worker_req = _absolute(req)
+    jobs: list[Job] = []
     for arch in dict.fromkeys(t.arch for t in plan.targets):
         wanted = [t for t in plan.targets if t.arch == arch]
         kwargs = arch_kwargs_for(plan.syn, arch)
         own = arch == set_arch(plan.syn)
         epochs = plan.epochs if own or req.cross_arch_epochs is None else req.cross_arch_epochs
+        config = {**plan.config, "epochs": epochs, "arch_kwargs": kwargs, **executor.describe()}
         missing: dict[int, list[tuple[Target, Record]]] = {}
         for r in range(req.runs):
             seed = run_seed(req.seed, r)
@@ -270,21 +331,36 @@ def run_evaluation(req: EvalRequest) -> Path:
             todo = [(t, key) for t, key in todo if not writer.has(**key)]
             if todo:
                 missing[seed] = todo
-        groups = run_groups(plan.syn, arch, list(missing), device, kwargs)
-        bar = tqdm(
-            total=len(missing), desc=f"evaluate {method} {plan.dataset} {arch}", disable=not req.progress
-        )
-        for group in groups:
-            needed = {t.test: tests[t.test] for seed in group for t, _ in missing[seed]}
-            results = evaluate_runs(plan.syn, arch, needed, epochs, group, device, kwargs, plan.dsa)
-            config = {**plan.config, "epochs": epochs, "arch_kwargs": kwargs}
-            rows = [
-                {**key, "value": accs[t.test], "config": config}
-                for seed, accs in zip(group, results, strict=True)
-                for t, key in missing[seed]
-            ]
-            writer.write(rows)  # each group's records land as soon as it is trained
-            bar.update(len(group))
-            bar.set_postfix(acc=f"{next(iter(results[-1].values())):.1f}")
+        for group in run_groups(plan.syn, arch, list(missing), device, kwargs):
+            targets = tuple(tuple(t for t, _ in missing[seed]) for seed in group)
+            keys = tuple(tuple(key for _, key in missing[seed]) for seed in group)
+            spec = EvalJob(worker_req, arch, tuple(group), epochs, kwargs, targets, keys, config)
+            seeds = ",".join(map(str, group))
+            label = f"evaluate {plan.syn.meta['method']} {plan.dataset} arch={arch} seed={seeds}"
+            jobs.append(Job(label, eval_job, spec))
+    if jobs:
+        _INPUTS.clear()
+        _INPUTS[worker_req] = _inputs_from(plan, device)  # in-process jobs reuse the driver's plan
+    bar = tqdm(
+        total=len(jobs), desc=f"evaluate {plan.syn.meta['method']} {plan.dataset}", disable=not req.progress
+    )
+
+    def commit(result: JobResult) -> None:
+        bar.update()
+        if result.ok:
+            writer.write(result.value)
+
+    try:
+        results = run_jobs(jobs, executor, commit)
+    finally:
         bar.close()
+        _INPUTS.clear()
+    raise_failures(results)
     return writer.path
+
+
+def _inputs_from(
+    plan: _Plan, device: torch.device
+) -> tuple[_Plan, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+    prep = plan.syn.preprocessor().to(device)
+    return plan, {n: (prep.transform(x.to(device)), y.to(device)) for n, (x, y) in plan.tests01.items()}

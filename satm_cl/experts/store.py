@@ -4,12 +4,15 @@ Layout: `manifest.json` (settings, parameter layout, package versions, per-exper
 and `expert_000.safetensors`, ... each holding `trajectory` float32 [epochs+1, P] (flat
 parameters at every epoch, epoch 0 = initialisation). Each expert file is written atomically
 before the manifest lists it, so an interrupted run resumes and never trusts a partial file.
+Workers adding experts to one store concurrently (`satm-cl experts --jobs N` / Ray) each re-read
+the manifest under a file lock and merge their entry, so none is lost.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,7 @@ from safetensors import SafetensorError, safe_open
 
 from satm_cl.errors import SatmError
 from satm_cl.experts.config import ExpertConfig
-from satm_cl.io import config_hash, sha256_file, write_json, write_tensors
+from satm_cl.io import config_hash, locked, sha256_file, write_json, write_tensors
 
 FORMAT_VERSION = 1
 
@@ -42,11 +45,19 @@ class TrajectoryStore:
     ) -> TrajectoryStore:
         """Open an existing store with the same settings, or start an empty one."""
         mf = path / "manifest.json"
-        if mf.exists():
-            store = cls.open(path)
-            if store.manifest["config"] != {**cfg.identity()}:
-                raise SatmError(f"{mf}: settings differ from the requested ones; remove the directory")
-            return store
+        with locked(mf):
+            if mf.exists():
+                store = cls.open(path)
+                if store.manifest["config"] != {**cfg.identity()}:
+                    raise SatmError(f"{mf}: settings differ from the requested ones; remove the directory")
+                return store
+            return cls._create(path, cfg, layout, versions)
+
+    @classmethod
+    def _create(
+        cls, path: Path, cfg: ExpertConfig, layout: dict[str, Any], versions: dict[str, str]
+    ) -> TrajectoryStore:
+        mf = path / "manifest.json"
         manifest = {
             "format_version": FORMAT_VERSION,
             "config": cfg.identity(),
@@ -95,10 +106,13 @@ class TrajectoryStore:
     def file(self, index: int) -> Path:
         return self.path / f"expert_{index:03d}.safetensors"
 
-    def done(self) -> list[int]:
-        """Indices of experts listed as complete whose file still matches its recorded hash."""
+    def done(self, only: Iterable[int] | None = None) -> list[int]:
+        """Indices of experts (of `only`, default all) listed as complete whose file matches its hash."""
         out = []
+        wanted = None if only is None else {str(i) for i in only}
         for key, entry in sorted(self.manifest["experts"].items(), key=lambda kv: int(kv[0])):
+            if wanted is not None and key not in wanted:
+                continue
             f = self.file(int(key))
             if not f.exists() or not isinstance(entry, dict):
                 continue
@@ -117,8 +131,12 @@ class TrajectoryStore:
             raise ValueError(f"trajectory shape {tuple(trajectory.shape)} != {expected}")
         f = self.file(index)
         write_tensors(f, {"trajectory": trajectory.float()})
-        self.manifest["experts"][str(index)] = {"sha256": sha256_file(f), "accuracy": accuracies}
-        write_json(self.path / "manifest.json", self.manifest)
+        entry = {"sha256": sha256_file(f), "accuracy": accuracies, "torch_threads": torch.get_num_threads()}
+        mf = self.path / "manifest.json"
+        with locked(mf):  # other workers may have listed their experts since this store was opened
+            on_disk = json.loads(mf.read_text())["experts"] if mf.exists() else {}
+            self.manifest["experts"] = {**self.manifest["experts"], **on_disk, str(index): entry}
+            write_json(mf, self.manifest)
 
     def check_file(self, index: int) -> None:
         """Read expert `index`'s header only: a file that cannot serve trajectories is refused up front."""

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm.auto import tqdm
@@ -19,6 +20,9 @@ from satm_cl.models import ParamLayout, create_model
 from satm_cl.seeding import derive_seed, make_generator
 from satm_cl.training import TrainConfig, accuracy, train_model
 from satm_cl.versions import package_versions
+
+if TYPE_CHECKING:
+    from satm_cl.execution import ExecConfig
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +106,11 @@ def train_experts(
     data_dir: Path | None = None,
     progress: bool = True,
     say: Callable[[str], None] | None = None,
+    indices: Sequence[int] | None = None,
+    executor: ExecConfig | None = None,
 ) -> TrajectoryStore:
-    """Train the experts `cfg` asks for that the store does not hold yet; return the store."""
+    """Train the experts `cfg` asks for (or only `indices`) that the store does not hold yet; return the
+    store. With `executor`, each missing expert is one job of a grid (see `satm_cl.execution`)."""
     check_out_dir(cache_root, "--cache-dir")
     splits = restrict_classes(
         create_dataset(cfg.dataset, data_dir=data_dir, val_fraction=cfg.val_fraction), cfg.classes
@@ -112,12 +119,14 @@ def train_experts(
     probe = expert_model(cfg, splits, seed=0)
     layout = ParamLayout.from_module(probe)
     store = TrajectoryStore.create_or_open(path, cfg, layout.to_dict(), package_versions())
-    finished = set(store.done())
-    todo = [i for i in range(cfg.num_experts) if i not in finished]
+    finished = set(store.done(indices))
+    todo = [i for i in (range(cfg.num_experts) if indices is None else indices) if i not in finished]
     if not todo:
         return store
     if say is not None:
         say(f"expert store {path} has {len(finished)}/{cfg.num_experts} experts; training the rest first")
+    if executor is not None:
+        return _train_grid(cfg, cache_root, device, data_dir, todo, executor)
     data = prepare(splits, cfg.zca, device)
     train_x, train_y = data.train_x, data.train_y
     if cfg.train_subset is not None and cfg.train_subset < len(train_y):
@@ -145,3 +154,47 @@ def train_experts(
         store.add(i, torch.stack(snapshots), accs)
         bar.set_postfix(test=f"{accs['test'][-1]:.1f}%")
     return store
+
+
+@dataclass(frozen=True)
+class ExpertJob:
+    """One expert of a store as a grid job (picklable; paths absolute so any worker finds them)."""
+
+    cfg: ExpertConfig
+    index: int
+    cache_root: Path
+    device: str
+    data_dir: Path | None
+
+
+def train_expert_job(job: ExpertJob) -> int:
+    """Worker side: train expert `job.index` and add it to the store (atomic file, locked manifest)."""
+    train_experts(
+        job.cfg, job.cache_root, torch.device(job.device), job.data_dir, progress=False, indices=[job.index]
+    )
+    return job.index
+
+
+def _train_grid(
+    cfg: ExpertConfig,
+    cache_root: Path,
+    device: torch.device,
+    data_dir: Path | None,
+    todo: list[int],
+    executor: ExecConfig,
+) -> TrajectoryStore:
+    from satm_cl.execution import Job, raise_failures, run_jobs
+
+    root = Path(cache_root).resolve()
+    data = None if data_dir is None else Path(data_dir).resolve()
+    jobs = [
+        Job(
+            f"expert {i} of {cfg.dataset}/{cfg.arch} seed {cfg.seed}",
+            train_expert_job,
+            ExpertJob(cfg, i, root, str(device), data),
+        )
+        for i in todo
+    ]
+    results = run_jobs(jobs, executor)
+    raise_failures(results)
+    return TrajectoryStore.open(store_path(cache_root, cfg))

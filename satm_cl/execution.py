@@ -1,0 +1,260 @@
+"""Run a grid of independent jobs: in this process, on a local process pool, or on a Ray cluster.
+
+A `Job` is a module-level function and a picklable spec; it returns a picklable value (records,
+an expert's summary) and may write through the atomic, locked stores itself. Every executor returns
+one `JobResult` per job in the grid's order, whatever order the jobs finished in, and hands each to
+the driver's `commit` in that order as soon as every earlier job has finished: the driver writes
+results canonically (the bytes do not depend on the executor or the worker count) and incrementally
+(an interrupted grid keeps what it committed).
+Each job runs with an explicit torch thread count (`ExecConfig.threads`), because float results
+depend on it. A job that raises becomes a failed result (the others go on); a job whose worker
+died is re-run up to `ExecConfig.retries` times.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from satm_cl.errors import SatmError
+from satm_cl.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of a grid: `fn(spec)` with the resources it needs; `label` names it in reports."""
+
+    label: str
+    fn: Callable[[Any], Any]
+    spec: Any
+    cpus: float | None = None  # None: ExecConfig.threads
+    gpus: float | None = None  # None: ExecConfig.gpus
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What one job gave: its value, or the one-line error it failed with, and how often it ran."""
+
+    job: Job
+    value: Any = None
+    error: str | None = None
+    attempts: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class ExecConfig:
+    """Which executor runs a grid and with what: workers, torch threads per job, retries, Ray address."""
+
+    executor: str = "local"
+    jobs: int = 1  # local: worker processes (1 = in this process); ray: ignored (the cluster decides)
+    ray_address: str | None = None  # None: start a local Ray on this machine
+    threads: int = 1  # torch intra-op threads per job (bytes depend on it); also the CPUs a task asks for
+    gpus: float = 0.0  # GPUs a Ray task asks for (set 1 with --device cuda on a GPU cluster)
+    retries: int = 2  # re-runs of a job whose worker died (a job that raises is not retried)
+
+    def describe(self) -> dict[str, Any]:
+        """What a record keeps about how it was computed (only what can change its bytes)."""
+        return {"torch_threads": self.threads}
+
+
+Commit = Callable[[JobResult], None]
+
+
+class Executor(Protocol):
+    def __call__(self, jobs: Sequence[Job], cfg: ExecConfig, commit: Commit) -> list[JobResult]: ...
+
+
+EXECUTORS: Registry[Executor] = Registry("executor")
+
+
+def list_executors() -> list[str]:
+    """Executor names accepted by `--executor`."""
+    return EXECUTORS.names()
+
+
+def run_jobs(
+    jobs: Sequence[Job], cfg: ExecConfig | None = None, commit: Commit | None = None
+) -> list[JobResult]:
+    """Run `jobs` with the executor `cfg` names; `commit` sees every result (failed ones too) in the
+    order of `jobs`; the results come back in that order."""
+    cfg = cfg or ExecConfig()
+    if cfg.jobs < 1 or cfg.threads < 1 or cfg.retries < 0:
+        raise SatmError(f"--jobs and threads must be >= 1 and retries >= 0, got {cfg}")
+    executor = EXECUTORS.get(cfg.executor)
+    return executor(list(jobs), cfg, commit or (lambda _r: None)) if jobs else []
+
+
+class _InOrder:
+    """Collects results as they finish and commits the longest finished prefix of the grid."""
+
+    def __init__(self, n: int, commit: Commit) -> None:
+        self.results: dict[int, JobResult] = {}
+        self._n, self._next, self._commit = n, 0, commit
+
+    def add(self, i: int, result: JobResult) -> None:
+        self.results[i] = result
+        while self._next in self.results:
+            self._commit(self.results[self._next])
+            self._next += 1
+
+    def __contains__(self, i: int) -> bool:
+        return i in self.results
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def ordered(self) -> list[JobResult]:
+        return [self.results[i] for i in range(self._n)]
+
+
+class JobsFailed(SatmError):
+    """Some jobs of a grid failed (the others finished and were saved); one line per failure."""
+
+
+def raise_failures(results: Sequence[JobResult]) -> None:
+    """A JobsFailed listing every failed job with its inputs and error, if any failed."""
+    bad = [r for r in results if not r.ok]
+    if bad:
+        lines = [f"failed: {r.job.label} (after {r.attempts} attempt(s)): {r.error}" for r in bad]
+        head = f"{len(bad)} of {len(results)} jobs failed; finished work is saved, rerun to retry"
+        raise JobsFailed("\n".join([head, *lines]))
+
+
+def call_job(fn: Callable[[Any], Any], spec: Any, threads: int) -> tuple[bool, Any]:
+    """Worker side: run `fn(spec)` with `threads` torch threads; an exception becomes (False, one line)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return True, fn(spec)
+    except Exception as exc:  # reported with the job's inputs by the driver; the grid goes on
+        text = str(exc).strip().splitlines()
+        return False, f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+    finally:
+        torch.set_num_threads(before)
+
+
+def _result(job: Job, outcome: tuple[bool, Any], attempts: int) -> JobResult:
+    ok, value = outcome
+    return JobResult(job, value if ok else None, None if ok else str(value), attempts)
+
+
+@EXECUTORS.register("local")
+def run_local(jobs: Sequence[Job], cfg: ExecConfig, commit: Commit) -> list[JobResult]:
+    """`--jobs 1`: one after the other in this process; `--jobs N`: N spawned worker processes."""
+    if cfg.jobs > 1:
+        return _run_pool(jobs, cfg, commit)
+    done = _InOrder(len(jobs), commit)
+    for i, job in enumerate(jobs):
+        done.add(i, _result(job, call_job(job.fn, job.spec, cfg.threads), 1))
+    return done.ordered()
+
+
+def _run_pool(jobs: Sequence[Job], cfg: ExecConfig, commit: Commit) -> list[JobResult]:
+    """A spawn process pool (fork after torch has started threads can hang); a dead worker breaks the
+    pool, so every unfinished job is charged an attempt and resubmitted to a fresh pool."""
+    results = _InOrder(len(jobs), commit)
+    attempts = dict.fromkeys(range(len(jobs)), 0)
+    ctx = multiprocessing.get_context("spawn")
+    while len(results) < len(jobs):
+        pending = [i for i in range(len(jobs)) if i not in results]
+        with ProcessPoolExecutor(min(cfg.jobs, len(pending)), mp_context=ctx) as pool:
+            futures: dict[Future[Any], int] = {}
+            for i in pending:
+                attempts[i] += 1
+                futures[pool.submit(call_job, jobs[i].fn, jobs[i].spec, cfg.threads)] = i
+            waiting = set(futures)
+            while waiting:
+                done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    i = futures[fut]
+                    try:
+                        results.add(i, _result(jobs[i], fut.result(), attempts[i]))
+                    except BrokenProcessPool:
+                        if attempts[i] > cfg.retries:
+                            why = "worker died (retries exhausted)"
+                            results.add(i, JobResult(jobs[i], None, why, attempts[i]))
+                        else:
+                            log.warning("worker died during %s; retrying", jobs[i].label)
+                    except Exception as exc:  # e.g. an unpicklable value
+                        results.add(i, JobResult(jobs[i], None, f"{type(exc).__name__}: {exc}", attempts[i]))
+    return results.ordered()
+
+
+@contextmanager
+def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[Any]:
+    """Use the Ray this process is connected to, else join `address`, else start a local one (loopback,
+    no dashboard); a Ray started here is shut down on exit."""
+    try:
+        import ray
+    except ImportError:
+        raise SatmError("--executor ray needs Ray: pip install 'satm-cl[ray]'") from None
+    started = False
+    if not ray.is_initialized():
+        common: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if address is not None:
+            ray.init(address=address, **common)
+        else:
+            ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1", **common)
+        started = True
+    try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
+@EXECUTORS.register("ray")
+def run_ray(jobs: Sequence[Job], cfg: ExecConfig, commit: Commit) -> list[JobResult]:
+    """One Ray task per job, asking for its CPUs/GPUs; Ray re-runs tasks whose worker or node died."""
+    with ray_session(cfg.ray_address) as ray:
+        remote = ray.remote(call_job)
+        refs = {}
+        for i, job in enumerate(jobs):
+            opts = {
+                "num_cpus": cfg.threads if job.cpus is None else job.cpus,
+                "num_gpus": cfg.gpus if job.gpus is None else job.gpus,
+                "max_retries": cfg.retries,
+                "retry_exceptions": False,
+            }
+            refs[remote.options(**opts).remote(job.fn, job.spec, cfg.threads)] = i
+        results = _InOrder(len(jobs), commit)
+        waiting = list(refs)
+        while waiting:
+            done, waiting = ray.wait(waiting, num_returns=1)
+            for ref in done:
+                i = refs[ref]
+                try:
+                    results.add(i, _result(jobs[i], ray.get(ref), 1))
+                except ray.exceptions.RayError as exc:  # worker/node died beyond the retries
+                    first = str(exc).strip().splitlines()
+                    why = f"{type(exc).__name__}: {first[0] if first else ''}"
+                    results.add(i, JobResult(jobs[i], None, why, cfg.retries + 1))
+        return results.ordered()
+
+
+__all__ = [
+    "EXECUTORS",
+    "ExecConfig",
+    "Job",
+    "JobResult",
+    "JobsFailed",
+    "call_job",
+    "list_executors",
+    "raise_failures",
+    "ray_session",
+    "run_jobs",
+]
