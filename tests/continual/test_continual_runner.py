@@ -23,16 +23,22 @@ def _req(tmp: Path, artifacts: dict[str, Path], **kw: object) -> ContinualReques
 def test_records_written_and_resumed(tmp_path: Path, artifacts: dict[str, Path]) -> None:
     path = run_continual(_req(tmp_path, artifacts))
     recs = read_records(path)
-    # per (memory, order): 5 avg_accuracy + 15 step_accuracy + 1 forgetting
-    assert len(recs) == 4 * 2 * 21
+    # per (memory, order): 5 avg_accuracy + 15 step_accuracy + forgetting, AIA, BWT
+    assert len(recs) == 4 * 2 * 23
     one = [r for r in recs if r["method"] == "satm" and r["seed"] == 1]
     assert {r["stage"] for r in one} == {"continual"} and {r["arch"] for r in one} == {"convnet"}
     steps = sorted((r["step"], r["eval_step"]) for r in one if r["metric"] == "step_accuracy")
     assert steps == [(i, j) for i in range(1, 6) for j in range(1, i + 1)]
     assert [r["step"] for r in one if r["metric"] == "forgetting"] == [5]
+    last = {r["metric"]: r["value"] for r in one if r["step"] == 5 and r.get("eval_step") is None}
+    averages = [r["value"] for r in sorted(one, key=lambda r: r["step"]) if r["metric"] == "avg_accuracy"]
+    assert last["avg_incremental_accuracy"] == pytest.approx(sum(averages) / 5)
+    assert last["bwt"] == pytest.approx(-last["forgetting"])
     cfg = one[0]["config"]
     assert cfg == {"protocol": "retrain", "steps": 5, "classes_per_step": 2, "mem_size": 10, "epochs": 2,
-                   "class_order": draw_class_order(10, 1)}
+                   "class_order": draw_class_order(10, 1), "memory_mode": "offline"}
+    modes = {r["method"]: r["config"]["memory_mode"] for r in recs}
+    assert modes == {"satm": "offline", "random": "stream", "reservoir": "stream", "gdumb": "stream"}
     before = path.read_text()
     assert run_continual(_req(tmp_path, artifacts)) == path
     assert path.read_text() == before  # nothing new on a rerun
@@ -73,7 +79,7 @@ def test_wrong_ipc_artifact_is_an_error(tmp_path: Path, artifacts: dict[str, Pat
 def test_strategy_protocol_through_runner(tmp_path: Path, artifacts: dict[str, Path]) -> None:
     recs = read_records(run_continual(_req(tmp_path, artifacts, protocol="lwf", orders=1, epochs=1,
                                            memories=("satm", "class_balanced"))))
-    assert {r["config"]["protocol"] for r in recs} == {"lwf"} and len(recs) == 2 * 21
+    assert {r["config"]["protocol"] for r in recs} == {"lwf"} and len(recs) == 2 * 23
 
 
 def test_presets() -> None:
