@@ -249,6 +249,9 @@ class _Context:
     def stream_condenser(self, memory: str) -> CondenseFn:
         """Per-experience condensation for a stream memory; artifacts under `<out>/memories/stream/`."""
         req, method = self.req, STREAM_METHODS[memory]
+        if self.splits.num_classes // req.steps < 2:
+            raise SatmError(f"{memory} needs at least 2 classes per experience: experts trained on a single "
+                            "class have nothing to learn, so there is no trajectory to match")
         if condense_config(req.dataset, req.ipc, method, req.condense_overrides).expert.zca:
             raise SatmError(f"{memory} needs a preset without ZCA: a whitening fitted on one experience "
                             "would put each experience's memory in another input space")
