@@ -245,9 +245,8 @@ class _Context:
         return protocols.strategy_protocol(scenario, memory_arg, req.protocol, self.make_model, order_seed,
                                            self.mem_size, self.device, epochs=self.epochs, progress=label)
 
-
     def stream_condenser(self, memory: str) -> CondenseFn:
-        """Per-experience condensation for a stream memory; artifacts under `<out>/memories/stream/`."""
+        """Per-experience condensation for a stream memory; artifacts under `<memory root>/stream/`."""
         req, method = self.req, STREAM_METHODS[memory]
         if self.splits.num_classes // req.steps < 2:
             raise SatmError(f"{memory} needs at least 2 classes per experience: experts trained on a single "
