@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -155,13 +155,10 @@ def retrain_protocol(
     device: torch.device | str = "cpu",
     feature_cfg: TrainConfig | None = None,
     progress: str | None = None,
-    lr_from_memory: bool = False,
 ) -> ContinualResult:
     """The paper's protocol: per step, update `memory`, train a fresh model on it, test on all seen classes.
 
     A `HerdingBuffer` selects with features of a model trained on the experience's real data (`feature_cfg`).
-    `lr_from_memory`: train with the `CondensedBuffer`'s learned LR as it stands after each update (a memory
-    condensed per experience learns one LR per experience; their mean is used).
     """
     device = torch.device(device)
     seed_everything(derive_seed(seed, "retrain-avalanche-rng"))
@@ -177,11 +174,8 @@ def retrain_protocol(
             memory.features.model = _feature_model(scenario, i, make_model, fcfg, seed, device)
         memory.post_adapt(agent, exp)
         x, y = memory_tensors(memory)
-        cfg = train_cfg
-        if lr_from_memory and isinstance(memory, CondensedBuffer):
-            cfg = replace(train_cfg, lr=memory.lr)
         model = make_model(derive_seed(seed, "retrain-model", i)).to(device)
-        train_model(model, x.to(device), y.to(device), cfg, make_generator(seed, "retrain-train", i))
+        train_model(model, x.to(device), y.to(device), train_cfg, make_generator(seed, "retrain-train", i))
         row, avg = _row(model, scenario, i)
         matrix.append(row)
         averages.append(avg)
