@@ -31,7 +31,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from satm_cl.baselines import FEATURE_EPOCHS
-from satm_cl.continual.buffers import CondensedBuffer, HerdingBuffer, LogitsBuffer, memory_tensors
+from satm_cl.continual.buffers import HerdingBuffer, LogitsBuffer, memory_tensors
 from satm_cl.continual.scenarios import Scenario
 from satm_cl.errors import SatmError
 from satm_cl.registry import Registry

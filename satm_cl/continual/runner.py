@@ -225,7 +225,7 @@ class _Context:
         if memory in STREAM_METHODS:
             condense_fn = self.stream_condenser(memory)
             buffer = CondensedBuffer(condense_fn, self.mem_size, dsa=replay_dsa, seed=order_seed)
-            # Each experience's set learns an LR for its own few-class trajectories (digits: 1e-4 to 0.03 against
+            # Each experience's set learns an LR for its own few-class trajectories (digits: 1e-4 to 0.03,
             # 0.05 offline); none was learned for the union, so it trains at the preset's LR, like real subsets.
             lr = cfg.lr_init
         elif source is None:
