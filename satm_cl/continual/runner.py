@@ -226,7 +226,7 @@ class _Context:
             condense_fn = self.stream_condenser(memory)
             buffer = CondensedBuffer(condense_fn, self.mem_size, dsa=replay_dsa, seed=order_seed)
             # Each experience's set learns an LR for its own few-class trajectories (digits: 1e-4 to 0.03,
-            # 0.05 offline); none was learned for the union, so it trains at the preset's LR, like real subsets.
+            # 0.05 offline); none was learned for their union, so train at the preset's LR, as real subsets.
             lr = cfg.lr_init
         elif source is None:
             buffer = protocols.avalanche_buffer(memory, self.mem_size)
