@@ -240,18 +240,18 @@ def plot_offline_vs_stream(frame: pd.DataFrame, path: str | Path) -> Path | None
 
 def plot_memory_size_sweep(frame: pd.DataFrame, path: str | Path) -> Path | None:
     """Final average accuracy (last step) vs memory size (IPC) per memory, error bars = std over class orders,
-    one panel per dataset and protocol. None unless some memory was run at two or more IPCs."""
+    one panel per dataset and protocol that ran at two or more IPCs (None when none did)."""
     sel = _continual_curves(frame)
     if sel.empty:
         return None
     last = sel.groupby(["dataset", "protocol", "ipc"], dropna=False)["step"].transform("max")
     sel = sel[(sel["step"] == last) & sel["ipc"].notna()].copy()
-    if sel.groupby("memory")["ipc"].nunique().max() < 2:
-        return None
     sel["ipc"] = sel["ipc"].astype(float)
     colours = _palette(sel["memory"])
     keys = ["dataset", "protocol"]
-    groups = _groups(sel, keys)
+    groups = [(k, part) for k, part in _groups(sel, keys) if part["ipc"].nunique() > 1]  # sweeps only
+    if not groups:
+        return None
     fig, axes = _grid(len(groups), size=(5.5, 4.2))
     for ax, (key, part) in zip(axes, groups, strict=True):
         sns.lineplot(data=part, x="ipc", y="value", hue="memory", palette=colours, marker="o",
