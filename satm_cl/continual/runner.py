@@ -312,8 +312,12 @@ def _check_existing(path: Path, req: ContinualRequest, arch: str, configs: dict[
     for rec in read_records(path):
         if (rec["stage"], rec["dataset"], rec["ipc"], rec["arch"]) != (STAGE, req.dataset, req.ipc, arch):
             continue
-        mine = rec["method"] in req.memories and rec["seed"] in configs
-        if mine and rec.get("config") != {**configs[rec["seed"]], **memory_config(rec["method"], req)}:
+        if rec["method"] not in req.memories or rec["seed"] not in configs:
+            continue
+        want = {**configs[rec["seed"]], **memory_config(rec["method"], req)}
+        if "memory_mode" not in (rec.get("config") or {}):  # written before memory_mode was recorded
+            want.pop("memory_mode")
+        if rec.get("config") != want:
             raise SatmError(f"{path} already holds {rec['method']} order {rec['seed']} results with other "
                             f"settings ({rec.get('config')}); use another --out")
 

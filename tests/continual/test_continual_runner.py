@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -89,3 +90,15 @@ def test_presets() -> None:
     assert (req.dataset, req.steps, req.ipc, req.orders) == ("digits", 5, 5, 1)
     cfg = condense_config("digits", 5, "mtt")
     assert cfg.ipc == 5 and cfg.method == "mtt" and cfg.expert.arch_kwargs["depth"] == 2
+
+
+def test_records_from_before_memory_mode_still_resume(tmp_path: Path, artifacts: dict[str, Path]) -> None:
+    path = run_continual(_req(tmp_path, artifacts, memories=("random",), orders=1))
+    old = []
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        rec["config"].pop("memory_mode")
+        old.append(json.dumps(rec, sort_keys=True))
+    path.write_text("\n".join(old) + "\n")
+    assert run_continual(_req(tmp_path, artifacts, memories=("random",), orders=1)) == path
+    assert path.read_text().splitlines() == old  # recognised as finished, not an error
