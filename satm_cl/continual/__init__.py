@@ -1,8 +1,8 @@
 """Class-incremental learning with condensed memories in Avalanche (the only package importing avalanche).
 
 `run_continual(ContinualRequest(...))` runs the suite; `CondensedBuffer`, `SubsetBuffer`, `LogitsBuffer`,
-`make_scenario`, `retrain_protocol` and `strategy_protocol` (strategies in `STRATEGY_BUILDERS`) are the building
-blocks (loaded lazily: avalanche is slow). `MEMORY_MODES` says which memories are offline and which stream.
+`make_scenario`, `retrain_protocol` and `strategy_protocol` (strategies in `STRATEGY_BUILDERS`) are the
+building blocks (loaded lazily: avalanche is slow). `MEMORY_MODES`: which memories are offline, which stream.
 """
 
 from __future__ import annotations
