@@ -106,6 +106,19 @@ def _guard(fn: Callable[[], T]) -> T:
         raise typer.Exit(130) from None
 
 
+def _read_json(path: Path | None) -> dict[str, Any] | None:
+    """A JSON object from `path` (None when no path); unreadable or non-object files are a SatmError."""
+    if path is None:
+        return None
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SatmError(f"cannot read JSON file {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise SatmError(f"{path} must hold a JSON object")
+    return data
+
+
 @app.command()
 def datasets(data_dir: DataDir = None) -> None:
     """List every dataset with its status: ready, needs --data-dir, or needs an extra."""
@@ -346,7 +359,17 @@ def evaluate(
         str, typer.Option(help="continual: comma-separated memories.")
     ] = "satm,mtt,random,herding,reservoir,gdumb",
     orders: Annotated[int, typer.Option(help="continual: number of class orders (seeds).")] = 3,
-    protocol: Annotated[str, typer.Option(help="continual: retrain (paper), naive, lwf or ewc.")] = "retrain",
+    protocol: Annotated[
+        str, typer.Option(help="continual: retrain (paper), naive, lwf, ewc, er_ace or der.")
+    ] = "retrain",
+    condense_config: Annotated[
+        Path | None,
+        typer.Option(help="continual: JSON of condense-config overrides for satm/mtt(-stream) memories."),
+    ] = None,
+    memory_dir: Annotated[
+        Path | None,
+        typer.Option(help="continual: where memories are found or made [default: OUT/memories]."),
+    ] = None,
     seed: int = 0,
     device: Device = "auto",
     cache_dir: CacheDir = None,
@@ -380,6 +403,8 @@ def evaluate(
                     protocol=protocol,
                     epochs=epochs,
                     seed=seed,
+                    condense_overrides=_read_json(condense_config),
+                    memory_dir=memory_dir,
                 ),
                 grid,
             )

@@ -1,7 +1,8 @@
 """Class-incremental learning with condensed memories in Avalanche (the only package importing avalanche).
 
-`run_continual(ContinualRequest(...))` runs the suite; `CondensedBuffer`, `SubsetBuffer`, `make_scenario`,
-`retrain_protocol` and `strategy_protocol` are the building blocks (loaded lazily: avalanche is slow).
+`run_continual(ContinualRequest(...))` runs the suite; `CondensedBuffer`, `SubsetBuffer`, `LogitsBuffer`,
+`make_scenario`, `retrain_protocol` and `strategy_protocol` (strategies in `STRATEGY_BUILDERS`) are the
+building blocks (loaded lazily: avalanche is slow). `MEMORY_MODES`: which memories are offline, which stream.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from satm_cl.continual.presets import PAPER_PRESETS, PRESETS, condense_config
 from satm_cl.continual.runner import (
+    MEMORY_MODES,
     MEMORY_NAMES,
     PROTOCOL_NAMES,
     ContinualRequest,
@@ -21,12 +23,14 @@ from satm_cl.continual.runner import (
 
 _LAZY = {
     "CondensedBuffer": "buffers", "SubsetBuffer": "buffers", "HerdingBuffer": "buffers",
-    "DSATransform": "buffers", "make_scenario": "scenarios", "Scenario": "scenarios",
+    "DSATransform": "buffers", "LogitsBuffer": "buffers", "memory_tensors": "buffers",
+    "STRATEGY_BUILDERS": "protocols", "make_scenario": "scenarios", "Scenario": "scenarios",
     "tensor_dataset": "scenarios", "draw_class_order": "scenarios", "ContinualResult": "protocols",
     "retrain_protocol": "protocols", "strategy_protocol": "protocols", "avalanche_buffer": "protocols",
 }
 
 __all__ = [
+    "MEMORY_MODES",
     "MEMORY_NAMES",
     "PAPER_PRESETS",
     "PRESETS",

@@ -4,6 +4,7 @@
 whole-dataset artifact or a `condense_fn(classes)` that condenses each experience's real data on arrival
 (the DC/DM continual protocol). `SubsetBuffer` is the same code fed a real-subset baseline, so condensed and
 real memories are treated identically. `HerdingBuffer` is Avalanche's herding memory on penultimate features.
+`LogitsBuffer` wraps any memory for DER: each sample carries the model's logits from when it entered.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import torch
 from avalanche.training.storage_policy import ExemplarsBuffer, HerdingSelectionStrategy, ParametricBuffer
 from torch import nn
+from torch.utils.data import DataLoader
 
 from satm_cl.continual.scenarios import tensor_dataset
 from satm_cl.data import DSA
@@ -124,6 +126,56 @@ class CondensedBuffer(ExemplarsBuffer):
     def _rebuild(self) -> None:
         x, y = self.tensors()
         self.buffer = tensor_dataset(x, y, self._transform)
+
+
+def memory_tensors(memory: ExemplarsBuffer) -> tuple[torch.Tensor, torch.Tensor]:
+    """The buffer's contents as (x, y) tensors, without train-time transforms."""
+    if isinstance(memory, CondensedBuffer):
+        return memory.tensors()
+    data = memory.buffer.eval()
+    xs, ys = [], []
+    for x, y, *_ in DataLoader(data, batch_size=1024, shuffle=False):
+        xs.append(x)
+        ys.append(y)
+    if not xs:
+        return torch.empty(0), torch.empty(0, dtype=torch.long)
+    return torch.cat(xs), torch.cat(ys).long()
+
+
+class LogitsBuffer(ExemplarsBuffer):
+    """Any memory as DER's storage: samples are (x, y, t, logits), the logits computed by the strategy's model
+    when the sample first appears in the wrapped memory (after training on its experience) and kept as is."""
+
+    def __init__(self, inner: ExemplarsBuffer) -> None:
+        super().__init__(inner.max_size)
+        self.inner = inner
+        self._logits: dict[bytes, torch.Tensor] = {}  # sample bytes (x and y) -> logits at entry
+
+    def post_adapt(self, agent_state: Any, exp: Any) -> None:
+        """Update the wrapped memory, then give every newly entered sample its logits."""
+        self.inner.post_adapt(agent_state, exp)
+        x, y = memory_tensors(self.inner)
+        keys = [xi.numpy().tobytes() + int(yi).to_bytes(8, "little") for xi, yi in zip(x, y, strict=True)]
+        new = [i for i, k in enumerate(keys) if k not in self._logits]
+        if new:
+            model = agent_state.model
+            was_training = model.training
+            model.eval()
+            with torch.no_grad():
+                out = model(x[new].to(agent_state.device)).detach().cpu()
+            model.train(was_training)
+            for i, row in zip(new, out, strict=True):
+                self._logits[keys[i]] = row
+        self._logits = {k: self._logits[k] for k in keys}
+        width = next(iter(self._logits.values())).numel() if self._logits else 0
+        logits = torch.stack([self._logits[k] for k in keys]) if keys else torch.empty(0, width)
+        transform = self.inner._transform if isinstance(self.inner, CondensedBuffer) else None
+        self.buffer = tensor_dataset(x, y, transform, extra=(logits,))
+
+    def resize(self, strategy: Any, new_size: int) -> None:
+        """Resize the wrapped memory (samples it drops lose their logits at the next update)."""
+        self.inner.resize(strategy, new_size)
+        self.max_size = new_size
 
 
 class SubsetBuffer(CondensedBuffer):

@@ -24,9 +24,13 @@ PRESETS: dict[str, dict[str, Any]] = {
 PAPER_PRESETS = ("cifar10-5steps-ipc50", "tinyimagenet-10steps-ipc3", "tinyimagenet-20steps-ipc3")
 
 
-def condense_config(dataset: str, ipc: int, method: str = "satm") -> CondenseConfig:
-    """The resolved condense config for (dataset, ipc, method), borrowing the nearest preset when needed."""
+def condense_config(
+    dataset: str, ipc: int, method: str = "satm", overrides: dict[str, Any] | None = None
+) -> CondenseConfig:
+    """The resolved condense config for (dataset, ipc, method), borrowing the nearest preset when needed;
+    `overrides` (CondenseConfig fields, `expert` as a dict) win over the preset."""
     _, preset = preset_for(dataset, ipc)
+    extra = dict(overrides or {})
     if preset == "defaults":
-        return resolve_config(dataset, ipc, method)
-    return resolve_config(dataset, ipc, method, preset=preset, overrides={"ipc": ipc})
+        return resolve_config(dataset, ipc, method, overrides=extra)
+    return resolve_config(dataset, ipc, method, preset=preset, overrides={**extra, "ipc": ipc})

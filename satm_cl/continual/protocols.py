@@ -5,10 +5,14 @@
   every class seen so far.
 - naive / lwf / ewc: an Avalanche strategy trained on each experience's real data with the memory as
   `ReplayPlugin` storage (the `gdumb` memory runs Avalanche's `GDumb` instead), scored by `EvaluationPlugin`.
+- er_ace / der: Avalanche's replay strategies that keep their own buffer (ER-ACE, DER), with the memory
+  substituted for that buffer (`strategy.storage_policy`); DER's stored logits are computed when a sample
+  enters the memory (`LogitsBuffer`). Strategies are looked up in the `STRATEGY_BUILDERS` registry.
 
 Both return a `ContinualResult`: accuracy matrix (% on experience j after step i), average accuracy on all
-seen classes after each step, and forgetting (mean over j < T of acc[j][j] - acc[T][j], Avalanche's
-StreamForgetting definition, in points).
+seen classes after each step, forgetting (mean over j < T of acc[j][j] - acc[T][j], Avalanche's
+StreamForgetting definition, in points), average incremental accuracy (mean of the per-step averages) and
+backward transfer (mean over j < T of acc[T][j] - acc[j][j]).
 """
 
 from __future__ import annotations
@@ -20,24 +24,24 @@ from typing import Any
 
 import torch
 from avalanche.evaluation.metrics import accuracy_metrics, forgetting_metrics
-from avalanche.training import EWC, LwF, Naive
+from avalanche.training import DER, ER_ACE, EWC, LwF, Naive
 from avalanche.training.plugins import EvaluationPlugin, GDumbPlugin, ReplayPlugin
 from avalanche.training.storage_policy import ClassBalancedBuffer, ExemplarsBuffer, ReservoirSamplingBuffer
 from torch import nn
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from satm_cl.baselines import FEATURE_EPOCHS
-from satm_cl.continual.buffers import CondensedBuffer, HerdingBuffer
+from satm_cl.continual.buffers import HerdingBuffer, LogitsBuffer, memory_tensors
 from satm_cl.continual.scenarios import Scenario
 from satm_cl.errors import SatmError
+from satm_cl.registry import Registry
 from satm_cl.seeding import derive_seed, make_generator, seed_everything
 from satm_cl.training import TrainConfig, accuracy, train_model
 
 SET_MEMORIES = ("satm", "mtt", "random", "herding")  # backed by a SyntheticSet artifact
 AVALANCHE_MEMORIES = ("reservoir", "class_balanced", "av_herding", "gdumb")
 MEMORIES = SET_MEMORIES + AVALANCHE_MEMORIES
-STRATEGIES = ("naive", "lwf", "ewc")
+STRATEGIES = ("naive", "lwf", "ewc", "er_ace", "der")
 PROTOCOLS = ("retrain", *STRATEGIES)
 # Avalanche strategy settings (real data per experience + replay); the paper's protocol uses the presets.
 STRATEGY_LR = 0.01
@@ -45,6 +49,8 @@ STRATEGY_BATCH = 64
 STRATEGY_EPOCHS = 10
 LWF_ALPHA, LWF_TEMPERATURE = 1.0, 2.0
 EWC_LAMBDA = 100.0
+DER_ALPHA, DER_BETA = 0.1, 0.5  # Avalanche's defaults
+REPLAY_BATCH = 32  # ER-ACE / DER replay mini-batch, capped at one experience's share of the memory
 # EvaluationPlugin result keys (task-free names: one task label)
 ACC_EXP = "Top1_Acc_Exp/eval_phase/test_stream/Exp"
 ACC_STREAM = "Top1_Acc_Stream/eval_phase/test_stream"
@@ -63,12 +69,35 @@ class ContinualResult:
     mem_size: int
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def avg_incremental_accuracy(self) -> float:
+        """Mean over steps of the average accuracy on all classes seen so far (Rebuffi et al. 2017)."""
+        return average_incremental_accuracy(self.avg_accuracy)
+
+    @property
+    def bwt(self) -> float:
+        """Backward transfer (Lopez-Paz & Ranzato 2017) from the accuracy matrix, in points."""
+        return backward_transfer(self.matrix)
+
 
 def forgetting_from_matrix(matrix: list[list[float]]) -> float:
     """Mean drop from accuracy right after learning an experience to the final one (0 for one step)."""
     last = len(matrix) - 1
     drops = [matrix[j][j] - matrix[last][j] for j in range(last)]
     return sum(drops) / len(drops) if drops else 0.0
+
+
+def average_incremental_accuracy(averages: list[float]) -> float:
+    """Mean of the per-step average accuracies A_1..A_T (0 for no steps)."""
+    return sum(averages) / len(averages) if averages else 0.0
+
+
+def backward_transfer(matrix: list[list[float]]) -> float:
+    """BWT = mean over j < T of acc[T][j] - acc[j][j]: negative when learning later experiences hurts earlier
+    ones (with this matrix it equals minus `forgetting_from_matrix`); 0 for one step."""
+    last = len(matrix) - 1
+    gains = [matrix[last][j] - matrix[j][j] for j in range(last)]
+    return sum(gains) / len(gains) if gains else 0.0
 
 
 def check_names(memory: str, protocol: str) -> None:
@@ -90,20 +119,6 @@ def avalanche_buffer(name: str, mem_size: int) -> ExemplarsBuffer:
     if name == "gdumb":
         return GDumbPlugin(mem_size).storage_policy
     raise SatmError(f"unknown Avalanche memory {name!r}; valid: {', '.join(AVALANCHE_MEMORIES)}")
-
-
-def memory_tensors(memory: ExemplarsBuffer) -> tuple[torch.Tensor, torch.Tensor]:
-    """The buffer's contents as (x, y) tensors, without train-time transforms."""
-    if isinstance(memory, CondensedBuffer):
-        return memory.tensors()
-    data = memory.buffer.eval()
-    xs, ys = [], []
-    for x, y, *_ in DataLoader(data, batch_size=1024, shuffle=False):
-        xs.append(x)
-        ys.append(y)
-    if not xs:
-        return torch.empty(0), torch.empty(0, dtype=torch.long)
-    return torch.cat(xs), torch.cat(ys).long()
 
 
 @dataclass
@@ -194,7 +209,8 @@ def strategy_protocol(
     batch_size: int = STRATEGY_BATCH,
     progress: str | None = None,
 ) -> ContinualResult:
-    """Avalanche `strategy` (naive, lwf, ewc) with `memory` as replay storage; `memory=None` runs GDumb."""
+    """Avalanche `strategy` (see `STRATEGY_BUILDERS`) with `memory` as its replay storage; `memory=None`
+    runs GDumb."""
     if strategy not in STRATEGIES:
         raise SatmError(f"unknown strategy {strategy!r}; valid: {', '.join(STRATEGIES)}")
     device = torch.device(device)
@@ -213,7 +229,8 @@ def strategy_protocol(
             "criterion": nn.CrossEntropyLoss(), "train_mb_size": batch_size, "train_epochs": epochs,
             "eval_mb_size": 512, "device": device, "evaluator": evaluator,
         }
-        learner = _make_strategy(strategy, memory, mem_size, model, common)
+        replay_batch = max(1, min(REPLAY_BATCH, mem_size // scenario.steps))
+        learner = _make_strategy(strategy, memory, mem_size, model, common, replay_batch)
         matrix: list[list[float]] = []
         averages: list[float] = []
         result: dict[str, Any] = {}
@@ -228,8 +245,52 @@ def strategy_protocol(
     return ContinualResult(matrix, averages, forgetting, mem_size)
 
 
+# name -> builder(memory, model, common strategy kwargs, replay mini-batch) -> an Avalanche strategy
+StrategyBuilder = Callable[[ExemplarsBuffer, nn.Module, dict[str, Any], int], Any]
+STRATEGY_BUILDERS: Registry[StrategyBuilder] = Registry("strategy")
+
+
+def _replay(memory: ExemplarsBuffer) -> list[Any]:
+    return [_ReplayPlugin(mem_size=memory.max_size, storage_policy=memory)]
+
+
+@STRATEGY_BUILDERS.register("naive")
+def _naive(memory: ExemplarsBuffer, model: nn.Module, common: dict[str, Any], replay_batch: int) -> Any:
+    return Naive(plugins=_replay(memory), **common)
+
+
+@STRATEGY_BUILDERS.register("lwf")
+def _lwf(memory: ExemplarsBuffer, model: nn.Module, common: dict[str, Any], replay_batch: int) -> Any:
+    return LwF(alpha=LWF_ALPHA, temperature=LWF_TEMPERATURE, plugins=_replay(memory), **common)
+
+
+@STRATEGY_BUILDERS.register("ewc")
+def _ewc(memory: ExemplarsBuffer, model: nn.Module, common: dict[str, Any], replay_batch: int) -> Any:
+    return EWC(ewc_lambda=EWC_LAMBDA, mode="separate", plugins=_replay(memory), **common)
+
+
+@STRATEGY_BUILDERS.register("er_ace")
+def _er_ace(memory: ExemplarsBuffer, model: nn.Module, common: dict[str, Any], replay_batch: int) -> Any:
+    """ER-ACE: its class-balanced buffer is replaced by `memory` (updated before each experience's training,
+    so the current experience's memory is replayed too, as ER-ACE does with its own buffer)."""
+    learner = ER_ACE(mem_size=memory.max_size, batch_size_mem=replay_batch, **common)
+    learner.storage_policy = _Storage(memory)
+    return learner
+
+
+@STRATEGY_BUILDERS.register("der")
+def _der(memory: ExemplarsBuffer, model: nn.Module, common: dict[str, Any], replay_batch: int) -> Any:
+    """DER: its logit-storing buffer is replaced by `memory` wrapped in a `LogitsBuffer` (logits of the model
+    when a sample enters, after training on its experience, as Avalanche's DER stores them)."""
+    learner = DER(mem_size=memory.max_size, batch_size_mem=replay_batch, alpha=DER_ALPHA, beta=DER_BETA,
+                  **common)
+    learner.storage_policy = _Storage(LogitsBuffer(memory))
+    return learner
+
+
 def _make_strategy(
-    strategy: str, memory: ExemplarsBuffer | None, mem_size: int, model: nn.Module, common: dict[str, Any]
+    strategy: str, memory: ExemplarsBuffer | None, mem_size: int, model: nn.Module, common: dict[str, Any],
+    replay_batch: int,
 ) -> Any:
     if memory is None:  # GDumb = Naive + GDumbPlugin (what avalanche.training.GDumb builds)
         return Naive(plugins=[_GDumbPlugin(mem_size)], **common)
@@ -237,12 +298,30 @@ def _make_strategy(
         raise SatmError(f"memory holds {memory.max_size} slots, expected {mem_size}")
     if isinstance(memory, HerdingBuffer):
         memory.features.model = model
-    plugins = [_ReplayPlugin(mem_size=memory.max_size, storage_policy=memory)]
-    if strategy == "naive":
-        return Naive(plugins=plugins, **common)
-    if strategy == "lwf":
-        return LwF(alpha=LWF_ALPHA, temperature=LWF_TEMPERATURE, plugins=plugins, **common)
-    return EWC(ewc_lambda=EWC_LAMBDA, mode="separate", plugins=plugins, **common)
+    return STRATEGY_BUILDERS.get(strategy)(memory, model, common, replay_batch)
+
+
+class _Storage(ExemplarsBuffer):
+    """A memory as a strategy's own `storage_policy`: the strategy's `update(strategy)` calls become
+    `post_adapt` (Avalanche's `update` is deprecated and warns on every call)."""
+
+    def __init__(self, inner: ExemplarsBuffer) -> None:
+        super().__init__(inner.max_size)
+        self.inner = inner
+
+    @property  # type: ignore[override]
+    def buffer(self) -> Any:
+        return self.inner.buffer
+
+    def update(self, strategy: Any, **kwargs: Any) -> None:
+        self.inner.post_adapt(strategy, strategy.experience)
+
+    def post_adapt(self, agent_state: Any, exp: Any) -> None:
+        self.inner.post_adapt(agent_state, exp)
+
+    def resize(self, strategy: Any, new_size: int) -> None:
+        self.inner.resize(strategy, new_size)
+        self.max_size = new_size
 
 
 class _ReplayPlugin(ReplayPlugin):

@@ -2,12 +2,17 @@
 
 Memories: `satm`, `mtt` (condensed artifacts; condensed into `<out>/memories/` when not given), `random`,
 `herding` (our real subsets from `satm_cl.baselines`), and Avalanche's `reservoir`, `class_balanced`,
-`av_herding`, `gdumb`, all at the same budget of ipc x classes slots. A rerun skips finished
-(memory, order) pairs; records produced with different settings in the same `out` are an error.
+`av_herding`, `gdumb`, all at the same budget of ipc x classes slots; `satm-stream` and `mtt-stream` condense
+each experience's real data on arrival (experts trained on that experience only). Every record's config says
+`memory_mode`: `offline` (images shaped by data of classes not yet seen: the whole-dataset condensed sets,
+herding on features of a net trained on all classes) or `stream` (built only from experiences seen so far).
+A rerun skips finished (memory, order) pairs; records produced with different settings in the same `out` are
+an error.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,8 +36,15 @@ if TYPE_CHECKING:
 
 STAGE = "continual"
 # Mirrors protocols.MEMORIES / PROTOCOLS (kept here so validating a request does not import avalanche).
-MEMORY_NAMES = ("satm", "mtt", "random", "herding", "reservoir", "class_balanced", "av_herding", "gdumb")
-PROTOCOL_NAMES = ("retrain", "naive", "lwf", "ewc")
+MEMORY_NAMES = ("satm", "mtt", "random", "herding", "reservoir", "class_balanced", "av_herding", "gdumb",
+                "satm-stream", "mtt-stream")
+PROTOCOL_NAMES = ("retrain", "naive", "lwf", "ewc", "er_ace", "der")
+# Condensed on arrival, one experience at a time: memory -> condensation method.
+STREAM_METHODS = {"satm-stream": "satm", "mtt-stream": "mtt"}
+# offline: a memory's images depend on data of classes not yet seen; stream: only on experiences seen so far.
+MEMORY_MODES = {"satm": "offline", "mtt": "offline", "herding": "offline", "random": "stream",
+                "reservoir": "stream", "class_balanced": "stream", "av_herding": "stream", "gdumb": "stream",
+                "satm-stream": "stream", "mtt-stream": "stream"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,8 @@ class ContinualRequest:
     epochs: int | None = None
     seed: int = 0
     progress: bool = True
+    condense_overrides: dict[str, Any] | None = field(default=None, hash=False)  # for satm/mtt(-stream)
+    memory_dir: Path | None = None  # where memories are found or made; default <out>/memories
 
 
 def preset_request(name: str, **overrides: Any) -> ContinualRequest:
@@ -76,6 +90,8 @@ def validate(req: ContinualRequest) -> None:
             raise SatmError(f"{name} must be >= 1, got {value}")
     if req.epochs is not None and req.epochs < 1:
         raise SatmError(f"epochs must be >= 1, got {req.epochs}")
+    if set(MEMORY_NAMES) != set(MEMORY_MODES):
+        raise AssertionError("every memory needs a memory_mode")
     unknown = sorted(set(req.synthetic or {}) - {"satm", "mtt", "random", "herding"})
     if unknown:
         raise SatmError(f"synthetic artifacts are for satm, mtt, random or herding, not {unknown[0]!r}")
@@ -184,7 +200,8 @@ def _absolute(req: ContinualRequest) -> ContinualRequest:
 
     synthetic = None if req.synthetic is None else {k: Path(v).resolve() for k, v in req.synthetic.items()}
     return replace(req, out=Path(req.out).resolve(), data_dir=absolute(req.data_dir),
-                   cache_dir=absolute(req.cache_dir), synthetic=synthetic, progress=False)
+                   cache_dir=absolute(req.cache_dir), memory_dir=absolute(req.memory_dir),
+                   synthetic=synthetic, progress=False)
 
 
 @dataclass
@@ -209,6 +226,11 @@ class _Context:
             self._scenarios[key] = make_scenario(self.splits, self.req.steps, order_seed, prep)
         return self._scenarios[key]
 
+    @property
+    def memory_root(self) -> Path:
+        """Where memories are looked for and written (shared by several runs with `memory_dir`)."""
+        return Path(self.req.memory_dir) if self.req.memory_dir else Path(self.req.out) / "memories"
+
     def reference_prep(self) -> Preprocessor:
         """The model-input space of the preset (for memories of raw real samples)."""
         s = self.splits
@@ -229,15 +251,16 @@ class _Context:
         if given is not None:
             return self._check(load_synthetic(given), memory, str(given))
         if memory in ("satm", "mtt"):
-            out = Path(req.out) / "memories" / f"{req.dataset}-ipc{req.ipc}-{memory}"
+            out = self.memory_root / f"{req.dataset}-ipc{req.ipc}-{memory}"
             if (out / META_FILE).exists():
                 return self._check(load_synthetic(out), memory, str(out))
             from satm_cl.condense import condense
 
-            made = condense(condense_config(req.dataset, req.ipc, memory), out, self.device, resume=True,
-                            cache_root=req.cache_dir, data_dir=req.data_dir, progress=req.progress)
+            made = condense(condense_config(req.dataset, req.ipc, memory, req.condense_overrides), out,
+                            self.device, resume=True, cache_root=req.cache_dir, data_dir=req.data_dir,
+                            progress=req.progress)
             return self._check(made, memory, str(out))
-        out = Path(req.out) / "memories" / f"{req.dataset}-ipc{req.ipc}-{memory}-seed{req.seed}"
+        out = self.memory_root / f"{req.dataset}-ipc{req.ipc}-{memory}-seed{req.seed}"
         if (out / META_FILE).exists():
             return self._check(load_synthetic(out), memory, str(out))
         from satm_cl.baselines import create_baseline
@@ -268,7 +291,13 @@ class _Context:
         scenario = self.scenario(prep, order_seed)
         replay_dsa = None if req.protocol == "retrain" else cfg.dsa
         buffer: Any
-        if source is None:
+        if memory in STREAM_METHODS:
+            condense_fn = self.stream_condenser(memory)
+            buffer = CondensedBuffer(condense_fn, self.mem_size, dsa=replay_dsa, seed=order_seed)
+            # Each experience's set learns an LR for its own few-class trajectories (digits: 1e-4 to 0.03,
+            # 0.05 offline); none was learned for their union, so train at the preset's LR, as real subsets.
+            lr = cfg.lr_init
+        elif source is None:
             buffer = protocols.avalanche_buffer(memory, self.mem_size)
             lr = cfg.lr_init
         else:
@@ -286,25 +315,56 @@ class _Context:
         return protocols.strategy_protocol(scenario, memory_arg, req.protocol, self.make_model, order_seed,
                                            self.mem_size, self.device, epochs=self.epochs, progress=label)
 
+    def stream_condenser(self, memory: str) -> CondenseFn:
+        """Per-experience condensation for a stream memory; artifacts under `<memory root>/stream/`."""
+        req, method = self.req, STREAM_METHODS[memory]
+        if self.splits.num_classes // req.steps < 2:
+            raise SatmError(f"{memory} needs at least 2 classes per experience: experts trained on a single "
+                            "class have nothing to learn, so there is no trajectory to match")
+        if condense_config(req.dataset, req.ipc, method, req.condense_overrides).expert.zca:
+            raise SatmError(f"{memory} needs a preset without ZCA: a whitening fitted on one experience "
+                            "would put each experience's memory in another input space")
+        return experience_condenser(method, req.dataset, req.ipc, self.memory_root / "stream",
+                                    self.device, req.cache_dir, req.data_dir, req.progress,
+                                    req.condense_overrides)
+
 
 def experience_condenser(
     method: str, dataset: str, ipc: int, root: Path, device: torch.device | str = "cpu",
     cache_dir: Path | None = None, data_dir: Path | None = None, progress: bool = False,
+    overrides: dict[str, Any] | None = None,
 ) -> CondenseFn:
-    """A `condense_fn(classes)` for `CondensedBuffer`: condense only those classes' real data on arrival."""
+    """A `condense_fn(classes)` for `CondensedBuffer`: condense only those classes' real data on arrival.
+
+    Experts train on those classes alone (their store is keyed by the sorted class set, like the artifact
+    `<root>/<dataset>-ipc<k>-<method>-classes<a-b>`), so runs whose experiences hold the same classes (other
+    class orders, other protocols) reuse both. Only the dataset's per-channel normalisation constants come
+    from the whole train split.
+    """
 
     def condense_classes(classes: list[int]) -> SyntheticSet:
         from satm_cl.condense import condense
 
-        base = condense_config(dataset, ipc, method)
+        base = condense_config(dataset, ipc, method, overrides)
         cfg = replace(base, expert=replace(base.expert, classes=sorted(classes)))
         out = Path(root) / f"{dataset}-ipc{ipc}-{method}-classes{'-'.join(map(str, sorted(classes)))}"
         if (out / META_FILE).exists():
-            return load_synthetic(out)
+            made = load_synthetic(out)
+            if made.meta.get("config") != json.loads(json.dumps(cfg.to_dict())):
+                raise SatmError(f"{out} was condensed with other settings; remove it or use another --out")
+            return made
         return condense(cfg, out, torch.device(device), cache_root=cache_dir, data_dir=data_dir, resume=True,
                         progress=progress)
 
     return condense_classes
+
+
+def memory_config(memory: str, req: ContinualRequest) -> dict[str, Any]:
+    """What a record's config says about its memory: `memory_mode`, and any condensation overrides."""
+    out: dict[str, Any] = {"memory_mode": MEMORY_MODES[memory]}
+    if req.condense_overrides and memory in ("satm", "mtt", *STREAM_METHODS):
+        out["condense_overrides"] = req.condense_overrides
+    return out
 
 
 def _config(
@@ -321,8 +381,12 @@ def _check_existing(path: Path, req: ContinualRequest, arch: str, configs: dict[
     for rec in read_records(path):
         if (rec["stage"], rec["dataset"], rec["ipc"], rec["arch"]) != (STAGE, req.dataset, req.ipc, arch):
             continue
-        mine = rec["method"] in req.memories and rec["seed"] in configs
-        if mine and rec.get("config") != configs[rec["seed"]]:
+        if rec["method"] not in req.memories or rec["seed"] not in configs:
+            continue
+        want = {**configs[rec["seed"]], **memory_config(rec["method"], req)}
+        if "memory_mode" not in (rec.get("config") or {}):  # written before memory_mode was recorded
+            want.pop("memory_mode")
+        if rec.get("config") != want:
             raise SatmError(f"{path} already holds {rec['method']} order {rec['seed']} results with other "
                             f"settings ({rec.get('config')}); use another --out")
 
@@ -332,11 +396,15 @@ def _records(
     config: dict[str, Any],
 ) -> list[Record]:
     base = {"stage": STAGE, "method": memory, "dataset": req.dataset, "ipc": req.ipc, "arch": arch,
-            "seed": order_seed, "config": config}
+            "seed": order_seed, "config": {**config, **memory_config(memory, req)}}
     rows: list[Record] = []
     for i, (row, avg) in enumerate(zip(result.matrix, result.avg_accuracy, strict=True)):
         rows.append({**base, "metric": "avg_accuracy", "value": avg, "step": i + 1})
         rows.extend({**base, "metric": "step_accuracy", "value": acc, "step": i + 1, "eval_step": j + 1}
                     for j, acc in enumerate(row))
-    rows.append({**base, "metric": "forgetting", "value": result.forgetting, "step": len(result.matrix)})
+    last = len(result.matrix)
+    rows.append({**base, "metric": "forgetting", "value": result.forgetting, "step": last})
+    rows.append({**base, "metric": "avg_incremental_accuracy", "value": result.avg_incremental_accuracy,
+                 "step": last})
+    rows.append({**base, "metric": "bwt", "value": result.bwt, "step": last})
     return rows

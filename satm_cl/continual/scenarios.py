@@ -24,14 +24,18 @@ TASK_LABEL = 0  # class-incremental: one task, one head
 
 
 def tensor_dataset(
-    x: torch.Tensor, y: torch.Tensor, train_transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+    x: torch.Tensor,
+    y: torch.Tensor,
+    train_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    extra: tuple[torch.Tensor, ...] = (),
 ) -> TaskAwareSupervisedClassificationDataset:
-    """A task-aware Avalanche dataset of (x, y, t=0) samples; `train_transform` acts on x in training."""
+    """A task-aware Avalanche dataset of (x, y, t=0, *extra) samples; `train_transform` acts on x in training
+    (`extra`: per-sample tensors such as DER's stored logits)."""
     x, y = x.detach().cpu().float(), y.detach().cpu().long()
     t = torch.full_like(y, TASK_LABEL)
     groups: dict[str, Any] = {"train": train_transform, "eval": None}
     return TaskAwareSupervisedClassificationDataset(
-        [TensorDataset(x, y, t)],
+        [TensorDataset(x, y, t, *(e.detach().cpu() for e in extra))],
         data_attributes=[
             DataAttribute(y.tolist(), "targets"),
             DataAttribute(t.tolist(), "targets_task_labels"),

@@ -24,6 +24,8 @@ from satm_cl.report.plots import (
     plot_continual_matrices,
     plot_cross_arch,
     plot_image_grid,
+    plot_memory_size_sweep,
+    plot_offline_vs_stream,
     plot_ood,
     read_condensation_log,
 )
@@ -37,6 +39,7 @@ from satm_cl.report.tables import (
     stage_caption,
     summarise,
     to_markdown,
+    with_continual_keys,
     write_stage_tables,
 )
 
@@ -51,6 +54,8 @@ __all__ = [
     "plot_continual_matrices",
     "plot_cross_arch",
     "plot_image_grid",
+    "plot_memory_size_sweep",
+    "plot_offline_vs_stream",
     "plot_ood",
     "records_frame",
     "summarise",
@@ -66,6 +71,11 @@ _STAGE_PLOTS: dict[str, list[tuple[str, str, Any]]] = {
     "ood": [("ood_bars", "In-domain vs shifted test accuracy", lambda f, p, paper: plot_ood(f, p))],
     "continual": [("continual_avg_accuracy", "Average accuracy vs classes seen",
                    lambda f, p, paper: plot_continual_accuracy(f, p)),
+                  ("continual_offline_vs_stream", "Offline memories (condensed with all classes visible) "
+                   "beside stream memories (built from the experiences seen so far)",
+                   lambda f, p, paper: plot_offline_vs_stream(f, p)),
+                  ("continual_memory_size", "Final average accuracy vs memory size (IPC)",
+                   lambda f, p, paper: plot_memory_size_sweep(f, p)),
                   ("continual_matrices", "Accuracy matrices (mean over seeds)",
                    lambda f, p, paper: plot_continual_matrices(f, p))],
 }
@@ -103,7 +113,7 @@ def build_report(record_paths: Sequence[Path], out: Path, artifacts: Sequence[Pa
         recs = read_records(path)
         if not recs:
             raise SatmError(f"no records in {path}")
-        records.extend(recs)
+        records.extend(with_continual_keys(r) for r in recs)
     paper = load_paper_numbers()
     logs = [(Path(a), *read_condensation_log(a)) for a in artifacts]
     images = [(Path(a), _load_images(Path(a))) for a in artifacts]

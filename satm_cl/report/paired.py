@@ -17,10 +17,10 @@ from typing import Any
 import pandas as pd
 from scipy import stats
 
-from satm_cl.report.tables import _is_missing
+from satm_cl.report.tables import _is_missing, with_continual_keys
 
 # What must match for two records to be compared (the method is what differs).
-PAIR_KEYS = ("stage", "dataset", "ipc", "arch", "metric", "test_dataset", "step")
+PAIR_KEYS = ("stage", "dataset", "ipc", "arch", "metric", "test_dataset", "step", "protocol")
 # Higher-is-better metrics that get paired; continual rows are paired at their last step only.
 PAIRED_METRICS = ("test_accuracy", "avg_accuracy")
 COLUMNS = (
@@ -70,7 +70,7 @@ def unit_means(records: Iterable[Mapping[str, Any]]) -> dict[tuple[Any, ...], di
     """{pair key: {method: {unit: mean value over the unit's runs}}} for the paired metrics."""
     kept = [
         r
-        for r in records
+        for r in map(with_continual_keys, records)
         if r.get("metric") in PAIRED_METRICS
         and _is_missing(r.get("eval_step"))
         and not _is_missing(r.get("value"))
@@ -138,8 +138,9 @@ def paired_markdown(table: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in table.itertuples(index=False):
         test_on = r.test_dataset if isinstance(r.test_dataset, str) else "own"
+        arch = f"{r.arch} · {r.protocol}" if isinstance(r.protocol, str) else r.arch
         lines.append(
-            f"| {r.stage} | {r.dataset} | {r.ipc} | {r.arch} | {test_on} | {r.other} | {r.n} | "
+            f"| {r.stage} | {r.dataset} | {r.ipc} | {arch} | {test_on} | {r.other} | {r.n} | "
             f"{r.diff_mean:+.2f} ± {r.diff_std:.2f} | {r.wins}/{r.n} | {_p(r.t_test_p)} | "
             f"{_p(r.sign_test_p)} |"
         )

@@ -166,43 +166,116 @@ def _classes_seen(part: pd.DataFrame) -> list[float]:
     return out
 
 
-def plot_continual_accuracy(frame: pd.DataFrame, path: str | Path) -> Path | None:
-    """Continual average accuracy vs classes seen (step × classes_per_step, else step) per memory,
-    mean ± std band over seeds / class orders, one panel per dataset."""
+def _memory_labels(sel: pd.DataFrame) -> list[str]:
+    """"method (offline)" / "method (stream)" for continual rows that say their memory mode."""
+    out = []
+    for m, mode in zip(sel["method"], sel["memory_mode"], strict=True):
+        out.append(f"{m} ({mode})" if isinstance(mode, str) else str(m))
+    return out
+
+
+def _continual_curves(frame: pd.DataFrame) -> pd.DataFrame:
+    """avg_accuracy rows per step with x = classes seen and a `memory` label (method and memory mode)."""
     sel = _stage(frame, "continual", ["avg_accuracy"])
-    sel = sel[sel["step"].notna() & sel["eval_step"].isna()]
+    sel = sel[sel["step"].notna() & sel["eval_step"].isna()].copy()
+    if sel.empty:
+        return sel
+    sel["x"] = _classes_seen(sel)
+    sel["memory"] = _memory_labels(sel)
+    return sel
+
+
+def _curve_panel(ax: Any, part: pd.DataFrame, colours: dict[str, Any], has_per: bool, title: str) -> None:
+    sns.lineplot(data=part, x="x", y="value", hue="memory", palette=colours, marker="o",
+                 hue_order=sorted(part["memory"].unique(), key=method_rank),
+                 errorbar="sd", err_style="band", ax=ax)
+    ticks = sorted(part["x"].unique())
+    if len(ticks) <= 12:
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.set_title(title)
+    ax.set_xlabel("classes seen" if has_per else "experiences seen")
+    ax.set_ylabel("average accuracy (%)")
+    _legend_outside(ax, "memory")
+
+
+def plot_continual_accuracy(frame: pd.DataFrame, path: str | Path) -> Path | None:
+    """Continual average accuracy vs classes seen (step × classes_per_step, else step) per memory (labelled
+    offline/stream), mean ± std band over seeds / class orders, one panel per dataset, protocol and IPC."""
+    sel = _continual_curves(frame)
     if sel.empty:
         return None
     has_per = any(isinstance(c, dict) and c.get("classes_per_step") for c in sel["config"])
-    sel["x"] = _classes_seen(sel)
-    many_ipc = sel["ipc"].nunique(dropna=False) > 1
-    sel["memory"] = [f"{m} (IPC {i})" if many_ipc else str(m) for m, i in zip(sel["method"], sel["ipc"],
-                                                                              strict=True)]
     colours = _palette(sel["memory"])
-    groups = _groups(sel, ["dataset"])
+    keys = ["dataset", "protocol", "ipc"]
+    groups = _groups(sel, keys)
     fig, axes = _grid(len(groups), size=(5.5, 4.2))
-    for ax, ((dataset,), part) in zip(axes, groups, strict=True):
-        sns.lineplot(data=part, x="x", y="value", hue="memory", palette=colours, marker="o",
+    for ax, (key, part) in zip(axes, groups, strict=True):
+        _curve_panel(ax, part, colours, has_per, f"{_group_title(keys, key)}: continual learning")
+    return _save(fig, path)
+
+
+def plot_offline_vs_stream(frame: pd.DataFrame, path: str | Path) -> Path | None:
+    """Offline memories (condensed or selected with all classes visible) beside stream memories (built from
+    the experiences seen so far): average accuracy vs classes seen, one row per dataset, protocol and IPC,
+    shared y axis per row. None unless both modes are present."""
+    sel = _continual_curves(frame)
+    if sel.empty or set(sel["memory_mode"].dropna()) < {"offline", "stream"}:
+        return None
+    has_per = any(isinstance(c, dict) and c.get("classes_per_step") for c in sel["config"])
+    colours = _palette(sel["memory"])
+    keys = ["dataset", "protocol", "ipc"]
+    groups = _groups(sel, keys)
+    fig, axes = plt.subplots(len(groups), 2, figsize=(12.0, 4.2 * len(groups)), squeeze=False, sharey="row")
+    titles = {"offline": "offline: condensed with all classes visible",
+              "stream": "stream: built from the experiences seen so far"}
+    for row, (key, part) in zip(axes, groups, strict=True):
+        for ax, mode in zip(row, ("offline", "stream"), strict=True):
+            sub = part[part["memory_mode"] == mode]
+            if sub.empty:
+                ax.set_visible(False)
+                continue
+            _curve_panel(ax, sub, colours, has_per, f"{_group_title(keys, key)}\n{titles[mode]}")
+    return _save(fig, path)
+
+
+def plot_memory_size_sweep(frame: pd.DataFrame, path: str | Path) -> Path | None:
+    """Final average accuracy (last step) vs memory size (IPC) per memory, error bars = std over class orders,
+    one panel per dataset and protocol that ran at two or more IPCs (None when none did)."""
+    sel = _continual_curves(frame)
+    if sel.empty:
+        return None
+    last = sel.groupby(["dataset", "protocol", "ipc"], dropna=False)["step"].transform("max")
+    sel = sel[(sel["step"] == last) & sel["ipc"].notna()].copy()
+    sel["ipc"] = sel["ipc"].astype(float)
+    colours = _palette(sel["memory"])
+    keys = ["dataset", "protocol"]
+    groups = [(k, part) for k, part in _groups(sel, keys) if part["ipc"].nunique() > 1]  # sweeps only
+    if not groups:
+        return None
+    fig, axes = _grid(len(groups), size=(5.5, 4.2))
+    for ax, (key, part) in zip(axes, groups, strict=True):
+        sns.lineplot(data=part, x="ipc", y="value", hue="memory", palette=colours, marker="o",
                      hue_order=sorted(part["memory"].unique(), key=method_rank),
-                     errorbar="sd", err_style="band", ax=ax)
-        ticks = sorted(part["x"].unique())
-        if len(ticks) <= 12:
-            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-        ax.set_title(f"{dataset}: continual learning")
-        ax.set_xlabel("classes seen" if has_per else "experiences seen")
-        ax.set_ylabel("average accuracy (%)")
+                     errorbar="sd", err_style="bars", err_kws={"capsize": 3}, ax=ax)
+        ax.set_xscale("log")
+        ticks = sorted(part["ipc"].unique())
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
+        ax.set_title(f"{_group_title(keys, key)}: final accuracy vs memory size")
+        ax.set_xlabel("memory size (images per class)")
+        ax.set_ylabel("final average accuracy (%)")
         _legend_outside(ax, "memory")
     return _save(fig, path)
 
 
 def plot_continual_matrices(frame: pd.DataFrame, path: str | Path) -> Path | None:
     """Accuracy matrices (row: experiences trained, column: experience evaluated; both 1-based in records),
-    mean over seeds, one heatmap per method (and dataset/IPC)."""
+    mean over seeds, one heatmap per memory (with its mode), protocol, dataset and IPC."""
     sel = _stage(frame, "continual", ["step_accuracy"])
     sel = sel[sel["step"].notna() & sel["eval_step"].notna()]
     if sel.empty:
         return None
-    keys = ["method", "dataset", "ipc"]
+    keys = ["method", "memory_mode", "protocol", "dataset", "ipc"]
     groups = sorted(_groups(sel, keys), key=lambda t: (method_rank(t[0][0]), str(t[0][1:])))
     size = max(sel["step"].nunique(), sel["eval_step"].nunique())
     cell = 0.45 if size > 8 else 0.7

@@ -17,7 +17,8 @@ import pandas as pd
 
 from satm_cl.errors import SatmError
 
-GROUP_KEYS = ("stage", "method", "dataset", "ipc", "arch", "metric", "test_dataset", "step", "eval_step")
+GROUP_KEYS = ("stage", "method", "dataset", "ipc", "arch", "protocol", "memory_mode", "metric",
+              "test_dataset", "step", "eval_step")
 STAGES = ("in-domain", "cross-arch", "ood", "continual")
 PAPER_COLUMNS = ("source", "method", "dataset", "ipc", "arch", "metric", "mean", "std")
 PAPER_CSV = Path(__file__).resolve().parents[2] / "benchmarks" / "paper_numbers.csv"
@@ -43,9 +44,28 @@ STAGE_LAYOUT: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "in-domain": (("method",), ("dataset", "ipc")),
     "cross-arch": (("method", "dataset", "ipc"), ("arch",)),
     "ood": (("method", "dataset", "ipc", "arch"), ("test_dataset",)),
-    "continual": (("method", "dataset", "ipc"), ("metric", "step")),
+    "continual": (("method", "memory_mode", "protocol", "dataset", "ipc"), ("metric", "step")),
 }
-STAGE_METRICS = {"continual": ("avg_accuracy", "forgetting")}
+STAGE_METRICS = {"continual": ("avg_accuracy", "avg_incremental_accuracy", "bwt", "forgetting")}
+# Continual memories whose images depend on classes not yet seen, for records written before `memory_mode`
+# was recorded (newer records carry it in their config).
+OFFLINE_MEMORIES = ("satm", "mtt", "herding")
+MEMORY_MODE_NOTE = ("offline: condensed (or selected) with all classes visible; "
+                    "stream: built only from the experiences seen so far")
+
+
+def with_continual_keys(rec: Mapping[str, Any]) -> dict[str, Any]:
+    """A continual record with `protocol` and `memory_mode` lifted from its config (others unchanged), so
+    runs under different protocols and offline/stream memories are never pooled."""
+    out = dict(rec)
+    if out.get("stage") != "continual":
+        return out
+    raw = out.get("config")
+    config: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    out.setdefault("protocol", config.get("protocol", "retrain"))
+    default = "offline" if out.get("method") in OFFLINE_MEMORIES else "stream"
+    out.setdefault("memory_mode", config.get("memory_mode", default))
+    return out
 
 
 def _is_missing(x: Any) -> bool:
@@ -70,7 +90,7 @@ def method_rank(method: str) -> tuple[int, str]:
 def records_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Records as a tidy DataFrame: the group keys (object dtype, None when absent), seed, value, config."""
     rows = []
-    for rec in records:
+    for rec in map(with_continual_keys, records):
         row = {k: rec.get(k) for k in GROUP_KEYS}
         value = rec.get("value")
         row["seed"] = rec.get("seed")
@@ -83,7 +103,7 @@ def records_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 def summarise(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Mean, sample std (ddof=1; NaN for a single run) and n per GROUP_KEYS; null values are not counted."""
     groups: dict[tuple[Any, ...], list[float]] = {}
-    for rec in records:
+    for rec in map(with_continual_keys, records):
         key = tuple(None if _is_missing(rec.get(k)) else rec.get(k) for k in GROUP_KEYS)
         values = groups.setdefault(key, [])
         value = rec.get("value")
@@ -324,7 +344,9 @@ def stage_caption(stage: str) -> str:
                       "mean ± std over seeds.",
         "ood": "Test accuracy (%) on the in-domain test set and on each shifted test set, "
                "mean ± std over seeds.",
-        "continual": "Average accuracy (%) on all classes seen after each step, and forgetting at the last "
-                      "step, mean ± std over seeds / class orders.",
+        "continual": "Average accuracy (%) on all classes seen after each step; at the last step average "
+                     "incremental accuracy (mean of the per-step averages), backward transfer (mean over "
+                     "earlier experiences of final minus just-learned accuracy, points) and forgetting (its "
+                     f"negative here); mean ± std over class orders. memory_mode — {MEMORY_MODE_NOTE}.",
     }
     return captions.get(stage, "Mean ± sample std over seeds.")

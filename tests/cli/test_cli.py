@@ -58,6 +58,31 @@ def test_bad_config_file_is_one_line(tmp_path: Path) -> None:
     assert code == 2 and "unknown condense config keys: syn_stepz" in err
 
 
+def test_continual_condense_config_errors_are_one_line(tmp_path: Path) -> None:
+    base = (
+        "evaluate",
+        "--suite",
+        "continual",
+        "--memories",
+        "satm-stream",
+        "--orders",
+        "1",
+        "--out",
+        str(tmp_path / "out"),
+        "--cache-dir",
+        str(tmp_path),
+    )
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text("{nope")
+    code, _, err = _run(*base, "--condense-config", str(bad_json))
+    assert code == 2 and "cannot read JSON file" in err and err.strip().count("\n") == 0
+    bad_key = tmp_path / "key.json"
+    bad_key.write_text(json.dumps({"iterationz": 1}))
+    code, _, err = _run(*base, "--condense-config", str(bad_key))
+    assert code == 2 and "unknown condense config keys: iterationz" in err
+    assert not (tmp_path / "out" / "records.jsonl").exists()
+
+
 def test_condense_show_end_to_end(tmp_path: Path) -> None:
     cfg = tmp_path / "tiny.json"
     cfg.write_text(

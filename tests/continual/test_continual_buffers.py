@@ -8,7 +8,7 @@ import pytest
 import torch
 from _continual_fixtures import FakeSet, fake_set
 
-from satm_cl.continual.buffers import CondensedBuffer, SubsetBuffer
+from satm_cl.continual.buffers import CondensedBuffer, LogitsBuffer, SubsetBuffer
 from satm_cl.continual.protocols import AVALANCHE_MEMORIES, avalanche_buffer, memory_tensors
 from satm_cl.continual.scenarios import Scenario, make_scenario
 from satm_cl.data import DatasetSplits, Preprocessor
@@ -109,3 +109,35 @@ def test_truncated_herding_keeps_avalanche_order() -> None:
     short = TruncatedHerding(net, "0", 12).make_sorted_indices_from_features(feats)
     assert short[:12] == list(full[:12])
     assert sorted(short) == list(range(200))
+
+
+class _Agent:
+    """What LogitsBuffer reads from a strategy: its model and device."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model, self.device = model, torch.device("cpu")
+
+
+def test_logits_buffer_keeps_logits_from_entry(digits: DatasetSplits, make_fake: FakeSet) -> None:
+    sc = _scenario(digits)
+    inner = CondensedBuffer(make_fake(), dsa="color_crop_scale_rotate")
+    buf = LogitsBuffer(inner)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    exps = list(sc.train_stream)
+    buf.post_adapt(_Agent(model), exps[0])
+    first = {int(buf.buffer.eval()[i][1]): buf.buffer.eval()[i][3].clone() for i in range(len(buf.buffer))}
+    x0, _ = inner.tensors()
+    assert torch.allclose(torch.stack(list(first.values())), model(x0).detach(), atol=1e-6)
+    with torch.no_grad():
+        model[1].weight.add_(1.0)  # the model moves on; stored logits must not
+    buf.post_adapt(_Agent(model), exps[1])
+    data = buf.buffer.eval()
+    assert len(data) == 4 and all(len(data[i]) == 4 for i in range(4))
+    for i in range(4):
+        x, y, _t, logits = data[i]
+        if int(y) in first:
+            assert torch.equal(logits, first[int(y)])
+        else:
+            assert torch.allclose(logits, model(x.unsqueeze(0))[0].detach(), atol=1e-5)
+    x_train, y_train, _, l_train = buf.buffer[0]  # DSA acts on the image only
+    assert not torch.equal(x_train, data[0][0]) and torch.equal(l_train, data[0][3]) and y_train == data[0][1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,16 +24,22 @@ def _req(tmp: Path, artifacts: dict[str, Path], **kw: object) -> ContinualReques
 def test_records_written_and_resumed(tmp_path: Path, artifacts: dict[str, Path]) -> None:
     path = run_continual(_req(tmp_path, artifacts))
     recs = read_records(path)
-    # per (memory, order): 5 avg_accuracy + 15 step_accuracy + 1 forgetting
-    assert len(recs) == 4 * 2 * 21
+    # per (memory, order): 5 avg_accuracy + 15 step_accuracy + forgetting, AIA, BWT
+    assert len(recs) == 4 * 2 * 23
     one = [r for r in recs if r["method"] == "satm" and r["seed"] == 1]
     assert {r["stage"] for r in one} == {"continual"} and {r["arch"] for r in one} == {"convnet"}
     steps = sorted((r["step"], r["eval_step"]) for r in one if r["metric"] == "step_accuracy")
     assert steps == [(i, j) for i in range(1, 6) for j in range(1, i + 1)]
     assert [r["step"] for r in one if r["metric"] == "forgetting"] == [5]
+    last = {r["metric"]: r["value"] for r in one if r["step"] == 5 and r.get("eval_step") is None}
+    averages = [r["value"] for r in sorted(one, key=lambda r: r["step"]) if r["metric"] == "avg_accuracy"]
+    assert last["avg_incremental_accuracy"] == pytest.approx(sum(averages) / 5)
+    assert last["bwt"] == pytest.approx(-last["forgetting"])
     cfg = one[0]["config"]
     assert cfg == {"protocol": "retrain", "steps": 5, "classes_per_step": 2, "mem_size": 10, "epochs": 2,
-                   "class_order": draw_class_order(10, 1)}
+                   "class_order": draw_class_order(10, 1), "memory_mode": "offline"}
+    modes = {r["method"]: r["config"]["memory_mode"] for r in recs}
+    assert modes == {"satm": "offline", "random": "stream", "reservoir": "stream", "gdumb": "stream"}
     before = path.read_text()
     assert run_continual(_req(tmp_path, artifacts)) == path
     assert path.read_text() == before  # nothing new on a rerun
@@ -73,7 +80,7 @@ def test_wrong_ipc_artifact_is_an_error(tmp_path: Path, artifacts: dict[str, Pat
 def test_strategy_protocol_through_runner(tmp_path: Path, artifacts: dict[str, Path]) -> None:
     recs = read_records(run_continual(_req(tmp_path, artifacts, protocol="lwf", orders=1, epochs=1,
                                            memories=("satm", "class_balanced"))))
-    assert {r["config"]["protocol"] for r in recs} == {"lwf"} and len(recs) == 2 * 21
+    assert {r["config"]["protocol"] for r in recs} == {"lwf"} and len(recs) == 2 * 23
 
 
 def test_presets() -> None:
@@ -83,3 +90,15 @@ def test_presets() -> None:
     assert (req.dataset, req.steps, req.ipc, req.orders) == ("digits", 5, 5, 1)
     cfg = condense_config("digits", 5, "mtt")
     assert cfg.ipc == 5 and cfg.method == "mtt" and cfg.expert.arch_kwargs["depth"] == 2
+
+
+def test_records_from_before_memory_mode_still_resume(tmp_path: Path, artifacts: dict[str, Path]) -> None:
+    path = run_continual(_req(tmp_path, artifacts, memories=("random",), orders=1))
+    old = []
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        rec["config"].pop("memory_mode")
+        old.append(json.dumps(rec, sort_keys=True))
+    path.write_text("\n".join(old) + "\n")
+    assert run_continual(_req(tmp_path, artifacts, memories=("random",), orders=1)) == path
+    assert path.read_text().splitlines() == old  # recognised as finished, not an error

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Fashion-MNIST, the full continual protocol (issue 12). Resumable: every step skips finished work, so
+# rerun the same script after an interruption. Extra flags for every `evaluate` (e.g. an executor and job
+# count) go in $EXTRA; the CLI in $SATM (default: satm-cl).
+#
+#  A. retrain protocol (the paper's), 300 epochs per step, 3 class orders, every memory:
+#     5 steps x IPC 10 and IPC 1, offline (satm, mtt: condensed once with all classes visible) and stream
+#     (satm-stream, mtt-stream: experts + condensation on each experience's data only) side by side;
+#     10 steps (one class each) x IPC 10 without the stream memories (one class per experience leaves
+#     experts nothing to learn; the runner refuses it).
+#  B. memory-size sweep: 5 steps, IPC 1, 5, 10 (IPC 5 borrows the nearest preset, IPC overridden).
+#  C. Avalanche strategies where replay matters: Naive+replay, ER-ACE, DER (and LwF) at IPC 10, 20, 50
+#     (100-500 images) with satm-stream, satm, herding, reservoir and random at the same size.
+#  D. One report over everything.
+# Memories are shared between all runs through --memory-dir (offline sets per IPC, stream sets per sorted
+# class pair, expert stores in the cache per class pair), so each class pair is condensed once per IPC.
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+R=results/continual/fashion-mnist
+SATM=${SATM:-satm-cl}
+EXTRA=${EXTRA:-}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+MEM=$R/memories
+ALL=satm-stream,mtt-stream,satm,mtt,random,herding,reservoir,class_balanced,av_herding,gdumb
+OFFLINE_ONLY=satm,mtt,random,herding,reservoir,class_balanced,av_herding,gdumb
+STRAT=satm-stream,satm,herding,reservoir,random
+run() {  # run OUT ARGS...: one continual evaluation into $R/runs/OUT
+  local out=$1; shift
+  $SATM evaluate --suite continual --dataset fashion-mnist --orders 3 --memory-dir $MEM \
+    --out $R/runs/$out "$@" $EXTRA
+}
+# A + B
+for ipc in 10 1 5; do
+  run 5steps-ipc$ipc-retrain --steps 5 --ipc $ipc --protocol retrain --epochs 300 --memories $ALL
+done
+run 10steps-ipc10-retrain --steps 10 --ipc 10 --protocol retrain --epochs 300 --memories $OFFLINE_ONLY
+# C
+for ipc in 10 20 50; do
+  for p in naive er_ace der lwf; do
+    run 5steps-ipc$ipc-$p --steps 5 --ipc $ipc --protocol $p --memories $STRAT
+  done
+done
+# D
+$SATM report $R/runs/*/records.jsonl --out $R/report-full

@@ -1,0 +1,95 @@
+"""Continual reporting: protocol and memory mode keep runs apart; AIA/BWT columns; offline-vs-stream and
+memory-size figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from _report_fixtures import rec, write_jsonl
+
+from satm_cl.report import build_report, plot_memory_size_sweep, plot_offline_vs_stream, records_frame
+from satm_cl.report.paired import paired_table
+from satm_cl.report.tables import accuracy_table, summarise, with_continual_keys
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _runs(method: str, mode: str | None, protocol: str, ipc: int, final: float) -> list[dict[str, Any]]:
+    """Two class orders of a 2-step run: avg_accuracy 90 then `final` (+ order), AIA, BWT, forgetting."""
+    out = []
+    for s in range(2):
+        cfg: dict[str, Any] = {"protocol": protocol, "classes_per_step": 5}
+        if mode is not None:
+            cfg["memory_mode"] = mode
+        common = {"dataset": "digits", "ipc": ipc, "seed": s, "config": cfg}
+        out.append(rec("continual", method, 90.0, metric="avg_accuracy", step=1, **common))
+        out.append(rec("continual", method, final + s, metric="avg_accuracy", step=2, **common))
+        for e, v in ((1, 40.0 + s), (2, 80.0)):
+            out.append(rec("continual", method, v, metric="step_accuracy", step=2, eval_step=e, **common))
+        out.append(
+            rec(
+                "continual",
+                method,
+                (90.0 + final + s) / 2,
+                metric="avg_incremental_accuracy",
+                step=2,
+                **common,
+            )
+        )
+        out.append(rec("continual", method, -50.0 + s, metric="bwt", step=2, **common))
+        out.append(rec("continual", method, 50.0 - s, metric="forgetting", step=2, **common))
+    return out
+
+
+def _records() -> list[dict[str, Any]]:
+    out = []
+    for protocol, shift in (("retrain", 0.0), ("er_ace", -10.0)):
+        for ipc, gain in ((1, 0.0), (10, 15.0)):
+            out += _runs("satm", "offline", protocol, ipc, 60.0 + gain + shift)
+            out += _runs("satm-stream", "stream", protocol, ipc, 55.0 + gain + shift)
+            out += _runs("reservoir", "stream", protocol, ipc, 40.0 + gain + shift)
+    return out
+
+
+def test_old_records_get_a_mode_from_the_method() -> None:
+    old = with_continual_keys(rec("continual", "mtt", 1.0, config={}))
+    assert (old["protocol"], old["memory_mode"]) == ("retrain", "offline")
+    assert with_continual_keys(rec("continual", "reservoir", 1.0))["memory_mode"] == "stream"
+    assert "memory_mode" not in with_continual_keys(rec("in-domain", "satm", 1.0))
+
+
+def test_table_separates_protocols_and_modes_and_shows_aia_bwt() -> None:
+    table = accuracy_table(summarise(_records()), "continual")
+    assert {"memory_mode", "protocol"} <= set(table.columns)
+    assert {"avg_incremental_accuracy · step 2", "bwt · step 2", "forgetting · step 2"} <= set(table.columns)
+    row = table[(table["method"] == "satm") & (table["protocol"] == "er_ace") & (table["IPC"] == 10)]
+    assert len(row) == 1 and row.iloc[0]["memory_mode"] == "offline"
+    assert row.iloc[0]["avg_accuracy · step 2"] == "65.5 ± 0.7"  # 60 + 15 - 10, orders +0/+1: never pooled
+    assert row.iloc[0]["bwt · step 2"] == "-49.5 ± 0.7"
+    # the paired table compares within one protocol: offline minus stream is +5 in each
+    pairs = paired_table(_records())
+    gap = pairs[(pairs["other"] == "satm-stream")]
+    assert sorted(gap["protocol"]) == ["er_ace", "er_ace", "retrain", "retrain"]
+    assert list(gap["diff_mean"]) == [5.0] * 4
+
+
+def test_offline_vs_stream_and_memory_size_figures(tmp_path: Path) -> None:
+    frame = records_frame(_records())
+    for path in (
+        plot_offline_vs_stream(frame, tmp_path / "ovs.png"),
+        plot_memory_size_sweep(frame, tmp_path / "size.png"),
+    ):
+        assert path is not None and path.read_bytes()[:8] == PNG_MAGIC
+    one_ipc = records_frame([r for r in _records() if r["ipc"] == 10])
+    assert plot_memory_size_sweep(one_ipc, tmp_path / "none.png") is None
+    stream_only = records_frame([r for r in _records() if r["method"] != "satm"])
+    assert plot_offline_vs_stream(stream_only, tmp_path / "none2.png") is None
+
+
+def test_build_report_writes_the_continual_figures(tmp_path: Path) -> None:
+    files = build_report([write_jsonl(tmp_path / "r.jsonl", _records())], tmp_path / "out")
+    names = {f.name for f in files}
+    assert {"continual_offline_vs_stream.png", "continual_memory_size.png"} <= names
+    readme = (tmp_path / "out" / "README.md").read_text()
+    assert "offline: condensed (or selected) with all classes visible" in readme
