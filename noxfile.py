@@ -30,7 +30,7 @@ def _install(session: nox.Session) -> None:
         return
     pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     session.run(*pip, *TORCH, external=True)
-    session.run(*pip, "-e", f"{ROOT}[dev,mnist]", external=True)
+    session.run(*pip, "-e", f"{ROOT}[dev,mnist,ray]", external=True)
     stamp.write_text(digest)
 
 

@@ -20,6 +20,7 @@ from satm_cl.records import read_records
 TINY = {
     "iterations": 2,
     "syn_steps": 3,
+    "truncate": 2,
     "expert_epochs": 1,
     "max_start_epoch": 1,
     "eval_every": 0,
