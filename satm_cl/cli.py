@@ -17,7 +17,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     no_args_is_help=True,
-    help="SATM dataset condensation and the benchmarks that say what condensed images are worth.",
+    help="SATM dataset condensation and the benchmarks that say what condensed images are worth. "
+    "Runs on jemalloc (never returning memory to the kernel, which makes unrolled hypergradients "
+    "about twice as fast) when libjemalloc.so.2 is installed: the command re-executes itself with "
+    "LD_PRELOAD; set SATM_CL_ALLOCATOR=system to opt out (the artifact records compute.allocator).",
 )
 T = TypeVar("T")
 
@@ -368,7 +371,14 @@ def reproduce(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: switch to jemalloc first (see `satm_cl.allocator`), then run."""
+    from satm_cl.allocator import maybe_reexec
+
+    try:
+        maybe_reexec()
+    except SatmError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
     app()
 
 
