@@ -38,7 +38,7 @@ def find_jemalloc(env: Mapping[str, str] | None = None) -> Path | None:
 
 
 def current() -> str:
-    """"jemalloc" if this process runs on jemalloc (mapped, or preloaded where /proc is absent), else "system"."""
+    """Which allocator this process runs on: "jemalloc" (mapped; off Linux: in LD_PRELOAD) or "system"."""
     maps = Path("/proc/self/maps")
     if maps.exists():
         try:

@@ -93,7 +93,9 @@ def expert_model(cfg: ExpertConfig, splits: DatasetSplits, seed: int) -> torch.n
     return create_model(cfg.arch, c, splits.num_classes, (h, w), seed=seed, **cfg.arch_kwargs)
 
 
-def subset(x: torch.Tensor, y: torch.Tensor, size: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def subset(
+    x: torch.Tensor, y: torch.Tensor, size: int | None, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A fixed stratified subset of (x, y) of about `size` images (all of it when None or larger)."""
     if size is None or size >= len(y):
         return x, y
