@@ -28,15 +28,17 @@ def summary(name: str) -> Callable[[Summary], Summary]:
     return deco
 
 
-def commit() -> str:
-    """The git commit of the package's checkout (+ "-dirty"), or "unknown" outside one."""
+def commit(ignore: Path | None = None) -> str:
+    """The git commit of the package's checkout (+ "-dirty" if tracked files other than those under
+    `ignore`, the bench's own output, differ), or "unknown" outside a checkout."""
     root = Path(__file__).resolve().parents[2]
+    exclude = [f":(exclude){ignore.resolve()}"] if ignore is not None else []
     try:
         head = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", ".", *exclude],
             capture_output=True,
             text=True,
             timeout=10,
@@ -77,7 +79,7 @@ def write_readme(out: Path, rows: list[Row], ctx: dict[str, Any]) -> Path:
         "# satm-cl bench",
         "",
         f"Command: `{ctx['command']}` (one run, {ctx['minutes']:.1f} min).",
-        f"Commit: `{commit()}`.",
+        f"Commit: `{commit(out)}`.",
         f"Machine: {machine()}; torch threads in the measuring processes: {threads}; "
         f"load average before/after: {ctx['load_before'][0]:.2f} / {ctx['load_after'][0]:.2f} "
         "(the machine may be shared: compare ratios within this run, not absolute times across runs).",
