@@ -88,6 +88,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow to compile)")
     args = parser.parse_args()
     settings: dict[str, Callable[[int], float]] = {
         "train: 2 threads (default)": train_step_runner(2),
@@ -96,6 +97,8 @@ def main() -> None:
         "train: oneDNN off": train_step_runner(2, mkldnn=False),
     }
     try:
+        if args.no_compile:
+            raise RuntimeError("skipped (--no-compile)")
         compiled = train_step_runner(2, compiled=True)
         compiled(2)  # compile outside the timing
         settings["train: torch.compile"] = compiled
@@ -103,6 +106,8 @@ def main() -> None:
         print(json.dumps({"setting": "train: torch.compile", "error": str(exc).splitlines()[0]}))
     settings["inner step: 2 threads (default)"] = inner_step_runner(2)
     try:
+        if args.no_compile:
+            raise RuntimeError("skipped (--no-compile)")
         inner = inner_step_runner(2, compiled=True)
         inner(2)
         settings["inner step: torch.compile"] = inner

@@ -87,6 +87,8 @@ def run_bench(
     load = os.getloadavg()
     started = time.time()
     rows: list[Row] = []
+    results = out / "results.jsonl"
+    results.write_text("")
     for job in jobs:
         row = run_job(job, opts.timeout_s)
         if row is None:
@@ -94,8 +96,10 @@ def run_bench(
             continue
         echo(json.dumps(row))
         rows.append(row)
+        with results.open("a") as fh:  # as measured, so an interrupted bench keeps what it has
+            fh.write(json.dumps(row) + "\n")
     pair_ceilings(rows)
-    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows))
     condense_rows = [r for r in rows if r["suite"] == "condense"]
     if condense_rows:
         from satm_cl.report.plots import plot_bench
