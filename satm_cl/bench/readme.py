@@ -84,6 +84,7 @@ def write_readme(out: Path, rows: list[Row], ctx: dict[str, Any]) -> Path:
         f"load average before/after: {ctx['load_before'][0]:.2f} / {ctx['load_after'][0]:.2f} "
         "(the machine may be shared: compare ratios within this run, not absolute times across runs).",
         "Settings: " + ", ".join(f"{k}={v}" for k, v in opts.items()) + ".",
+        *([f"Note: {ctx['note']}"] if ctx.get("note") else []),
         "",
         "Every figure sits beside a ceiling measured in the same bench run: the minimal forward/backward/"
         "SGD loop of the same network on the same batch (no augmentation, no callbacks); for condensation "

@@ -80,8 +80,6 @@ def run_bench(
     command: str = "satm-cl bench",
 ) -> list[Row]:
     """Plan the suites, measure every job (fresh process each), write results.jsonl, README.md, plot."""
-    from satm_cl.bench.readme import write_readme
-
     jobs = plan(suites, opts)
     out.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()
@@ -98,13 +96,6 @@ def run_bench(
         rows.append(row)
         with results.open("a") as fh:  # as measured, so an interrupted bench keeps what it has
             fh.write(json.dumps(row) + "\n")
-    pair_ceilings(rows)
-    results.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    condense_rows = [r for r in rows if r["suite"] == "condense"]
-    if condense_rows:
-        from satm_cl.report.plots import plot_bench
-
-        plot_bench(condense_rows, out / "bench.png")
     context: dict[str, Any] = {
         "command": command,
         "suites": suites,
@@ -112,7 +103,22 @@ def run_bench(
         "load_before": load,
         "load_after": os.getloadavg(),
         "minutes": (time.time() - started) / 60,
-        "plot": bool(condense_rows),
     }
-    write_readme(out, rows, context)
+    finish(out, rows, context)
     return rows
+
+
+def finish(out: Path, rows: list[Row], context: dict[str, Any]) -> None:
+    """Pair ceilings, then write results.jsonl, the plot (condensation rows) and README.md.
+
+    Also used to write up the rows of an interrupted run (each row is echoed as JSON as measured)."""
+    from satm_cl.bench.readme import write_readme
+
+    pair_ceilings(rows)
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    condense_rows = [r for r in rows if r["suite"] == "condense"]
+    if condense_rows:
+        from satm_cl.report.plots import plot_bench
+
+        plot_bench(condense_rows, out / "bench.png")
+    write_readme(out, rows, {**context, "plot": bool(condense_rows)})
