@@ -9,6 +9,7 @@ N in its own process. MTT is also measured under every allocator of `BenchOption
 
 from __future__ import annotations
 
+import resource
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -129,8 +130,9 @@ def measure_condense(p: dict[str, Any]) -> Row:
         torch.cuda.reset_peak_memory_stats(device)
     base = memory_now(device)
     cond.step(st)  # warm-up (allocator, dispatch caches): its memory counts, its time does not
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     times = [timed(lambda: cond.step(st), device) for _ in range(int(p["iterations"]))]
-    return _row(variant, p, times, peak_growth_mb(device, base))
+    return _row(variant, p, times, peak_growth_mb(device, base), cpu0)
 
 
 @measurement("condense-ceiling")
@@ -162,12 +164,18 @@ def measure_ceiling(p: dict[str, Any]) -> Row:
         torch.cuda.reset_peak_memory_stats(device)
     base = memory_now(device)
     step()
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     times = [timed(step, device) for _ in range(int(p["iterations"]))]
-    return _row("ceiling: minimal MTT unroll", p, times, peak_growth_mb(device, base))
+    return _row("ceiling: minimal MTT unroll", p, times, peak_growth_mb(device, base), cpu0)
 
 
-def _row(variant: str, p: dict[str, Any], times: list[float], peak_mb: float) -> Row:
+def _row(variant: str, p: dict[str, Any], times: list[float], peak_mb: float, cpu0: Any) -> Row:
+    """The row of one job; CPU user/system seconds per iteration say where time went even when a
+    shared machine stretches wall time (page faults show up as system time)."""
+    cpu1, k = resource.getrusage(resource.RUSAGE_SELF), max(len(times), 1)
     return {
+        "user_s_per_iter": (cpu1.ru_utime - cpu0.ru_utime) / k,
+        "sys_s_per_iter": (cpu1.ru_stime - cpu0.ru_stime) / k,
         "figure": f"outer iteration {variant}",
         "variant": variant,
         "value": sorted(times)[len(times) // 2],
