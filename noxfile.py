@@ -1,7 +1,8 @@
 """Nox sessions sharing ONE virtualenv (.nox/shared), so torch (~6 GB) installs once.
 
 demo: install and run the main job end to end on the embedded dataset (digits).
-tests: the fast suite (-m "not slow"). lint: ruff. typecheck: mypy on the core. bench: `satm-cl bench`.
+tests: the fast suite (-m "not slow"). lint: ruff. typecheck: mypy on the core. bench: `satm-cl bench`
+(expert training, evaluation runs, condensation, each beside its ceiling).
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def bench(session: nox.Session) -> None:
-    """Time and peak memory per outer iteration vs syn_steps; writes results/perf/."""
+    """Every bench suite beside its ceilings (`-- --suite condense --steps 10,20` etc. to narrow it);
+    writes results/perf/. Each measurement runs in a fresh process with a timeout, so it cannot hang."""
     _install(session)
     _run(session, "satm-cl", "bench", "--out", "results/perf", *session.posargs)

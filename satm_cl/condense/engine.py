@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
+from satm_cl.allocator import current as current_allocator
 from satm_cl.condense.hypergrad import HyperResult, InnerPlan, Unroller, sample_plan
 from satm_cl.condense.minimizers import create_minimizer
 from satm_cl.config import CondenseConfig
@@ -366,7 +367,11 @@ class Condenser:
             },
             expert_store=self.store.path.name,
             # bytes are reproducible for the same seed, device type and torch thread count
-            compute={"device": self.device.type, "torch_threads": torch.get_num_threads()},
+            compute={
+                "device": self.device.type,
+                "torch_threads": torch.get_num_threads(),
+                "allocator": current_allocator(),
+            },
             arch=cfg.expert.arch,
             arch_kwargs=cfg.expert.arch_kwargs,
         )

@@ -28,6 +28,9 @@ class ExpertConfig:
     val_fraction: float = 0.1
     train_subset: int | None = None  # experts train on a stratified subset of this size (CPU presets)
     classes: list[int] | None = None  # only these classes' real data (per-experience condensation)
+    # per-epoch val accuracy (and the final train accuracy) on a fixed stratified subset of this size
+    # (None: the whole split); bookkeeping only, so not part of the store's identity
+    val_subset: int | None = 1000
 
     def __post_init__(self) -> None:
         check_field_types(self, "expert config")
@@ -48,7 +51,9 @@ class ExpertConfig:
 
     def identity(self) -> dict[str, Any]:
         """What determines the trajectories (the store name); `num_experts` is not part of it, so
-        asking for more experts extends an existing store instead of starting a new one."""
+        asking for more experts extends an existing store instead of starting a new one; nor is
+        `val_subset`, which changes what is measured, not the trajectories."""
         d = self.to_dict()
         d.pop("num_experts")
+        d.pop("val_subset")
         return d

@@ -99,6 +99,42 @@ def expert_model(cfg: ExpertConfig, splits: DatasetSplits, seed: int) -> torch.n
     return create_model(cfg.arch, c, splits.num_classes, (h, w), seed=seed, **cfg.arch_kwargs)
 
 
+def subset(
+    x: torch.Tensor, y: torch.Tensor, size: int | None, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed stratified subset of (x, y) of about `size` images (all of it when None or larger)."""
+    if size is None or size >= len(y):
+        return x, y
+    keep = stratified_subset(y.cpu(), size, seed).to(y.device)
+    return x[keep], y[keep]
+
+
+def train_one_expert(
+    model: torch.nn.Module,
+    layout: ParamLayout,
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    val_x: torch.Tensor,
+    val_y: torch.Tensor,
+    train_cfg: TrainConfig,
+    seed: int,
+) -> tuple[torch.Tensor, list[float]]:
+    """Train one expert in place; return its trajectory [epochs+1, P] and per-epoch val accuracy (%).
+
+    The per-epoch bookkeeping is one parameter copy into a preallocated row and one forward pass over
+    (val_x, val_y), kept small by the caller (a fixed subset); no test data is read here."""
+    trajectory = torch.empty(train_cfg.epochs + 1, layout.numel)
+    trajectory[0] = layout.flatten(model)
+    val: list[float] = []
+
+    def record(epoch: int, m: torch.nn.Module) -> None:
+        trajectory[epoch] = layout.flatten(m)
+        val.append(accuracy(m, val_x, val_y))
+
+    train_model(model, train_x, train_y, train_cfg, make_generator(seed, "train"), on_epoch=record)
+    return trajectory, val
+
+
 def train_experts(
     cfg: ExpertConfig,
     cache_root: Path,
@@ -110,7 +146,12 @@ def train_experts(
     executor: ExecConfig | None = None,
 ) -> TrajectoryStore:
     """Train the experts `cfg` asks for (or only `indices`) that the store does not hold yet; return the
-    store. With `executor`, each missing expert is one job of a grid (see `satm_cl.execution`)."""
+    store. With `executor`, each missing expert is one job of a grid (see `satm_cl.execution`).
+
+    Per epoch only val accuracy on a fixed subset (`cfg.val_subset`) is taken; train accuracy (on a
+    subset of the same size) and test accuracy are taken once per expert, after training, and recorded
+    in the manifest as one-element lists (`accuracy.train`, `accuracy.test`; `accuracy.val` per epoch).
+    """
     check_out_dir(cache_root, "--cache-dir")
     splits = restrict_classes(
         create_dataset(cfg.dataset, data_dir=data_dir, val_fraction=cfg.val_fraction), cfg.classes
@@ -132,26 +173,19 @@ def train_experts(
     if cfg.train_subset is not None and cfg.train_subset < len(train_y):
         keep = stratified_subset(train_y.cpu(), cfg.train_subset, derive_seed(cfg.seed, "subset")).to(device)
         train_x, train_y = train_x[keep], train_y[keep]
-    test_x = data.prep.transform(splits.test.x).to(device)
-    test_y = splits.test.y.to(device)
+    val_x, val_y = subset(data.val_x, data.val_y, cfg.val_subset, derive_seed(cfg.seed, "val-subset"))
+    acc_x, acc_y = subset(train_x, train_y, cfg.val_subset, derive_seed(cfg.seed, "train-acc-subset"))
     train_cfg = expert_train_config(cfg)
+    test: tuple[torch.Tensor, torch.Tensor] | None = None
     bar = tqdm(todo, desc=f"experts {cfg.dataset}/{cfg.arch}", disable=not progress)
     for i in bar:
         seed = derive_seed(cfg.seed, "expert", i)
         model = expert_model(cfg, splits, seed).to(device)
-        snapshots = [layout.flatten(model).cpu()]
-        accs: dict[str, list[float]] = {"train": [], "val": [], "test": []}
-
-        def record(
-            _epoch: int, m: torch.nn.Module, snaps: list[torch.Tensor] = snapshots, acc: dict = accs
-        ) -> None:
-            snaps.append(layout.flatten(m).cpu())
-            acc["train"].append(accuracy(m, train_x, train_y))
-            acc["val"].append(accuracy(m, data.val_x, data.val_y))
-            acc["test"].append(accuracy(m, test_x, test_y))
-
-        train_model(model, train_x, train_y, train_cfg, make_generator(seed, "train"), on_epoch=record)
-        store.add(i, torch.stack(snapshots), accs)
+        trajectory, val = train_one_expert(model, layout, train_x, train_y, val_x, val_y, train_cfg, seed)
+        if test is None:  # the test split is read only once training of the first expert is over
+            test = (data.prep.transform(splits.test.x).to(device), splits.test.y.to(device))
+        accs = {"train": [accuracy(model, acc_x, acc_y)], "val": val, "test": [accuracy(model, *test)]}
+        store.add(i, trajectory, accs)
         bar.set_postfix(test=f"{accs['test'][-1]:.1f}%")
     return store
 

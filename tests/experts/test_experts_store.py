@@ -29,7 +29,7 @@ def test_store_round_trip(tmp_path: Path) -> None:
     assert rows.shape == (2, store.manifest["numel"])
     assert not torch.equal(rows[0], rows[1])  # training moved the parameters
     acc = store.manifest["experts"]["0"]["accuracy"]
-    assert len(acc["train"]) == len(acc["val"]) == len(acc["test"]) == 3
+    assert len(acc["val"]) == 3 and len(acc["train"]) == len(acc["test"]) == 1  # test once, after training
     manifest = json.loads((store.path / "manifest.json").read_text())
     assert manifest["config"]["dataset"] == "digits" and "torch" in manifest["versions"]
 
@@ -78,3 +78,24 @@ def test_unreadable_store_files_name_the_file(tmp_path: Path) -> None:
     (store.path / "manifest.json").write_text("{")
     with pytest.raises(SatmError, match=r"manifest\.json"):
         TrajectoryStore.open(store.path)
+
+
+def test_val_subset_is_bookkeeping_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """val_subset changes which images are scored per epoch, not the trajectories or the store's name;
+    per epoch only the val subset is scored (one accuracy call), never the test split."""
+    import satm_cl.experts.train as train_mod
+
+    sizes: list[int] = []
+    real = train_mod.accuracy
+
+    def counting(model, x, y, *a, **k):  # type: ignore[no-untyped-def]
+        sizes.append(int(x.shape[0]))
+        return real(model, x, y, *a, **k)
+
+    monkeypatch.setattr(train_mod, "accuracy", counting)
+    small = train_experts(replace(_cfg(1), val_subset=50), tmp_path / "a", CPU, progress=False)
+    assert sizes[:3] == [50, 50, 50]  # 3 epochs, the 50-image val subset each
+    assert len(sizes) == 5  # then train (subset) and test once
+    full = train_experts(replace(_cfg(1), val_subset=None), tmp_path / "b", CPU, progress=False)
+    assert small.path.name == full.path.name
+    assert small.file(0).read_bytes() == full.file(0).read_bytes()

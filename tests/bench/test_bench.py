@@ -1,0 +1,102 @@
+"""`satm-cl bench`: every suite runs at tiny sizes, and a failing or stuck child fails it fast."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from satm_cl.bench import BenchOptions, Job, registry, run_bench, run_job
+from satm_cl.cli import app
+from satm_cl.errors import SatmError
+
+TINY = BenchOptions(
+    device="cpu",
+    expert_images=40,
+    expert_val_images=30,
+    test_images=20,
+    eval_images=20,
+    eval_epochs=2,
+    eval_runs=1,
+    steps=(2,),
+    iterations=1,
+    keep=1,
+    width=4,
+    ipc=1,
+    allocators=(),
+    timeout_s=300,
+)
+
+
+def _check_run(tmp_path: Path, opts: BenchOptions) -> list[dict]:  # type: ignore[type-arg]
+    rows = run_bench(tmp_path, ["all"], opts, echo=lambda _m: None, command="satm-cl bench (test)")
+    assert {r["suite"] for r in rows} == {"experts", "evaluate", "condense"}
+    ours = [r for r in rows if r["role"] == "ours"]
+    assert len(ours) == 2 + len(opts.variants)  # experts, evaluate, each condensation variant
+    for r in ours:
+        assert r["value"] > 0 and r["ceiling"] > 0 and r["ratio"] == pytest.approx(r["value"] / r["ceiling"])
+    assert {r["variant"] for r in rows if r["suite"] == "condense"} == {"ceiling", *opts.variants}
+    lines = (tmp_path / "results.jsonl").read_text().splitlines()
+    assert [json.loads(ln)["figure"] for ln in lines] == [r["figure"] for r in rows]
+    readme = (tmp_path / "README.md").read_text()
+    assert "satm-cl bench (test)" in readme and "Commit:" in readme and "ours/ceiling" in readme
+    return rows
+
+
+def test_tiny_bench_runs_every_suite(tmp_path: Path) -> None:
+    """Each job is a fresh process (torch import dominates), so the fast test runs one variant."""
+    _check_run(tmp_path, replace(TINY, variants=("mtt",)))
+
+
+@pytest.mark.slow
+def test_tiny_bench_runs_every_variant_and_allocator(tmp_path: Path) -> None:
+    rows = _check_run(tmp_path, replace(TINY, allocators=("jemalloc", "system")))
+    assert "system" in {r["allocator"] for r in rows}
+
+
+def _bad_job() -> Job:
+    return Job("condense", "condense", {"variant": "nope", "syn_steps": 2, "keep": 1, "width": 4, "ipc": 1})
+
+
+def test_failing_child_fails_the_bench_with_its_error() -> None:
+    t0 = time.perf_counter()
+    with pytest.raises(SatmError, match=r"failed: KeyError: .*unknown condense variant 'nope'"):
+        run_job(_bad_job(), timeout_s=120)
+    assert time.perf_counter() - t0 < 120
+
+
+def test_stuck_child_is_killed_at_its_timeout() -> None:
+    t0 = time.perf_counter()
+    with pytest.raises(SatmError, match=r"did not finish within 0\.5 s"):
+        run_job(_bad_job(), timeout_s=0.5)
+    assert time.perf_counter() - t0 < 10
+
+
+def test_cli_exits_2_with_one_line_when_a_child_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry.load_measurements()
+    monkeypatch.setitem(registry.SUITES, "experts", lambda _opts: [_bad_job()])
+    res = CliRunner().invoke(app, ["bench", "--suite", "experts", "--out", str(tmp_path), "--timeout", "120"])
+    assert res.exit_code == 2
+    assert res.stderr.startswith("error: bench job condense/condense") and len(res.stderr.splitlines()) == 1
+    assert not (tmp_path / "README.md").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--suite", "nope"), "unknown bench suite 'nope'"),
+        (("--steps", "10,x"), "--steps takes comma-separated integers"),
+        (("--allocators", "tcmalloc"), "unknown allocator 'tcmalloc'"),
+        (("--eval-runs", "0"), "must be ≥ 1"),
+        (("--variants", "mtt,magic"), "unknown condense variant 'magic'"),
+    ],
+)
+def test_bad_options_are_one_line_errors(args: tuple[str, ...], message: str, tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["bench", "--out", str(tmp_path), *args])
+    assert res.exit_code == 2 and message in res.stderr and len(res.stderr.splitlines()) == 1
