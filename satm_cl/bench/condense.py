@@ -80,6 +80,9 @@ class _RandomTrajectories:
     def done(self) -> list[int]:
         return list(range(self.experts))
 
+    def check_file(self, index: int) -> None:
+        """Nothing on disk to check: the rows are made in memory."""
+
     def load_epochs(self, index: int, epochs: list[int]) -> torch.Tensor:
         return self.rows[epochs].clone()
 

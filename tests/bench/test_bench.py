@@ -36,7 +36,10 @@ def _check_run(tmp_path: Path, opts: BenchOptions) -> list[dict]:  # type: ignor
     rows = run_bench(tmp_path, ["all"], opts, echo=lambda _m: None, command="satm-cl bench (test)")
     assert {r["suite"] for r in rows} == {"experts", "evaluate", "condense"}
     ours = [r for r in rows if r["role"] == "ours"]
-    assert len(ours) == 2 + len(opts.variants)  # experts, evaluate, each condensation variant
+    # experts, evaluate (Fashion-MNIST- and digits-shaped sets), each condensation variant
+    assert len(ours) == 3 + len(opts.variants)
+    digits = [r for r in ours if r["suite"] == "evaluate" and "digits" in r["figure"]]
+    assert len(digits) == 1 and digits[0]["one_by_one"] > 0
     for r in ours:
         assert r["value"] > 0 and r["ceiling"] > 0 and r["ratio"] == pytest.approx(r["value"] / r["ceiling"])
     assert {r["variant"] for r in rows if r["suite"] == "condense"} == {"ceiling", *opts.variants}
