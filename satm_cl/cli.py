@@ -275,6 +275,13 @@ def evaluate(
     ] = "satm,mtt,random,herding,reservoir,gdumb",
     orders: Annotated[int, typer.Option(help="continual: number of class orders (seeds).")] = 3,
     protocol: Annotated[str, typer.Option(help="continual: retrain (paper), naive, lwf or ewc.")] = "retrain",
+    lr_protocol: Annotated[
+        str, typer.Option(help="Evaluation LR: learned (the set's α, MTT), tuned (per arch on val) or both.")
+    ] = "learned",
+    corruptions: Annotated[
+        str | None,
+        typer.Option(help="ood: corruptions: all, none or names [default: all on fashion-mnist, else none]"),
+    ] = None,
     seed: int = 0,
     device: Device = "auto",
     cache_dir: CacheDir = None,
@@ -322,6 +329,9 @@ def evaluate(
                     device=device,
                     data_dir=data_dir,
                     seed=seed,
+                    lr_protocol=lr_protocol,
+                    corruptions=corruptions,
+                    cache_dir=cache_dir,
                 )
             )
         typer.echo(f"records: {path}")

@@ -75,11 +75,14 @@ def arch_refusal(syn: SyntheticSet, arch: str, arch_kwargs: Mapping[str, Any] | 
     return None
 
 
-def eval_train_config(syn: SyntheticSet, epochs: int, dsa: str | None = None) -> TrainConfig:
-    """MTT's evaluation SGD settings with the set's learned LR and DSA (else the preset's DSA)."""
+def eval_train_config(
+    syn: SyntheticSet, epochs: int, dsa: str | None = None, lr: float | None = None
+) -> TrainConfig:
+    """MTT's evaluation SGD settings with the set's learned LR (or `lr`: see `lr_protocol`) and DSA (else
+    the preset's DSA)."""
     return TrainConfig(
         epochs=epochs,
-        lr=float(syn.lr),
+        lr=float(syn.lr) if lr is None else float(lr),
         batch_size=EVAL_BATCH_SIZE,
         momentum=EVAL_MOMENTUM,
         weight_decay=EVAL_WEIGHT_DECAY,
@@ -102,15 +105,17 @@ def evaluate_run(
     device: torch.device | str,
     arch_kwargs: Mapping[str, Any] | None = None,
     dsa: str | None = None,
+    lr: float | None = None,
 ) -> dict[str, float]:
     """One run at recorded seed `seed`: train a fresh `arch` on `syn` once and return its accuracy (%) on
-    each of `tests` (name -> (x, y) in the set's model-input space): one training serves every test set."""
+    each of `tests` (name -> (x, y) in the set's model-input space): one training serves every test set.
+    `lr` None trains with the set's learned LR."""
     if not tests:
         return {}
     device = torch.device(device)
     run_seed_ = derive_seed(seed, arch)
     model = build_model(syn, arch, seed=run_seed_, arch_kwargs=arch_kwargs)
-    cfg = eval_train_config(syn, epochs, dsa)
+    cfg = eval_train_config(syn, epochs, dsa, lr)
     names = list(tests)
     first_x, first_y = tests[names[0]]
     # train_and_test trains `model` in place (nn.Module.to returns the module itself), so the same trained

@@ -9,7 +9,10 @@ cross-arch ConvNet and the out-of-domain numbers of a set come from the same tra
 
 Records: `stage` = suite, `metric` = `test_accuracy` (value in %), or `skipped` (value null, the reason in
 `config.note`); `ipc` is null for the whole-train-split baseline `full`; out-of-domain rows on a shifted
-dataset carry `test_dataset`.
+dataset carry `test_dataset`. Every measured row carries `lr_protocol` (`learned` or `tuned`, see
+`satm_cl.evaluate.lr_protocol`; a record without one counts as `learned`) and its training LR in `config.lr`;
+`tuned` rows also carry `config.lr_selection` (grid, val accuracy per LR, choice). `--lr-protocol both` trains
+every target under each protocol.
 
 Cost (measured on digits, `--baseline random --ipc 1 --suite all --runs 3`, preset eval_epochs 300, one
 torch thread, busy 2-core machine): 429 s, almost all in the cross-arch ResNet18 x3 / VGG11 / AlexNet runs
@@ -29,8 +32,15 @@ from tqdm.auto import tqdm
 
 from satm_cl.baselines import FULL_IPC, SELECTORS, create_baseline, preset_for
 from satm_cl.data import create_dataset
+from satm_cl.data.corruptions import resolve_corruptions
 from satm_cl.device import resolve_device
 from satm_cl.errors import SatmError
+from satm_cl.evaluate.lr_protocol import (
+    expand_lr_protocols,
+    lr_selection_config,
+    recorded_choice,
+    select_lr,
+)
 from satm_cl.evaluate.protocol import (
     EVAL_BATCH_SIZE,
     EVAL_DECAY_AT,
@@ -43,8 +53,10 @@ from satm_cl.evaluate.protocol import (
     set_eval_defaults,
 )
 from satm_cl.evaluate.suites import ALL, SUITES, Note, SuiteContext, Target
+from satm_cl.io import cache_dir
 from satm_cl.models import list_models
-from satm_cl.records import Record, RecordWriter
+from satm_cl.records import Record, RecordWriter, read_records
+from satm_cl.seeding import derive_seed
 from satm_cl.synthetic import META_FILE, SyntheticSet, load_synthetic
 
 log = logging.getLogger(__name__)
@@ -72,6 +84,11 @@ class EvalRequest:
     data_dir: Path | None = None
     seed: int = 0
     progress: bool = True
+    lr_protocol: str = "learned"  # learned | tuned | both (see satm_cl.evaluate.lr_protocol)
+    # ood corruptions: None = the dataset's default (all for fashion-mnist), "all", "none" or names
+    corruptions: str | tuple[str, ...] | None = None
+    corruption_seed: int = 0
+    cache_dir: Path | None = None  # corrupted test sets are cached here [default: satm_cl.io.cache_dir()]
 
 
 @dataclass(frozen=True)
@@ -84,6 +101,8 @@ class _Plan:
     epochs: int
     dsa: str
     config: dict[str, Any]
+    protocols: tuple[str, ...] = ("learned",)
+    val01: tuple[torch.Tensor, torch.Tensor] | None = None  # the val split, for the `tuned` protocol
 
 
 def expand_suites(suites: tuple[str, ...]) -> tuple[str, ...]:
@@ -114,6 +133,7 @@ def _check_request(req: EvalRequest) -> tuple[tuple[str, ...], tuple[str, ...] |
         if value is not None and value < 1:
             raise SatmError(f"{flag} must be >= 1, got {value}")
     suites = expand_suites(req.suites)
+    expand_lr_protocols(req.lr_protocol)
     archs = None
     if req.archs is not None:
         unknown = [a for a in req.archs if a not in list_models()]
@@ -181,7 +201,7 @@ def _plan(req: EvalRequest, device: torch.device) -> tuple[_Plan, RecordWriter]:
     else:
         assert req.dataset is not None
         dataset = req.dataset
-    splits = create_dataset(dataset, data_dir=req.data_dir)
+    splits = create_dataset(dataset, data_dir=req.data_dir, val_fraction=_val_fraction(syn, dataset))
     if syn is not None:
         _check_against_data(syn, dataset, splits.image_shape, splits.class_names)
     writer = RecordWriter(Path(req.out) / RECORDS_FILE)  # a malformed records file fails here, untouched
@@ -194,7 +214,16 @@ def _plan(req: EvalRequest, device: torch.device) -> tuple[_Plan, RecordWriter]:
         }
     else:
         source = {"artifact": str(req.synthetic)}
-    ctx = SuiteContext(syn, dataset, {"own": (splits.test.x, splits.test.y)}, archs, req.data_dir)
+    ctx = SuiteContext(
+        syn,
+        dataset,
+        {"own": (splits.test.x, splits.test.y)},
+        archs,
+        req.data_dir,
+        corruptions=resolve_corruptions(dataset, req.corruptions) if "ood" in suites else (),
+        corruption_seed=req.corruption_seed,
+        cache=cache_dir(req.cache_dir),
+    )
     targets: list[Target] = []
     notes: list[Note] = []
     for name in suites:
@@ -218,10 +247,33 @@ def _plan(req: EvalRequest, device: torch.device) -> tuple[_Plan, RecordWriter]:
         **source,
         "resampled": dict(ctx.extra),
     }
-    return _Plan(syn, dataset, targets, notes, ctx.tests, epochs, dsa, config), writer
+    protocols = expand_lr_protocols(req.lr_protocol)
+    val01 = (splits.val.x, splits.val.y) if "tuned" in protocols else None
+    plan = _Plan(syn, dataset, targets, notes, ctx.tests, epochs, dsa, config, protocols, val01)
+    return plan, writer
 
 
-def _key(plan: _Plan, stage: str, arch: str, seed: int, metric: str, test_dataset: str | None) -> Record:
+def _val_fraction(syn: SyntheticSet | None, dataset: str) -> float:
+    """The val fraction the set's train split was carved with (so the `tuned` protocol's val split is
+    disjoint from what the set was built from); a baseline's comes from its dataset's preset."""
+    config = (syn.meta.get("config") or {}) if syn is not None else {}
+    expert = config.get("expert")
+    if isinstance(expert, dict) and "val_fraction" in expert:
+        return float(expert["val_fraction"])
+    if "val_fraction" in config:
+        return float(config["val_fraction"])
+    return float(preset_for(dataset, None)[0].expert.val_fraction)
+
+
+def _key(
+    plan: _Plan,
+    stage: str,
+    arch: str,
+    seed: int,
+    metric: str,
+    test_dataset: str | None,
+    lr_protocol: str | None = "learned",
+) -> Record:
     ipc = int(plan.syn.meta["ipc"])
     key: Record = {
         "stage": stage,
@@ -234,7 +286,47 @@ def _key(plan: _Plan, stage: str, arch: str, seed: int, metric: str, test_datase
     }
     if test_dataset is not None:
         key["test_dataset"] = test_dataset
+    if lr_protocol is not None:
+        key["lr_protocol"] = lr_protocol
     return key
+
+
+def _recorded_choices(writer: RecordWriter, plan: _Plan, base_seed: int) -> dict[tuple[str, int], Any]:
+    """LR choices already made for this set ((arch, epochs) -> `config.lr_selection`), from tuned records."""
+    if not writer.path.is_file():
+        return {}
+    method, ipc = str(plan.syn.meta["method"]), int(plan.syn.meta["ipc"])
+    out: dict[tuple[str, int], Any] = {}
+    for rec in read_records(writer.path):
+        config = rec.get("config") or {}
+        same = (rec.get("method"), rec.get("dataset"), rec.get("ipc")) == (
+            method,
+            plan.dataset,
+            None if ipc == FULL_IPC else ipc,
+        )
+        if rec.get("lr_protocol") != "tuned" or not same or config.get("base_seed") != base_seed:
+            continue
+        choice = recorded_choice(config)
+        if choice is not None:
+            out[(str(rec["arch"]), int(config.get("epochs", -1)))] = choice
+    return out
+
+
+def _tune_lr(
+    plan: _Plan, arch: str, epochs: int, kwargs: dict[str, Any], base_seed: int, device: torch.device
+) -> dict[str, Any]:
+    """Train `arch` once per LR_GRID value on the set and pick the LR with the best val accuracy."""
+    assert plan.val01 is not None
+    prep = plan.syn.preprocessor().to(device)
+    val = {"val": (prep.transform(plan.val01[0].to(device)), plan.val01[1].to(device))}
+    seed = derive_seed(base_seed, "lr-select")
+
+    def score(lr: float) -> float:
+        return evaluate_run(plan.syn, arch, val, epochs, seed, device, kwargs, plan.dsa, lr)["val"]
+
+    chosen, scores = select_lr(score)
+    log.info("%s: tuned LR %g (val accuracy per LR %s)", arch, chosen, scores)
+    return lr_selection_config(chosen, scores, seed)
 
 
 def run_evaluation(req: EvalRequest) -> Path:
@@ -246,26 +338,42 @@ def run_evaluation(req: EvalRequest) -> Path:
     plan, writer = _plan(req, device)
     for note in plan.notes:
         log.info("%s/%s skipped: %s", note.stage, note.arch, note.text)
-        key = _key(plan, note.stage, note.arch, req.seed, "skipped", note.test_dataset)
+        key = _key(plan, note.stage, note.arch, req.seed, "skipped", note.test_dataset, None)
         writer.write([{**key, "value": float("nan"), "config": {**plan.config, "note": note.text}}])
     prep = plan.syn.preprocessor().to(device)
     tests = {name: (prep.transform(x.to(device)), y.to(device)) for name, (x, y) in plan.tests01.items()}
     method = plan.syn.meta["method"]
-    for arch in dict.fromkeys(t.arch for t in plan.targets):
+    choices = _recorded_choices(writer, plan, req.seed) if "tuned" in plan.protocols else {}
+    archs = list(dict.fromkeys(t.arch for t in plan.targets))
+    for protocol, arch in ((p, a) for p in plan.protocols for a in archs):
         wanted = [t for t in plan.targets if t.arch == arch]
         kwargs = arch_kwargs_for(plan.syn, arch)
         own = arch == set_arch(plan.syn)
         epochs = plan.epochs if own or req.cross_arch_epochs is None else req.cross_arch_epochs
-        bar = tqdm(range(req.runs), desc=f"evaluate {method} {plan.dataset} {arch}", disable=not req.progress)
+        keys = [
+            _key(plan, t.stage, arch, run_seed(req.seed, r), METRIC, t.test_dataset, protocol)
+            for r in range(req.runs)
+            for t in wanted
+        ]
+        if all(writer.has(**key) for key in keys):
+            continue
+        lr_config: dict[str, Any] = {"lr": float(plan.syn.lr)}
+        if protocol == "tuned":
+            if (arch, epochs) not in choices:
+                choices[(arch, epochs)] = _tune_lr(plan, arch, epochs, kwargs, req.seed, device)
+            lr_config = {"lr": choices[(arch, epochs)]["chosen"], "lr_selection": choices[(arch, epochs)]}
+        lr = float(lr_config["lr"])
+        desc = f"evaluate {method} {plan.dataset} {arch} ({protocol} LR {lr:g})"
+        bar = tqdm(range(req.runs), desc=desc, disable=not req.progress)
         for r in bar:
             seed = run_seed(req.seed, r)
-            todo = [(t, _key(plan, t.stage, arch, seed, METRIC, t.test_dataset)) for t in wanted]
+            todo = [(t, _key(plan, t.stage, arch, seed, METRIC, t.test_dataset, protocol)) for t in wanted]
             todo = [(t, key) for t, key in todo if not writer.has(**key)]
             if not todo:
                 continue
             needed = {t.test: tests[t.test] for t, _ in todo}
-            accs = evaluate_run(plan.syn, arch, needed, epochs, seed, device, kwargs, plan.dsa)
-            config = {**plan.config, "epochs": epochs, "arch_kwargs": kwargs}
+            accs = evaluate_run(plan.syn, arch, needed, epochs, seed, device, kwargs, plan.dsa, lr)
+            config = {**plan.config, "epochs": epochs, "arch_kwargs": kwargs, **lr_config}
             writer.write([{**key, "value": accs[t.test], "config": config} for t, key in todo])
             bar.set_postfix(acc=f"{next(iter(accs.values())):.1f}")
     return writer.path
