@@ -42,10 +42,11 @@ def expand_lr_protocols(option: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def select_lr(
-    score: Callable[[float], float], grid: Sequence[float] = LR_GRID
+    score: Callable[[float], float], grid: Sequence[float] | None = None
 ) -> tuple[float, dict[str, float]]:
-    """The grid LR with the highest `score(lr)` (validation accuracy), ties to the earlier (smaller) LR,
-    and every candidate's score keyed by `repr(lr)` (JSON-able)."""
+    """The grid LR (default LR_GRID) with the highest `score(lr)` (validation accuracy), ties to the
+    smaller LR, and every candidate's score keyed by `repr(lr)` (JSON-able)."""
+    grid = LR_GRID if grid is None else grid
     if not grid:
         raise SatmError("the LR grid is empty")
     scores = {repr(float(lr)): float(score(float(lr))) for lr in grid}
@@ -54,9 +55,10 @@ def select_lr(
 
 
 def lr_selection_config(
-    chosen: float, scores: Mapping[str, float], seed: int, grid: Sequence[float] = LR_GRID
+    chosen: float, scores: Mapping[str, float], seed: int, grid: Sequence[float] | None = None
 ) -> dict[str, Any]:
     """What a tuned record stores about its LR choice (`config.lr_selection`)."""
+    grid = LR_GRID if grid is None else grid
     return {
         "grid": [float(v) for v in grid],
         "split": SELECT_SPLIT,
@@ -67,8 +69,10 @@ def lr_selection_config(
     }
 
 
-def recorded_choice(config: Mapping[str, Any], grid: Sequence[float] = LR_GRID) -> dict[str, Any] | None:
-    """A tuned record's `lr_selection` if it was made on this grid (so a rerun can reuse it), else None."""
+def recorded_choice(config: Mapping[str, Any], grid: Sequence[float] | None = None) -> dict[str, Any] | None:
+    """A tuned record's `lr_selection` if it was made on this grid (default LR_GRID; so a rerun can reuse
+    it), else None."""
+    grid = LR_GRID if grid is None else grid
     selection = config.get("lr_selection")
     if not isinstance(selection, dict) or selection.get("grid") != [float(v) for v in grid]:
         return None

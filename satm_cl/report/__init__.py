@@ -14,6 +14,7 @@ import pandas as pd
 
 from satm_cl.errors import SatmError
 from satm_cl.records import read_records
+from satm_cl.report.corruptions import corruption_section
 from satm_cl.report.paired import paired_markdown, paired_table
 from satm_cl.report.plots import (
     artifact_label,
@@ -138,6 +139,10 @@ def build_report(record_paths: Sequence[Path], out: Path, artifacts: Sequence[Pa
             if png is not None:
                 written.append(png)
                 readme += [f"![{caption}]({_rel(png, out)})", ""]
+
+    corrupted_files, corrupted_lines = corruption_section(records, out)
+    written += corrupted_files
+    readme += corrupted_lines
 
     pairs = paired_table(records)
     if not pairs.empty:
