@@ -54,14 +54,27 @@ def corruption_long(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     out = []
     for key, vals in values.items():
         std = statistics.stdev(vals) if len(vals) > 1 else float("nan")
-        out.append({**dict(zip((*ROW_KEYS, "corruption", "severity"), key, strict=True)),
-                    "mean": statistics.fmean(vals), "std": std, "n": len(vals)})
+        out.append(
+            {
+                **dict(zip((*ROW_KEYS, "corruption", "severity"), key, strict=True)),
+                "mean": statistics.fmean(vals),
+                "std": std,
+                "n": len(vals),
+            }
+        )
     frame = pd.DataFrame(out, columns=list(LONG_COLUMNS))
     if frame.empty:
         return frame
-    order = sorted(range(len(frame)), key=lambda i: (
-        method_rank(str(frame["method"][i])), *(str(frame[k][i]) for k in ROW_KEYS[1:]),
-        frame["corruption"][i] != "clean", str(frame["corruption"][i]), int(frame["severity"][i])))
+    order = sorted(
+        range(len(frame)),
+        key=lambda i: (
+            method_rank(str(frame["method"][i])),
+            *(str(frame[k][i]) for k in ROW_KEYS[1:]),
+            frame["corruption"][i] != "clean",
+            str(frame["corruption"][i]),
+            int(frame["severity"][i]),
+        ),
+    )
     return frame.iloc[order].reset_index(drop=True)
 
 
@@ -83,14 +96,15 @@ def corruption_summary(long: pd.DataFrame) -> pd.DataFrame:
         row.update(per)
         present = [v for v in per.values() if not math.isnan(v)]
         row["mCA"] = statistics.fmean(present) if present else float("nan")
-        row["relative_robustness"] = (row["mCA"] / row["clean"] if row["clean"] and not math.isnan(row["clean"])
-                                      else float("nan"))
+        clean_ok = not math.isnan(row["clean"]) and row["clean"] > 0
+        row["relative_robustness"] = row["mCA"] / row["clean"] if clean_ok else float("nan")
         rows.append(row)
     return pd.DataFrame(rows, columns=[*ROW_KEYS, "clean", *corruptions, "mCA", "relative_robustness"])
 
 
 def corruption_markdown(summary: pd.DataFrame) -> str:
     """The summary as a Markdown table (accuracies to one decimal, relative robustness to three)."""
+
     def fmt(col: str, v: Any) -> str:
         if col == "ipc" and _is_missing(v):
             return "full data"
@@ -100,8 +114,12 @@ def corruption_markdown(summary: pd.DataFrame) -> str:
             return DASH
         return f"{v:.3f}" if col == "relative_robustness" else f"{v:.1f}"
 
-    table = pd.DataFrame([{("IPC" if c == "ipc" else c): fmt(c, r[c]) for c in summary.columns}
-                          for r in summary.to_dict("records")])
+    table = pd.DataFrame(
+        [
+            {("IPC" if c == "ipc" else c): fmt(c, r[c]) for c in summary.columns}
+            for r in summary.to_dict("records")
+        ]
+    )
     return to_markdown(table, len(ROW_KEYS))
 
 
@@ -111,9 +129,19 @@ def plot_corruptions(long: pd.DataFrame, path: str | Path) -> Path | None:
 
     if long.empty or not (long["corruption"] != "clean").any():
         return None
-    labels = [" · ".join(p for p in (str(r["method"]), "" if _is_missing(r["ipc"]) else f"IPC {r['ipc']}",
-                                     str(r["arch"]), f"{r['lr_protocol']} LR") if p)
-              for r in long.to_dict("records")]
+    labels = [
+        " · ".join(
+            p
+            for p in (
+                str(r["method"]),
+                "" if _is_missing(r["ipc"]) else f"IPC {r['ipc']}",
+                str(r["arch"]),
+                f"{r['lr_protocol']} LR",
+            )
+            if p
+        )
+        for r in long.to_dict("records")
+    ]
     data = long.assign(label=labels)
     corruptions = sorted(set(data["corruption"]) - {"clean"})
     fig, axes = _grid(len(corruptions), ncols=3, size=(4.0, 3.2))
@@ -121,8 +149,14 @@ def plot_corruptions(long: pd.DataFrame, path: str | Path) -> Path | None:
         for label in sorted(set(data["label"]), key=method_rank):
             part = data[(data["label"] == label) & data["corruption"].isin(["clean", name])]
             part = part.sort_values("severity")
-            ax.errorbar(part["severity"], part["mean"], yerr=part["std"].fillna(0.0), marker="o", capsize=3,
-                        label=label)
+            ax.errorbar(
+                part["severity"],
+                part["mean"],
+                yerr=part["std"].fillna(0.0),
+                marker="o",
+                capsize=3,
+                label=label,
+            )
         ax.set_title(name)
         ax.set_xlabel("severity (0 = clean)")
         ax.set_ylabel("test accuracy (%)")
@@ -140,17 +174,25 @@ def corruption_section(records: Iterable[Mapping[str, Any]], out: Path) -> tuple
     out = Path(out)
     summary = corruption_summary(long)
     md, csv, long_csv = out / "corruptions.md", out / "corruptions.csv", out / "corruptions_long.csv"
-    caption = ("Test accuracy (%) under each corruption (mean over its 3 severities, each a mean over seeds), "
-               "the clean test split for the same networks, mean corruption accuracy (mCA) and relative "
-               "robustness (mCA / clean).")
+    caption = (
+        "Test accuracy (%) under each corruption (mean over its 3 severities, each a mean over seeds), "
+        "the clean test split for the same networks, mean corruption accuracy (mCA) and relative "
+        "robustness (mCA / clean)."
+    )
     table = corruption_markdown(summary)
     md.write_text(f"# Corruptions\n\n{caption}\n\n{table}")
     summary.to_csv(csv, index=False)
     long.to_csv(long_csv, index=False)
     files = [md, csv, long_csv]
-    lines = ["## ood: corruptions", "", caption, "",
-             f"[md](corruptions.md) · [csv](corruptions.csv) · [per severity](corruptions_long.csv)", "",
-             table]
+    lines = [
+        "## ood: corruptions",
+        "",
+        caption,
+        "",
+        "[md](corruptions.md) · [csv](corruptions.csv) · [per severity](corruptions_long.csv)",
+        "",
+        table,
+    ]
     png = plot_corruptions(long, out / "plots" / "corruptions.png")
     if png is not None:
         files.append(png)
