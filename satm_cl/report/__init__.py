@@ -129,7 +129,7 @@ def build_report(record_paths: Sequence[Path], out: Path, artifacts: Sequence[Pa
         files = write_stage_tables(summary, stage, out, paper=paper)
         written += files
         table = accuracy_table(summary, stage, paper=paper)
-        lead = len(STAGE_LAYOUT.get(stage, STAGE_LAYOUT["in-domain"])[0])
+        lead = len(STAGE_LAYOUT.get(stage, STAGE_LAYOUT["in-domain"])[0]) + ("lr_protocol" in table.columns)
         readme += [f"## {stage}", "", stage_caption(stage), "",
                    " · ".join(f"[{f.suffix[1:]}]({_rel(f, out)})" for f in files), ""]
         if not table.empty:

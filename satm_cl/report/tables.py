@@ -355,7 +355,7 @@ def write_stage_tables(summary: pd.DataFrame, stage: str, out: str | Path,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     table = accuracy_table(summary, stage, paper=paper)
-    lead = len(STAGE_LAYOUT.get(stage, STAGE_LAYOUT["in-domain"])[0])
+    lead = len(STAGE_LAYOUT.get(stage, STAGE_LAYOUT["in-domain"])[0]) + ("lr_protocol" in table.columns)
     md, csv, tex = out / f"{stage}.md", out / f"{stage}.csv", out / f"{stage}.tex"
     md.write_text(f"# {stage}\n\n{stage_caption(stage)}\n\n{to_markdown(table, lead)}")
     stage_csv(summary, stage, paper).to_csv(csv, index=False)
