@@ -66,6 +66,8 @@ def lr_selection_config(
         "seed": seed,
         "val_accuracy": dict(scores),
         "chosen": float(chosen),
+        # the best LR is the grid's smallest or largest: the optimum may lie outside (say so in reports)
+        "at_grid_edge": float(chosen) in (float(min(grid)), float(max(grid))),
     }
 
 

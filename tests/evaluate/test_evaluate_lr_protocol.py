@@ -54,6 +54,7 @@ def test_select_lr_takes_the_best_val_score_and_ties_to_the_smaller_lr() -> None
 def test_recorded_choice_only_for_the_same_grid() -> None:
     config = {"lr_selection": lr_selection_config(0.1, {"0.01": 1.0, "0.1": 2.0}, seed=7, grid=GRID)}
     assert recorded_choice(config, grid=GRID) == config["lr_selection"]
+    assert lr_selection_config(0.01, {}, seed=0)["at_grid_edge"] is False  # inside the default grid
     assert recorded_choice(config) is None  # made on another grid: not reused
     assert recorded_choice({}) is None
 
@@ -110,6 +111,7 @@ def test_both_protocols_tune_on_val_and_record_the_choice(tmp_path: Path, calls:
     assert set(selection["val_accuracy"]) == {"0.01", "0.1"}
     best = max(GRID, key=lambda lr: (selection["val_accuracy"][repr(lr)], -lr))
     assert selection["chosen"] == best == tuned["config"]["lr"]
+    assert selection["at_grid_edge"] is True  # a two-value grid: every choice is at an edge
     # one learned run on the test split, one val run per grid LR, then the tuned run at the chosen LR
     assert [(names, lr) for names, lr, _ in calls] == [
         (("own",), pytest.approx(_set().lr)),
