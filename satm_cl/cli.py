@@ -400,6 +400,13 @@ def evaluate(
         Path | None,
         typer.Option(help="continual: where memories are found or made [default: OUT/memories]."),
     ] = None,
+    lr_protocol: Annotated[
+        str, typer.Option(help="Evaluation LR: learned (the set's α, MTT), tuned (per arch on val) or both.")
+    ] = "learned",
+    corruptions: Annotated[
+        str | None,
+        typer.Option(help="ood: corruptions: all, none or names [default: all on fashion-mnist, else none]"),
+    ] = None,
     seed: int = 0,
     device: Device = "auto",
     cache_dir: CacheDir = None,
@@ -456,6 +463,9 @@ def evaluate(
                     device=device,
                     data_dir=data_dir,
                     seed=seed,
+                    lr_protocol=lr_protocol,
+                    corruptions=corruptions,
+                    cache_dir=cache_dir,
                 ),
                 grid,
             )

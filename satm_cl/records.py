@@ -32,14 +32,17 @@ KEY_FIELDS = (
     "step",
     "eval_step",
     "test_dataset",
+    "lr_protocol",
 )
+# Identity of a key field a record lacks (records written before `lr_protocol` existed were `learned`).
+KEY_DEFAULTS: dict[str, Any] = {"lr_protocol": "learned"}
 
 Record = dict[str, Any]
 
 
 def record_key(rec: Mapping[str, Any]) -> tuple[Any, ...]:
-    """The identity of a record: the KEY_FIELDS it has (missing ones count as None)."""
-    return tuple(rec.get(k) for k in KEY_FIELDS)
+    """The identity of a record: the KEY_FIELDS it has (missing ones count as KEY_DEFAULTS, else None)."""
+    return tuple(rec.get(k, KEY_DEFAULTS.get(k)) for k in KEY_FIELDS)
 
 
 def read_records(path: str | Path) -> list[Record]:

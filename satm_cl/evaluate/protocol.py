@@ -75,11 +75,14 @@ def arch_refusal(syn: SyntheticSet, arch: str, arch_kwargs: Mapping[str, Any] | 
     return None
 
 
-def eval_train_config(syn: SyntheticSet, epochs: int, dsa: str | None = None) -> TrainConfig:
-    """MTT's evaluation SGD settings with the set's learned LR and DSA (else the preset's DSA)."""
+def eval_train_config(
+    syn: SyntheticSet, epochs: int, dsa: str | None = None, lr: float | None = None
+) -> TrainConfig:
+    """MTT's evaluation SGD settings with the set's learned LR (or `lr`: see `lr_protocol`) and DSA (else
+    the preset's DSA)."""
     return TrainConfig(
         epochs=epochs,
-        lr=float(syn.lr),
+        lr=float(syn.lr) if lr is None else float(lr),
         batch_size=EVAL_BATCH_SIZE,
         momentum=EVAL_MOMENTUM,
         weight_decay=EVAL_WEIGHT_DECAY,
@@ -103,17 +106,19 @@ def evaluate_runs(
     arch_kwargs: Mapping[str, Any] | None = None,
     dsa: str | None = None,
     stacked: bool | None = None,
+    lr: float | None = None,
 ) -> list[dict[str, float]]:
     """Runs at recorded seeds `seeds`: train a fresh `arch` on `syn` per seed and return, per run, its
     accuracy (%) on each of `tests` (name -> (x, y) in the set's model-input space). One training serves
     every test set; runs train stacked as one computation where that is exact and pays
-    (`training.train_runs`), else one after another, with the same numbers either way."""
+    (`training.train_runs`), else one after another, with the same numbers either way. `lr` None trains
+    with the set's learned LR."""
     if not tests or not seeds:
         return [{} for _ in seeds]
     device = torch.device(device)
     run_seeds = [derive_seed(s, arch) for s in seeds]
     models = [build_model(syn, arch, seed=rs, arch_kwargs=arch_kwargs) for rs in run_seeds]
-    cfg = eval_train_config(syn, epochs, dsa)
+    cfg = eval_train_config(syn, epochs, dsa, lr)
     trained = train_runs(models, syn.images.to(device), syn.labels.to(device), cfg, run_seeds, stacked)
     per_test = {name: trained.accuracy(x.to(device), y.to(device)) for name, (x, y) in tests.items()}
     return [{name: accs[r] for name, accs in per_test.items()} for r in range(len(seeds))]
@@ -146,9 +151,10 @@ def evaluate_run(
     device: torch.device | str,
     arch_kwargs: Mapping[str, Any] | None = None,
     dsa: str | None = None,
+    lr: float | None = None,
 ) -> dict[str, float]:
-    """One run at recorded seed `seed` (see `evaluate_runs`)."""
-    return evaluate_runs(syn, arch, tests, epochs, [seed], device, arch_kwargs, dsa)[0]
+    """One run at recorded seed `seed` (see `evaluate_runs`); `lr` None trains with the set's learned LR."""
+    return evaluate_runs(syn, arch, tests, epochs, [seed], device, arch_kwargs, dsa, lr=lr)[0]
 
 
 def evaluate_set(

@@ -9,7 +9,10 @@ cross-arch ConvNet and the out-of-domain numbers of a set come from the same tra
 
 Records: `stage` = suite, `metric` = `test_accuracy` (value in %), or `skipped` (value null, the reason in
 `config.note`); `ipc` is null for the whole-train-split baseline `full`; out-of-domain rows on a shifted
-dataset carry `test_dataset`.
+dataset carry `test_dataset`. Every measured row carries `lr_protocol` (`learned` or `tuned`, see
+`satm_cl.evaluate.lr_protocol`; a record without one counts as `learned`) and its training LR in `config.lr`;
+`tuned` rows also carry `config.lr_selection` (grid, val accuracy per LR, choice). `--lr-protocol both` trains
+every target under each protocol.
 
 Cost (measured on digits, `--baseline random --ipc 1 --suite all --runs 3`, preset eval_epochs 300, one
 torch thread, busy 2-core machine): 429 s, almost all in the cross-arch ResNet18 x3 / VGG11 / AlexNet runs
@@ -29,8 +32,15 @@ from tqdm.auto import tqdm
 
 from satm_cl.baselines import FULL_IPC, SELECTORS, create_baseline, preset_for
 from satm_cl.data import DSA, check_data_dir, create_dataset
+from satm_cl.data.corruptions import resolve_corruptions
 from satm_cl.device import resolve_device
 from satm_cl.errors import SatmError
+from satm_cl.evaluate.lr_protocol import (
+    expand_lr_protocols,
+    lr_selection_config,
+    recorded_choice,
+    select_lr,
+)
 from satm_cl.evaluate.protocol import (
     EVAL_BATCH_SIZE,
     EVAL_DECAY_AT,
@@ -38,6 +48,7 @@ from satm_cl.evaluate.protocol import (
     EVAL_WEIGHT_DECAY,
     arch_kwargs_for,
     build_model,
+    evaluate_run,
     evaluate_runs,
     run_groups,
     run_seed,
@@ -46,9 +57,10 @@ from satm_cl.evaluate.protocol import (
 )
 from satm_cl.evaluate.suites import ALL, SUITES, Note, SuiteContext, Target
 from satm_cl.execution import ExecConfig, Job, JobResult, raise_failures, run_jobs
-from satm_cl.io import check_out_dir
+from satm_cl.io import cache_dir, check_out_dir
 from satm_cl.models import list_models
-from satm_cl.records import Record, RecordWriter
+from satm_cl.records import Record, RecordWriter, read_records
+from satm_cl.seeding import derive_seed
 from satm_cl.synthetic import META_FILE, SyntheticSet, load_synthetic
 
 log = logging.getLogger(__name__)
@@ -76,6 +88,11 @@ class EvalRequest:
     data_dir: Path | None = None
     seed: int = 0
     progress: bool = True
+    lr_protocol: str = "learned"  # learned | tuned | both (see satm_cl.evaluate.lr_protocol)
+    # ood corruptions: None = the dataset's default (all for fashion-mnist), "all", "none" or names
+    corruptions: str | tuple[str, ...] | None = None
+    corruption_seed: int = 0
+    cache_dir: Path | None = None  # corrupted test sets are cached here [default: satm_cl.io.cache_dir()]
 
 
 @dataclass(frozen=True)
@@ -88,6 +105,8 @@ class _Plan:
     epochs: int
     dsa: str
     config: dict[str, Any]
+    protocols: tuple[str, ...] = ("learned",)
+    val01: tuple[torch.Tensor, torch.Tensor] | None = None  # the val split, for the `tuned` protocol
 
 
 def expand_suites(suites: tuple[str, ...]) -> tuple[str, ...]:
@@ -120,6 +139,7 @@ def _check_request(req: EvalRequest) -> tuple[tuple[str, ...], tuple[str, ...] |
         if value is not None and value < 1:
             raise SatmError(f"{flag} must be >= 1, got {value}")
     suites = expand_suites(req.suites)
+    expand_lr_protocols(req.lr_protocol)
     archs = None
     if req.archs is not None:
         unknown = [a for a in req.archs if a not in list_models()]
@@ -187,7 +207,7 @@ def _plan(req: EvalRequest, device: torch.device) -> tuple[_Plan, RecordWriter]:
     else:
         assert req.dataset is not None
         dataset = req.dataset
-    splits = create_dataset(dataset, data_dir=req.data_dir)
+    splits = create_dataset(dataset, data_dir=req.data_dir, val_fraction=_val_fraction(syn, dataset))
     if syn is not None:
         _check_against_data(syn, dataset, splits.image_shape, splits.class_names)
     writer = RecordWriter(Path(req.out) / RECORDS_FILE)  # a malformed records file fails here, untouched
@@ -200,7 +220,16 @@ def _plan(req: EvalRequest, device: torch.device) -> tuple[_Plan, RecordWriter]:
         }
     else:
         source = {"artifact": str(req.synthetic)}
-    ctx = SuiteContext(syn, dataset, {"own": (splits.test.x, splits.test.y)}, archs, req.data_dir)
+    ctx = SuiteContext(
+        syn,
+        dataset,
+        {"own": (splits.test.x, splits.test.y)},
+        archs,
+        req.data_dir,
+        corruptions=resolve_corruptions(dataset, req.corruptions) if "ood" in suites else (),
+        corruption_seed=req.corruption_seed,
+        cache=cache_dir(req.cache_dir),
+    )
     targets: list[Target] = []
     notes: list[Note] = []
     for name in suites:
@@ -226,10 +255,33 @@ def _plan(req: EvalRequest, device: torch.device) -> tuple[_Plan, RecordWriter]:
         **source,
         "resampled": dict(ctx.extra),
     }
-    return _Plan(syn, dataset, targets, notes, ctx.tests, epochs, dsa, config), writer
+    protocols = expand_lr_protocols(req.lr_protocol)
+    val01 = (splits.val.x, splits.val.y) if "tuned" in protocols else None
+    plan = _Plan(syn, dataset, targets, notes, ctx.tests, epochs, dsa, config, protocols, val01)
+    return plan, writer
 
 
-def _key(plan: _Plan, stage: str, arch: str, seed: int, metric: str, test_dataset: str | None) -> Record:
+def _val_fraction(syn: SyntheticSet | None, dataset: str) -> float:
+    """The val fraction the set's train split was carved with (so the `tuned` protocol's val split is
+    disjoint from what the set was built from); a baseline's comes from its dataset's preset."""
+    config = (syn.meta.get("config") or {}) if syn is not None else {}
+    expert = config.get("expert")
+    if isinstance(expert, dict) and "val_fraction" in expert:
+        return float(expert["val_fraction"])
+    if "val_fraction" in config:
+        return float(config["val_fraction"])
+    return float(preset_for(dataset, None)[0].expert.val_fraction)
+
+
+def _key(
+    plan: _Plan,
+    stage: str,
+    arch: str,
+    seed: int,
+    metric: str,
+    test_dataset: str | None,
+    lr_protocol: str | None = "learned",
+) -> Record:
     ipc = int(plan.syn.meta["ipc"])
     key: Record = {
         "stage": stage,
@@ -242,6 +294,8 @@ def _key(plan: _Plan, stage: str, arch: str, seed: int, metric: str, test_datase
     }
     if test_dataset is not None:
         key["test_dataset"] = test_dataset
+    if lr_protocol is not None:
+        key["lr_protocol"] = lr_protocol
     return key
 
 
@@ -260,6 +314,7 @@ class EvalJob:
     targets: tuple[tuple[Target, ...], ...]
     keys: tuple[tuple[Record, ...], ...]
     config: dict[str, Any]
+    lr: float | None = None  # None: the set's learned LR
 
 
 _INPUTS: dict[EvalRequest, tuple[_Plan, dict[str, tuple[torch.Tensor, torch.Tensor]]]] = {}
@@ -281,7 +336,9 @@ def eval_job(job: EvalJob) -> list[Record]:
     plan, tests = _inputs(job.req)
     needed = {t.test: tests[t.test] for targets in job.targets for t in targets}
     device = resolve_device(job.req.device)
-    accs = evaluate_runs(plan.syn, job.arch, needed, job.epochs, job.seeds, device, job.arch_kwargs, plan.dsa)
+    accs = evaluate_runs(
+        plan.syn, job.arch, needed, job.epochs, job.seeds, device, job.arch_kwargs, plan.dsa, lr=job.lr
+    )
     return [
         {**key, "value": run[t.test], "config": job.config}
         for run, targets, keys in zip(accs, job.targets, job.keys, strict=True)
@@ -298,8 +355,47 @@ def _absolute(req: EvalRequest) -> EvalRequest:
         synthetic=absolute(req.synthetic),
         out=Path(req.out).resolve(),
         data_dir=absolute(req.data_dir),
+        cache_dir=absolute(req.cache_dir),
         progress=False,
     )
+
+
+def _recorded_choices(writer: RecordWriter, plan: _Plan, base_seed: int) -> dict[tuple[str, int], Any]:
+    """LR choices already made for this set ((arch, epochs) -> `config.lr_selection`), from tuned records."""
+    if not writer.path.is_file():
+        return {}
+    method, ipc = str(plan.syn.meta["method"]), int(plan.syn.meta["ipc"])
+    out: dict[tuple[str, int], Any] = {}
+    for rec in read_records(writer.path):
+        config = rec.get("config") or {}
+        same = (rec.get("method"), rec.get("dataset"), rec.get("ipc")) == (
+            method,
+            plan.dataset,
+            None if ipc == FULL_IPC else ipc,
+        )
+        if rec.get("lr_protocol") != "tuned" or not same or config.get("base_seed") != base_seed:
+            continue
+        choice = recorded_choice(config)
+        if choice is not None:
+            out[(str(rec["arch"]), int(config.get("epochs", -1)))] = choice
+    return out
+
+
+def _tune_lr(
+    plan: _Plan, arch: str, epochs: int, kwargs: dict[str, Any], base_seed: int, device: torch.device
+) -> dict[str, Any]:
+    """Train `arch` once per LR_GRID value on the set and pick the LR with the best val accuracy."""
+    assert plan.val01 is not None
+    prep = plan.syn.preprocessor().to(device)
+    val = {"val": (prep.transform(plan.val01[0].to(device)), plan.val01[1].to(device))}
+    seed = derive_seed(base_seed, "lr-select")
+
+    def score(lr: float) -> float:
+        return evaluate_run(plan.syn, arch, val, epochs, seed, device, kwargs, plan.dsa, lr)["val"]
+
+    chosen, scores = select_lr(score)
+    log.info("%s: tuned LR %g (val accuracy per LR %s)", arch, chosen, scores)
+    return lr_selection_config(chosen, scores, seed)
 
 
 def run_evaluation(req: EvalRequest, executor: ExecConfig | None = None) -> Path:
@@ -314,36 +410,51 @@ def run_evaluation(req: EvalRequest, executor: ExecConfig | None = None) -> Path
     executor = executor or ExecConfig()
     for note in plan.notes:
         log.info("%s/%s skipped: %s", note.stage, note.arch, note.text)
-        key = _key(plan, note.stage, note.arch, req.seed, "skipped", note.test_dataset)
+        key = _key(plan, note.stage, note.arch, req.seed, "skipped", note.test_dataset, None)
         writer.write([{**key, "value": float("nan"), "config": {**plan.config, "note": note.text}}])
     worker_req = _absolute(req)
     jobs: list[Job] = []
-    for arch in dict.fromkeys(t.arch for t in plan.targets):
+    method = plan.syn.meta["method"]
+    choices = _recorded_choices(writer, plan, req.seed) if "tuned" in plan.protocols else {}
+    archs = list(dict.fromkeys(t.arch for t in plan.targets))
+    for protocol, arch in ((p, a) for p in plan.protocols for a in archs):
         wanted = [t for t in plan.targets if t.arch == arch]
         kwargs = arch_kwargs_for(plan.syn, arch)
         own = arch == set_arch(plan.syn)
         epochs = plan.epochs if own or req.cross_arch_epochs is None else req.cross_arch_epochs
-        config = {**plan.config, "epochs": epochs, "arch_kwargs": kwargs, **executor.describe()}
+        wanted_keys = [
+            _key(plan, t.stage, arch, run_seed(req.seed, r), METRIC, t.test_dataset, protocol)
+            for r in range(req.runs)
+            for t in wanted
+        ]
+        if all(writer.has(**key) for key in wanted_keys):
+            continue
+        lr_config: dict[str, Any] = {"lr": float(plan.syn.lr)}
+        if protocol == "tuned":  # picked here, once per (arch, epochs), before the runs are dispatched
+            if (arch, epochs) not in choices:
+                choices[(arch, epochs)] = _tune_lr(plan, arch, epochs, kwargs, req.seed, device)
+            lr_config = {"lr": choices[(arch, epochs)]["chosen"], "lr_selection": choices[(arch, epochs)]}
+        lr = float(lr_config["lr"])
+        config = {**plan.config, "epochs": epochs, "arch_kwargs": kwargs, **lr_config, **executor.describe()}
         missing: dict[int, list[tuple[Target, Record]]] = {}
         for r in range(req.runs):
             seed = run_seed(req.seed, r)
-            todo = [(t, _key(plan, t.stage, arch, seed, METRIC, t.test_dataset)) for t in wanted]
+            todo = [(t, _key(plan, t.stage, arch, seed, METRIC, t.test_dataset, protocol)) for t in wanted]
             todo = [(t, key) for t, key in todo if not writer.has(**key)]
             if todo:
                 missing[seed] = todo
         for group in run_groups(plan.syn, arch, list(missing), device, kwargs):
             targets = tuple(tuple(t for t, _ in missing[seed]) for seed in group)
             keys = tuple(tuple(key for _, key in missing[seed]) for seed in group)
-            spec = EvalJob(worker_req, arch, tuple(group), epochs, kwargs, targets, keys, config)
+            spec = EvalJob(worker_req, arch, tuple(group), epochs, kwargs, targets, keys, config, lr)
             seeds = ",".join(map(str, group))
-            label = f"evaluate {plan.syn.meta['method']} {plan.dataset} arch={arch} seed={seeds}"
+            tuned = "" if protocol == "learned" else f" lr={protocol}"
+            label = f"evaluate {method} {plan.dataset} arch={arch}{tuned} seed={seeds}"
             jobs.append(Job(label, eval_job, spec))
     if jobs:
         _INPUTS.clear()
         _INPUTS[worker_req] = _inputs_from(plan, device)  # in-process jobs reuse the driver's plan
-    bar = tqdm(
-        total=len(jobs), desc=f"evaluate {plan.syn.meta['method']} {plan.dataset}", disable=not req.progress
-    )
+    bar = tqdm(total=len(jobs), desc=f"evaluate {method} {plan.dataset}", disable=not req.progress)
 
     def commit(result: JobResult) -> None:
         bar.update()

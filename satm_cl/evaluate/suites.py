@@ -8,8 +8,12 @@
                 and a set on `digits` (8×8) on `mnist5k` downsampled to 8×8; both resamplings are bilinear
                 with antialiasing (which for downsampling averages over the source footprint, like area).
                 The same trained ConvNet is also scored on the set's own test split (recorded with no
-                `test_dataset`), so each shifted number sits beside its in-domain one. Datasets with no
-                offline partner (or whose partner cannot load here) record one `skipped` note, nothing else.
+                `test_dataset`), so each shifted number sits beside its in-domain one.
+                Corruptions (`satm_cl.data.corruptions`, default on for fashion-mnist, `corruptions` option
+                elsewhere): the same ConvNet is also scored on corrupted copies of the set's own test split,
+                9 corruptions x 3 severities, generated once per seed and cached under the cache directory;
+                each is recorded with `test_dataset` = `<dataset>-C/<corruption>/<severity>`.
+                Datasets with neither a loadable partner nor corruptions record one `skipped` note.
 
 The paper's (Gao et al. 2025) out-of-domain results are on CIFAR-10/100, Tiny ImageNet and the ImageNet
 subsets (plus cross-architecture and continual-learning transfer, which the `cross-arch` and `continual`
@@ -29,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from satm_cl.data import create_dataset, dataset_status
+from satm_cl.data.corruptions import CORRUPTIONS, SEVERITIES, VERSION, corrupted_name, corrupted_test_set
 from satm_cl.errors import SatmError
 from satm_cl.evaluate.protocol import arch_refusal, set_arch
 from satm_cl.models import list_models
@@ -71,6 +76,9 @@ class SuiteContext:
     archs: tuple[str, ...] | None = None
     data_dir: Path | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    corruptions: tuple[str, ...] = ()  # corruption names the `ood` suite adds (see satm_cl.data.corruptions)
+    corruption_seed: int = 0
+    cache: Path | None = None  # where corrupted test sets are cached (required when `corruptions` is set)
 
 
 Suite = Callable[[SuiteContext], tuple[list[Target], list[Note]]]
@@ -110,10 +118,8 @@ def cross_arch(ctx: SuiteContext) -> tuple[list[Target], list[Note]]:
     return targets, notes
 
 
-@SUITES.register("ood")
-def out_of_domain(ctx: SuiteContext) -> tuple[list[Target], list[Note]]:
-    """The set's ConvNet on its offline partner dataset's test split, resampled to the set's size."""
-    arch = set_arch(ctx.syn)
+def _partner(ctx: SuiteContext, arch: str) -> tuple[list[Target], list[Note]]:
+    """The offline domain-shift partner's targets, or a note saying why there is none."""
     partner = OOD_PARTNERS.get(ctx.dataset)
     if partner is None:
         return [], [Note("ood", arch, f"no offline out-of-domain partner for {ctx.dataset}")]
@@ -128,4 +134,42 @@ def out_of_domain(ctx: SuiteContext) -> tuple[list[Target], list[Note]]:
             raise SatmError(f"ood partner {partner} does not match {ctx.dataset}'s channels/classes")
         ctx.tests[partner] = (resample(test.x, (h, w)), test.y)
         ctx.extra[partner] = f"{partner} test split resampled to {h}×{w} (bilinear, antialias)"
-    return [Target("ood", arch), Target("ood", arch, partner, partner)], []
+    return [Target("ood", arch, partner, partner)], []
+
+
+def _corrupted(ctx: SuiteContext, arch: str) -> list[Target]:
+    """One target per corruption x severity of the set's own test split (generated or read from cache)."""
+    if not ctx.corruptions:
+        return []
+    if ctx.cache is None:
+        raise SatmError("the ood suite's corruptions need a cache directory")
+    x, y = ctx.tests[OWN]
+    targets = []
+    for name in ctx.corruptions:
+        for severity in SEVERITIES:
+            label = corrupted_name(ctx.dataset, name, severity)
+            if label not in ctx.tests:
+                images, _ = corrupted_test_set(x, ctx.dataset, name, severity, ctx.corruption_seed, ctx.cache)
+                ctx.tests[label] = (images, y)
+            targets.append(Target("ood", arch, label, label))
+    magnitudes = "; ".join(f"{n} {list(CORRUPTIONS.get(n).magnitudes)}" for n in ctx.corruptions)
+    ctx.extra[f"{ctx.dataset}-C"] = (
+        f"{ctx.dataset} test split corrupted (satm_cl.data.corruptions v{VERSION}, seed "
+        f"{ctx.corruption_seed}, 8-bit), severities 1-3: {magnitudes}"
+    )
+    return targets
+
+
+@SUITES.register("ood")
+def out_of_domain(ctx: SuiteContext) -> tuple[list[Target], list[Note]]:
+    """The set's ConvNet on its own test split, on its offline partner dataset's test split (resampled to
+    the set's size) and on corrupted copies of its own test split; a note when none of the shifts exists."""
+    arch = set_arch(ctx.syn)
+    shifted, notes = _partner(ctx, arch)
+    corrupted = _corrupted(ctx, arch)
+    if corrupted:
+        notes = []  # the corruptions stand in for a missing partner
+    shifted += corrupted
+    if not shifted:
+        return [], notes
+    return [Target("ood", arch), *shifted], notes

@@ -15,6 +15,7 @@ import pandas as pd
 from satm_cl.errors import SatmError
 from satm_cl.io import check_out_dir, make_out_dir
 from satm_cl.records import read_records
+from satm_cl.report.corruptions import corruption_section
 from satm_cl.report.paired import paired_markdown, paired_table
 from satm_cl.report.plots import (
     artifact_label,
@@ -139,7 +140,7 @@ def build_report(record_paths: Sequence[Path], out: Path, artifacts: Sequence[Pa
         files = write_stage_tables(summary, stage, out, paper=paper)
         written += files
         table = accuracy_table(summary, stage, paper=paper)
-        lead = len(STAGE_LAYOUT.get(stage, STAGE_LAYOUT["in-domain"])[0])
+        lead = len(STAGE_LAYOUT.get(stage, STAGE_LAYOUT["in-domain"])[0]) + ("lr_protocol" in table.columns)
         readme += [f"## {stage}", "", stage_caption(stage), "",
                    " · ".join(f"[{f.suffix[1:]}]({_rel(f, out)})" for f in files), ""]
         if not table.empty:
@@ -149,6 +150,10 @@ def build_report(record_paths: Sequence[Path], out: Path, artifacts: Sequence[Pa
             if png is not None:
                 written.append(png)
                 readme += [f"![{caption}]({_rel(png, out)})", ""]
+
+    corrupted_files, corrupted_lines = corruption_section(records, out)
+    written += corrupted_files
+    readme += corrupted_lines
 
     pairs = paired_table(records)
     if not pairs.empty:

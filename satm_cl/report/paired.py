@@ -17,10 +17,10 @@ from typing import Any
 import pandas as pd
 from scipy import stats
 
-from satm_cl.report.tables import _is_missing, with_continual_keys
+from satm_cl.report.tables import _group_value, _is_missing, with_continual_keys
 
 # What must match for two records to be compared (the method is what differs).
-PAIR_KEYS = ("stage", "dataset", "ipc", "arch", "metric", "test_dataset", "step", "protocol")
+PAIR_KEYS = ("stage", "dataset", "ipc", "arch", "metric", "test_dataset", "step", "protocol", "lr_protocol")
 # Higher-is-better metrics that get paired; continual rows are paired at their last step only.
 PAIRED_METRICS = ("test_accuracy", "avg_accuracy")
 COLUMNS = (
@@ -84,7 +84,7 @@ def unit_means(records: Iterable[Mapping[str, Any]]) -> dict[tuple[Any, ...], di
         if not _is_missing(r.get("step")) and r["step"] != last[_scope(r)]:
             continue
         # missing keys count as None, whether absent or NaN (as `tables.summarise` groups them)
-        key = tuple(None if _is_missing(r.get(k)) else r.get(k) for k in PAIR_KEYS)
+        key = tuple(None if _is_missing(_group_value(r, k)) else _group_value(r, k) for k in PAIR_KEYS)
         runs.setdefault(key, {}).setdefault(str(r["method"]), {}).setdefault(_unit(r), []).append(
             float(r["value"])
         )

@@ -19,7 +19,7 @@ import pandas as pd
 import seaborn as sns
 
 from satm_cl.errors import SatmError
-from satm_cl.report.tables import method_rank, paper_match
+from satm_cl.report.tables import is_corrupted, method_rank, paper_match, with_lr_protocol
 
 DPI = 120
 sns.set_theme(style="whitegrid", context="notebook")
@@ -69,7 +69,7 @@ def _group_title(keys: Sequence[str], values: Sequence[Any]) -> str:
     for k, v in zip(keys, values, strict=True):
         if v is None or (isinstance(v, float) and math.isnan(v)):
             continue
-        parts.append(f"IPC {v}" if k == "ipc" else str(v))
+        parts.append(f"IPC {v}" if k == "ipc" else f"{v} LR" if k == "lr_protocol" else str(v))
     return " · ".join(parts)
 
 
@@ -88,9 +88,11 @@ def plot_accuracy_vs_ipc(frame: pd.DataFrame, path: str | Path,
     if sel.empty:
         return None
     colours = _palette(sel["method"].astype(str))
-    groups = _groups(sel, ["dataset"])
+    keys = with_lr_protocol(("dataset",), sel)
+    groups = _groups(sel, keys)
     fig, axes = _grid(len(groups), size=(5.5, 4.2))
-    for ax, ((dataset,), part) in zip(axes, groups, strict=True):
+    for ax, (key, part) in zip(axes, groups, strict=True):
+        dataset = key[0]
         full = part[part["method"] == "full"]
         curve = part[(part["method"] != "full") & part["ipc"].notna()].copy()
         curve["ipc"] = curve["ipc"].astype(float)
@@ -111,7 +113,7 @@ def plot_accuracy_vs_ipc(frame: pd.DataFrame, path: str | Path,
                         ax.scatter([ipc], [hit["mean"]], marker="x", s=60, color=colours[method],
                                    label=f"{method} (paper)", zorder=5)
         _legend_outside(ax, "method")
-        ax.set_title(f"{dataset}: accuracy vs images per class")
+        ax.set_title(f"{_group_title(keys, key)}: accuracy vs images per class")
         ax.set_xlabel("images per class (IPC)")
         ax.set_ylabel("test accuracy (%)")
     return _save(fig, path)
@@ -123,14 +125,15 @@ def plot_cross_arch(frame: pd.DataFrame, path: str | Path) -> Path | None:
     if sel.empty:
         return None
     colours = _palette(sel["method"].astype(str))
-    groups = _groups(sel, ["dataset", "ipc"])
+    keys = with_lr_protocol(("dataset", "ipc"), sel)
+    groups = _groups(sel, keys)
     n_arch = sel["arch"].nunique()
     fig, axes = _grid(len(groups), ncols=2, size=(max(5.0, 1.4 * n_arch + 2), 4.2))
     for ax, (key, part) in zip(axes, groups, strict=True):
         sns.barplot(data=part.assign(arch=part["arch"].astype(str)), x="arch", y="value", hue="method",
                     hue_order=sorted(part["method"].unique(), key=method_rank), palette=colours,
                     errorbar="sd", capsize=0.1, ax=ax)
-        ax.set_title(f"Cross-architecture: {_group_title(['dataset', 'ipc'], key)}")
+        ax.set_title(f"Cross-architecture: {_group_title(keys, key)}")
         ax.set_xlabel("evaluation architecture")
         ax.set_ylabel("test accuracy (%)")
         _legend_outside(ax, "method")
@@ -140,10 +143,13 @@ def plot_cross_arch(frame: pd.DataFrame, path: str | Path) -> Path | None:
 def plot_ood(frame: pd.DataFrame, path: str | Path) -> Path | None:
     """In-domain vs shifted test accuracy: bars grouped by method, hue = test data, error bars = std."""
     sel = _stage(frame, "ood", ["test_accuracy"])
-    if sel.empty:
+    corrupted = [is_corrupted(t) for t in sel["test_dataset"]]
+    sel = sel[[not c for c in corrupted]]  # corrupted test sets have their own plot (report.corruptions)
+    if sel.empty or (any(corrupted) and sel["test_dataset"].isna().all()):
         return None
     sel["test data"] = [("in-domain" if t is None else str(t)) for t in sel["test_dataset"]]
-    groups = _groups(sel, ["dataset", "ipc"])
+    keys = with_lr_protocol(("dataset", "ipc"), sel)
+    groups = _groups(sel, keys)
     n_methods = sel["method"].nunique()
     fig, axes = _grid(len(groups), ncols=2, size=(max(5.0, 1.5 * n_methods + 2), 4.2))
     for ax, (key, part) in zip(axes, groups, strict=True):
@@ -151,7 +157,7 @@ def plot_ood(frame: pd.DataFrame, path: str | Path) -> Path | None:
         sns.barplot(data=part, x="method", y="value", hue="test data", hue_order=tests,
                     order=sorted(part["method"].unique(), key=method_rank), errorbar="sd", capsize=0.1,
                     palette="Set2", ax=ax)
-        ax.set_title(f"Out-of-domain: {_group_title(['dataset', 'ipc'], key)}")
+        ax.set_title(f"Out-of-domain: {_group_title(keys, key)}")
         ax.set_xlabel("method")
         ax.set_ylabel("test accuracy (%)")
         _legend_outside(ax, "test data")

@@ -8,6 +8,7 @@ a row labelled "<method> (paper: <source>)" is placed under the measured row.
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -18,8 +19,10 @@ import pandas as pd
 from satm_cl.errors import SatmError
 
 GROUP_KEYS = ("stage", "method", "dataset", "ipc", "arch", "protocol", "memory_mode", "metric",
-              "test_dataset", "step", "eval_step")
+              "test_dataset", "step", "eval_step", "lr_protocol")
 STAGES = ("in-domain", "cross-arch", "ood", "continual")
+# Stages whose networks train with an evaluation LR protocol; their records without one were `learned`.
+LR_PROTOCOL_STAGES = ("in-domain", "cross-arch", "ood")
 PAPER_COLUMNS = ("source", "method", "dataset", "ipc", "arch", "metric", "mean", "std")
 PAPER_CSV = Path(__file__).resolve().parents[2] / "benchmarks" / "paper_numbers.csv"
 
@@ -72,6 +75,22 @@ def _is_missing(x: Any) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
+# `test_dataset` of a corrupted copy of a test split: `<dataset>-C/<corruption>/<severity>`
+# (written by satm_cl.data.corruptions.corrupted_name).
+CORRUPTED = re.compile(r"^(?P<dataset>.+)-C/(?P<corruption>[A-Za-z0-9_]+)/(?P<severity>\d+)$")
+
+
+def parse_corrupted(test_dataset: Any) -> tuple[str, str, int] | None:
+    """(dataset, corruption, severity) of a corrupted test set's label, None for anything else."""
+    match = CORRUPTED.match(test_dataset) if isinstance(test_dataset, str) else None
+    return None if match is None else (match["dataset"], match["corruption"], int(match["severity"]))
+
+
+def is_corrupted(test_dataset: Any) -> bool:
+    """Whether a `test_dataset` names a corrupted copy of a test split (see `parse_corrupted`)."""
+    return parse_corrupted(test_dataset) is not None
+
+
 def _sort_key(x: Any) -> tuple[int, Any]:
     """Order None first, then numbers, then strings (so mixed key columns sort without TypeError)."""
     if _is_missing(x):
@@ -87,11 +106,24 @@ def method_rank(method: str) -> tuple[int, str]:
     return (METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER), str(method))
 
 
+def lr_protocol_of(rec: Mapping[str, Any]) -> Any:
+    """A record's evaluation LR protocol: its own, `learned` for an evaluation record written before
+    protocols existed, None for stages without one (continual)."""
+    value = rec.get("lr_protocol")
+    if _is_missing(value):
+        return "learned" if rec.get("stage") in LR_PROTOCOL_STAGES else None
+    return value
+
+
+def _group_value(rec: Mapping[str, Any], key: str) -> Any:
+    return lr_protocol_of(rec) if key == "lr_protocol" else rec.get(key)
+
+
 def records_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Records as a tidy DataFrame: the group keys (object dtype, None when absent), seed, value, config."""
     rows = []
     for rec in map(with_continual_keys, records):
-        row = {k: rec.get(k) for k in GROUP_KEYS}
+        row = {k: _group_value(rec, k) for k in GROUP_KEYS}
         value = rec.get("value")
         row["seed"] = rec.get("seed")
         row["value"] = float("nan") if value is None else float(value)
@@ -104,7 +136,7 @@ def summarise(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Mean, sample std (ddof=1; NaN for a single run) and n per GROUP_KEYS; null values are not counted."""
     groups: dict[tuple[Any, ...], list[float]] = {}
     for rec in map(with_continual_keys, records):
-        key = tuple(None if _is_missing(rec.get(k)) else rec.get(k) for k in GROUP_KEYS)
+        key = tuple(None if _is_missing(_group_value(rec, k)) else _group_value(rec, k) for k in GROUP_KEYS)
         values = groups.setdefault(key, [])
         value = rec.get("value")
         if value is not None and not (isinstance(value, float) and math.isnan(value)):
@@ -199,6 +231,15 @@ def attach_paper(summary: pd.DataFrame, paper: pd.DataFrame | None) -> pd.DataFr
 # ----------------------------------------------------------------------------------------------- tables
 
 
+def with_lr_protocol(keys: tuple[str, ...], rows: pd.DataFrame) -> tuple[str, ...]:
+    """`keys` plus `lr_protocol` when `rows` hold more than the default (`learned`) protocol, so tuned
+    and learned numbers get separate rows instead of sharing a cell."""
+    if "lr_protocol" in keys or "lr_protocol" not in rows:
+        return keys
+    protocols = {p for p in rows["lr_protocol"] if not _is_missing(p)}
+    return (*keys, "lr_protocol") if protocols - {"learned"} else keys
+
+
 def _as_keys(layout: Layout) -> tuple[str, ...]:
     return (layout,) if isinstance(layout, str) else tuple(layout)
 
@@ -238,6 +279,12 @@ def accuracy_table(summary: pd.DataFrame, stage: str, rows: Layout | None = None
         sel = sel[sel["eval_step"].isna()]
     if sel.empty:
         return pd.DataFrame(columns=list(row_keys))
+    if stage == "ood":  # corrupted test sets get their own table (report.corruptions)
+        sel = sel[[not is_corrupted(t) for t in sel["test_dataset"]]]
+        if sel.empty:
+            return pd.DataFrame(columns=list(row_keys))
+    if rows is None:
+        row_keys = with_lr_protocol(row_keys, sel)
     if paper is not None and stage == "in-domain":
         sel = pd.concat([sel, _paper_rows(sel, paper)], ignore_index=True)
     cells: dict[tuple[Any, ...], dict[tuple[Any, ...], str]] = {}
@@ -327,7 +374,7 @@ def write_stage_tables(summary: pd.DataFrame, stage: str, out: str | Path,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     table = accuracy_table(summary, stage, paper=paper)
-    lead = len(STAGE_LAYOUT.get(stage, STAGE_LAYOUT["in-domain"])[0])
+    lead = len(STAGE_LAYOUT.get(stage, STAGE_LAYOUT["in-domain"])[0]) + ("lr_protocol" in table.columns)
     md, csv, tex = out / f"{stage}.md", out / f"{stage}.csv", out / f"{stage}.tex"
     md.write_text(f"# {stage}\n\n{stage_caption(stage)}\n\n{to_markdown(table, lead)}")
     stage_csv(summary, stage, paper).to_csv(csv, index=False)

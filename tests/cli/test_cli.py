@@ -40,11 +40,33 @@ def test_datasets_status() -> None:
         (("experts", "--dataset", "cifar10", "--data-dir", str(Path(__file__).parent)), "cifar10"),
         (("show", "/nonexistent"), "not a synthetic set"),
         (("condense", "--device", "tpu"), "unknown device"),
+        (
+            ("evaluate", "--baseline", "random", "--dataset", "digits", "--ipc", "1", "--lr-protocol", "x"),
+            "unknown LR protocol 'x'",
+        ),
+        (
+            (
+                "evaluate",
+                "--baseline",
+                "random",
+                "--dataset",
+                "digits",
+                "--ipc",
+                "1",
+                "--suite",
+                "ood",
+                "--corruptions",
+                "fog",
+            ),
+            "unknown corruption 'fog'",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(args: tuple[str, ...], message: str, tmp_path: Path) -> None:
     code, _, err = _run(
-        *args, *(("--cache-dir", str(tmp_path)) if args[0] in ("condense", "experts") else ())
+        *args,
+        *(("--cache-dir", str(tmp_path)) if args[0] in ("condense", "experts") else ()),
+        *(("--out", str(tmp_path)) if args[0] == "evaluate" else ()),
     )
     assert code == 2
     assert message in err

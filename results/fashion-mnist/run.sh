@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# SKELETON (not run yet): regenerates results/fashion-mnist/ — item 1 (benchmark table, cross-arch with
+# both LR protocols, corruption suite) and item 5 (the pre-registered SATM-vs-MTT study; protocol in
+# README.md, fixed before any run). Every step resumes: condense --resume keeps finished artifacts,
+# evaluate skips rows already in its records.jsonl. JOBS=1 runs sequentially.
+#   usage: bash results/fashion-mnist/run.sh [select|heldout|benchmark|report|all]   (default: all)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+R=results/fashion-mnist
+A=$R/artifacts
+V=$R/variants
+E=$R/evals
+DATA=${DATA_DIR:-/usr/share/datasets/fashion-mnist}
+export OMP_NUM_THREADS=1 # two single-thread jobs at a time; also what makes reruns byte-identical
+JOBS=${JOBS:-2}
+STAGE=${1:-all}
+SELECT_SEEDS="0 1 2"
+HELDOUT_SEEDS="3 4 5 6 7"
+mkdir -p "$V" "$E"
+
+# --- background jobs, at most $JOBS at a time
+par() { "$@" & while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n; done; }
+
+# --- variant configs (JSON overrides on top of the fashion-mnist-ipcK preset); eval_runs 5 makes the
+#     artifact's selection.val_accuracy a 5-run mean on the val split (the selection metric)
+variant() { # name json-body
+  printf '{"eval_runs": 5, %s}\n' "$2" >"$V/$1.json"
+}
+EXACT='"truncate": null, "reuse_trajectory": false, "lr_grad": "autograd"'
+TUH='"truncate": 10, "truncate_descent": true, "reuse_trajectory": false'
+ASCENT='"truncate": 10, "truncate_descent": false, "reuse_trajectory": false'
+SATM_STEP1=""
+for rho in 0.1 0.3 1.0; do
+  for hg in exact tuh ascent; do
+    case $hg in exact) body=$EXACT ;; tuh) body=$TUH ;; ascent) body=$ASCENT ;; esac
+    variant "satm-rho$rho-$hg" "\"rho\": $rho, \"minimizer\": \"sam\", \"smooth_samples\": 0, $body"
+    SATM_STEP1="$SATM_STEP1 satm-rho$rho-$hg"
+  done
+done
+MTT_GRID=""
+for n in 10 20 40; do
+  for li in 30 100 300 1000; do
+    variant "mtt-n$n-lrimg$li" "\"syn_steps\": $n, \"lr_img\": $li"
+    MTT_GRID="$MTT_GRID mtt-n$n-lrimg$li"
+  done
+done
+
+condense() { # ipc method variant seed
+  local out=$A/ipc$1-$3-s$4
+  [ -f "$out/synthetic.json" ] && return 0
+  satm-cl condense --dataset fashion-mnist --data-dir "$DATA" --ipc "$1" --method "$2" \
+    --config "$V/$3.json" --seed "$4" --out "$out" --resume
+}
+
+best() { # ipc variant... -> the variant with the highest mean selection val accuracy over SELECT_SEEDS
+  python - "$A" "$1" "$SELECT_SEEDS" "${@:2}" <<'PY'
+import json, statistics, sys
+from pathlib import Path
+root, ipc, seeds, variants = Path(sys.argv[1]), sys.argv[2], sys.argv[3].split(), sys.argv[4:]
+def score(v):
+    metas = [json.loads((root / f"ipc{ipc}-{v}-s{s}" / "synthetic.json").read_text()) for s in seeds]
+    val = statistics.fmean(m["selection"]["val_accuracy"] for m in metas)
+    cost = statistics.fmean(m["wall_time_s"] / max(1, m["iterations"]) for m in metas)
+    return val, cost
+scores = {v: score(v) for v in variants}
+top = max(s for s, _ in scores.values())
+# ties within 0.1 points go to the cheaper variant (README: selection rule)
+print(min((v for v in variants if scores[v][0] >= top - 0.1), key=lambda v: scores[v][1]))
+PY
+}
+
+select_ipc() { # ipc: run both grids on the selection seeds, write $R/chosen-ipc$1.{satm,mtt}
+  local ipc=$1 v s
+  for s in $SELECT_SEEDS; do
+    for v in $SATM_STEP1; do par condense "$ipc" satm "$v" "$s"; done
+    for v in $MTT_GRID; do par condense "$ipc" mtt "$v" "$s"; done
+  done
+  wait
+  local w1
+  w1=$(best "$ipc" $SATM_STEP1)
+  # step 2: one factor at a time on the step-1 winner (README: grids)
+  local base
+  base=$(python -c "import json,sys; d=json.load(open('$V/$w1.json')); print(json.dumps(d)[1:-1])")
+  local step2="$w1"
+  if grep -q '"truncate": 10' "$V/$w1.json"; then
+    variant "$w1-tr" "$base, \"reuse_trajectory\": true"
+  else
+    variant "$w1-tr" "$(echo "$base" | sed -E 's/"rho": [0-9.]+/"rho": 0.05/')"
+  fi
+  variant "$w1-smooth" "$base, \"smooth_samples\": 2, \"smooth_sigma\": 0.1"
+  variant "$w1-asam" "$(echo "$base" | sed 's/"minimizer": "sam"/"minimizer": "asam"/')"
+  for s in $SELECT_SEEDS; do
+    for v in "$w1-tr" "$w1-smooth" "$w1-asam"; do par condense "$ipc" satm "$v" "$s"; done
+  done
+  wait
+  # (a key repeated in a variant file: the later value wins, as json.load keeps the last)
+  best "$ipc" $step2 "$w1-tr" "$w1-smooth" "$w1-asam" >"$R/chosen-ipc$ipc.satm"
+  best "$ipc" $MTT_GRID >"$R/chosen-ipc$ipc.mtt"
+}
+
+heldout_ipc() { # ipc: chosen variants (and their syn_steps 80 versions) on the held-out seeds
+  local ipc=$1 s m v
+  for m in satm mtt; do
+    v=$(cat "$R/chosen-ipc$ipc.$m")
+    local body
+    body=$(python -c "import json; d=json.load(open('$V/$v.json')); d['syn_steps']=80
+if d.get('truncate'): d['truncate']=40
+print(json.dumps(d)[1:-1])")
+    variant "$v-n80" "$body"
+    for s in $HELDOUT_SEEDS; do
+      par condense "$ipc" "$m" "$v" "$s"
+      par condense "$ipc" "$m" "$v-n80" "$s"
+    done
+  done
+  wait
+  for m in satm mtt; do
+    v=$(cat "$R/chosen-ipc$ipc.$m")
+    for s in $HELDOUT_SEEDS; do
+      for x in "$v" "$v-n80"; do
+        par satm-cl evaluate --synthetic "$A/ipc$ipc-$x-s$s" --data-dir "$DATA" --suite in-domain \
+          --runs 5 --seed $((10 * s)) --out "$E/ipc$ipc-$x"
+      done
+    done
+  done
+  wait
+}
+
+benchmark() { # item 1: baselines, IPC 50, cross-arch (both LR protocols) and corruptions at IPC 10
+  local s b ipc
+  for ipc in 1 10 50; do
+    for b in random herding kcenter; do
+      for s in $HELDOUT_SEEDS; do
+        par satm-cl evaluate --baseline $b --dataset fashion-mnist --data-dir "$DATA" --ipc $ipc \
+          --suite in-domain --runs 5 --seed $((10 * s)) --out "$E/baselines"
+      done
+    done
+  done
+  wait
+  satm-cl evaluate --baseline full --dataset fashion-mnist --data-dir "$DATA" --suite in-domain \
+    --suite cross-arch --lr-protocol both --runs 5 --out "$E/full"
+  for m in satm mtt; do # IPC 50 with IPC 10's choice, one seed
+    v=$(cat "$R/chosen-ipc10.$m")
+    condense 50 $m "$v" 3
+    satm-cl evaluate --synthetic "$A/ipc50-$v-s3" --data-dir "$DATA" --suite in-domain --runs 5 \
+      --seed 30 --out "$E/ipc50-$v"
+    satm-cl evaluate --synthetic "$A/ipc10-$v-s3" --data-dir "$DATA" --suite cross-arch --suite ood \
+      --lr-protocol both --runs 5 --seed 30 --out "$E/ipc10-$v-s3-transfer"
+  done
+  for b in random herding kcenter; do
+    satm-cl evaluate --baseline $b --dataset fashion-mnist --data-dir "$DATA" --ipc 10 --suite cross-arch \
+      --suite ood --lr-protocol both --runs 5 --seed 30 --out "$E/baselines-transfer"
+  done
+}
+
+report() {
+  # shellcheck disable=SC2046
+  satm-cl report $(find "$E" -name records.jsonl | sort) --out "$R/report"
+}
+
+case $STAGE in
+  select) select_ipc 1; select_ipc 10 ;;
+  heldout) heldout_ipc 1; heldout_ipc 10 ;;
+  benchmark) benchmark ;;
+  report) report ;;
+  all) select_ipc 1; select_ipc 10; heldout_ipc 1; heldout_ipc 10; benchmark; report ;;
+  *) echo "unknown stage $STAGE (select|heldout|benchmark|report|all)" >&2; exit 2 ;;
+esac

@@ -1,0 +1,175 @@
+"""Evaluation LR protocols (learned / tuned / both) and the ood suite's corrupted test sets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+import satm_cl.evaluate.runner as runner
+from satm_cl.baselines import create_baseline
+from satm_cl.data import create_dataset
+from satm_cl.errors import SatmError
+from satm_cl.evaluate import EvalRequest, run_evaluation
+from satm_cl.evaluate.lr_protocol import (
+    LR_GRID,
+    expand_lr_protocols,
+    lr_selection_config,
+    recorded_choice,
+    select_lr,
+)
+from satm_cl.evaluate.suites import OWN, SUITES, SuiteContext
+from satm_cl.records import read_records, record_key
+from satm_cl.synthetic import SyntheticSet
+
+GRID = (0.01, 0.1)
+
+
+@lru_cache(maxsize=1)
+def _set() -> SyntheticSet:
+    return create_baseline("random", "digits", 1, seed=0)
+
+
+def test_expand_lr_protocols() -> None:
+    assert expand_lr_protocols("both") == ("learned", "tuned")
+    assert expand_lr_protocols(["tuned", "learned", "tuned"]) == ("learned", "tuned")
+    assert expand_lr_protocols("tuned") == ("tuned",)
+    with pytest.raises(SatmError, match="unknown LR protocol 'fixed'; valid: learned, tuned, both"):
+        expand_lr_protocols("fixed")
+
+
+def test_select_lr_takes_the_best_val_score_and_ties_to_the_smaller_lr() -> None:
+    chosen, scores = select_lr({0.001: 50.0, 0.01: 80.0, 0.1: 80.0}.__getitem__, grid=(0.001, 0.01, 0.1))
+    assert chosen == 0.01 and scores == {"0.001": 50.0, "0.01": 80.0, "0.1": 80.0}
+    chosen, _ = select_lr(lambda lr: -abs(lr - 0.03))
+    assert chosen == 0.03 and 0.03 in LR_GRID
+    with pytest.raises(SatmError, match="empty"):
+        select_lr(lambda lr: 0.0, grid=())
+
+
+def test_recorded_choice_only_for_the_same_grid() -> None:
+    config = {"lr_selection": lr_selection_config(0.1, {"0.01": 1.0, "0.1": 2.0}, seed=7, grid=GRID)}
+    assert recorded_choice(config, grid=GRID) == config["lr_selection"]
+    assert lr_selection_config(0.01, {}, seed=0)["at_grid_edge"] is False  # inside the default grid
+    assert recorded_choice(config) is None  # made on another grid: not reused
+    assert recorded_choice({}) is None
+
+
+def test_records_without_a_protocol_have_the_learned_identity() -> None:
+    base = {"stage": "in-domain", "method": "satm", "dataset": "digits", "ipc": 1, "arch": "convnet"}
+    old = {**base, "seed": 0, "metric": "test_accuracy"}
+    assert record_key(old) == record_key({**old, "lr_protocol": "learned"})
+    assert record_key(old) != record_key({**old, "lr_protocol": "tuned"})
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[tuple[str, ...], float | None, int]]:
+    """Every training the runner starts: (test set names, lr, seed); the grid is cut to two LRs."""
+    monkeypatch.setattr("satm_cl.evaluate.lr_protocol.LR_GRID", GRID)
+    seen: list[tuple[tuple[str, ...], float | None, int]] = []
+    real: Callable[..., dict[str, float]] = runner.evaluate_run
+
+    def recording(
+        syn: SyntheticSet, arch: str, tests: Any, epochs: int, seed: int, *args: Any
+    ) -> dict[str, float]:
+        seen.append((tuple(tests), args[3] if len(args) > 3 else None, seed))
+        return real(syn, arch, tests, epochs, seed, *args)
+
+    monkeypatch.setattr(runner, "evaluate_run", recording)
+    return seen
+
+
+def _request(out: Path, **kw: Any) -> EvalRequest:
+    base: dict[str, Any] = {
+        "synthetic": None,
+        "baseline": "random",
+        "dataset": "digits",
+        "ipc": 1,
+        "suites": ("in-domain",),
+        "out": out,
+        "runs": 1,
+        "epochs": 2,
+        "device": "cpu",
+        "progress": False,
+        "cache_dir": out / "cache",
+    }
+    return EvalRequest(**{**base, **kw})
+
+
+def test_both_protocols_tune_on_val_and_record_the_choice(tmp_path: Path, calls: list[Any]) -> None:
+    path = run_evaluation(_request(tmp_path, lr_protocol="both"))
+    recs = {r["lr_protocol"]: r for r in read_records(path)}
+    assert set(recs) == {"learned", "tuned"}
+    learned, tuned = recs["learned"], recs["tuned"]
+    assert learned["config"]["lr"] == pytest.approx(_set().lr) and "lr_selection" not in learned["config"]
+    selection = tuned["config"]["lr_selection"]
+    assert selection["grid"] == list(GRID) and selection["split"] == "val"
+    assert set(selection["val_accuracy"]) == {"0.01", "0.1"}
+    best = max(GRID, key=lambda lr: (selection["val_accuracy"][repr(lr)], -lr))
+    assert selection["chosen"] == best == tuned["config"]["lr"]
+    assert selection["at_grid_edge"] is True  # a two-value grid: every choice is at an edge
+    # one learned run on the test split, one val run per grid LR, then the tuned run at the chosen LR
+    assert [(names, lr) for names, lr, _ in calls] == [
+        (("own",), pytest.approx(_set().lr)),
+        (("val",), 0.01),
+        (("val",), 0.1),
+        (("own",), best),
+    ]
+    assert calls[1][2] != 0  # selection runs use their own seed, not an evaluation seed
+    calls.clear()
+    run_evaluation(_request(tmp_path, lr_protocol="both"))
+    assert calls == []  # everything recorded: nothing retrained
+
+
+def test_tuned_rerun_with_more_runs_reuses_the_recorded_choice(tmp_path: Path, calls: list[Any]) -> None:
+    run_evaluation(_request(tmp_path, lr_protocol="tuned"))
+    assert len(calls) == 3
+    chosen = calls[-1][1]
+    calls.clear()
+    path = run_evaluation(_request(tmp_path, lr_protocol="tuned", runs=2))
+    assert [(names, lr, seed) for names, lr, seed in calls] == [(("own",), chosen, 1)]
+    assert sorted(r["seed"] for r in read_records(path)) == [0, 1]
+
+
+def test_bad_protocol_fails_before_work(tmp_path: Path, calls: list[Any]) -> None:
+    with pytest.raises(SatmError, match="unknown LR protocol"):
+        run_evaluation(_request(tmp_path, lr_protocol="bogus"))
+    assert calls == [] and not (tmp_path / "records.jsonl").exists()
+
+
+def test_ood_suite_plans_corrupted_targets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("satm_cl.evaluate.suites.OOD_PARTNERS", {})
+    test = create_dataset("digits").test
+    ctx = SuiteContext(_set(), "digits", {OWN: (test.x, test.y)}, corruptions=("contrast",), cache=tmp_path)
+    targets, notes = SUITES.get("ood")(ctx)
+    assert not notes  # the corruptions stand in for the missing partner
+    labels = [f"digits-C/contrast/{s}" for s in (1, 2, 3)]
+    assert [(t.stage, t.test, t.test_dataset) for t in targets] == [
+        ("ood", OWN, None),
+        *[("ood", label, label) for label in labels],
+    ]
+    for label in labels:
+        x, y = ctx.tests[label]
+        assert x.shape == test.x.shape and torch.equal(y, test.y) and not torch.equal(x, test.x)
+    assert len(list((tmp_path / "corruptions" / "digits").glob("contrast-*.safetensors"))) == 3
+    assert "digits-C" in ctx.extra
+    # no partner and no corruptions: one note
+    targets, notes = SUITES.get("ood")(SuiteContext(_set(), "digits", {OWN: (test.x, test.y)}))
+    assert targets == [] and len(notes) == 1
+
+
+def test_runner_records_corruptions_from_one_training(tmp_path: Path, calls: list[Any]) -> None:
+    req = _request(tmp_path, suites=("ood",), corruptions="rotation")
+    path = run_evaluation(req)
+    recs = [r for r in read_records(path) if r["metric"] == "test_accuracy"]
+    shifted = sorted(r["test_dataset"] for r in recs if r.get("test_dataset", "").startswith("digits-C/"))
+    assert shifted == [f"digits-C/rotation/{s}" for s in (1, 2, 3)]
+    trained = [c for c in calls if "own" in c[0]]
+    assert len(trained) == 1 and set(trained[0][0]) >= {"own", *shifted}
+    assert "digits-C" in recs[0]["config"]["resampled"]
+    with pytest.raises(SatmError, match="unknown corruption"):
+        run_evaluation(_request(tmp_path / "bad", suites=("ood",), corruptions="fog"))
