@@ -167,10 +167,10 @@ def test_evaluate_failure_is_reported_and_rerun_does_only_what_is_missing(
 ) -> None:
     real = eval_runner.evaluate_runs
 
-    def broken_seed_1(syn: Any, arch: str, tests: Any, epochs: int, seeds: Any, *a: Any) -> Any:
+    def broken_seed_1(syn: Any, arch: str, tests: Any, epochs: int, seeds: Any, *a: Any, **kw: Any) -> Any:
         if 1 in seeds and arch == "mlp":
             raise RuntimeError("out of memory")
-        return real(syn, arch, tests, epochs, seeds, *a)
+        return real(syn, arch, tests, epochs, seeds, *a, **kw)
 
     monkeypatch.setattr(eval_runner, "evaluate_runs", broken_seed_1)
     req = _request(tmp_path)
@@ -354,7 +354,7 @@ def test_cli_unknown_executor_and_failed_jobs_exit_2(tmp_path: Path, monkeypatch
     bad = CliRunner().invoke(app, [*base, "--executor", "dask"])
     assert bad.exit_code == 2 and "unknown executor 'dask'; valid: local, ray" in bad.output
 
-    def boom(*a: Any) -> dict[str, float]:
+    def boom(*a: Any, **kw: Any) -> dict[str, float]:
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(eval_runner, "evaluate_runs", boom)

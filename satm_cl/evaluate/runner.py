@@ -48,7 +48,6 @@ from satm_cl.evaluate.protocol import (
     EVAL_WEIGHT_DECAY,
     arch_kwargs_for,
     build_model,
-    evaluate_run,
     evaluate_runs,
     run_groups,
     run_seed,
@@ -391,7 +390,7 @@ def _tune_lr(
     seed = derive_seed(base_seed, "lr-select")
 
     def score(lr: float) -> float:
-        return evaluate_run(plan.syn, arch, val, epochs, seed, device, kwargs, plan.dsa, lr)["val"]
+        return evaluate_runs(plan.syn, arch, val, epochs, [seed], device, kwargs, plan.dsa, lr=lr)[0]["val"]
 
     chosen, scores = select_lr(score)
     log.info("%s: tuned LR %g (val accuracy per LR %s)", arch, chosen, scores)

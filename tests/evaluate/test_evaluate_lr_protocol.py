@@ -71,15 +71,15 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[tuple[str, ...], float 
     """Every training the runner starts: (test set names, lr, seed); the grid is cut to two LRs."""
     monkeypatch.setattr("satm_cl.evaluate.lr_protocol.LR_GRID", GRID)
     seen: list[tuple[tuple[str, ...], float | None, int]] = []
-    real: Callable[..., dict[str, float]] = runner.evaluate_run
+    real: Callable[..., list[dict[str, float]]] = runner.evaluate_runs
 
     def recording(
-        syn: SyntheticSet, arch: str, tests: Any, epochs: int, seed: int, *args: Any
-    ) -> dict[str, float]:
-        seen.append((tuple(tests), args[3] if len(args) > 3 else None, seed))
-        return real(syn, arch, tests, epochs, seed, *args)
+        syn: SyntheticSet, arch: str, tests: Any, epochs: int, seeds: Any, *args: Any, **kw: Any
+    ) -> list[dict[str, float]]:
+        seen.extend((tuple(tests), kw.get("lr"), seed) for seed in seeds)
+        return real(syn, arch, tests, epochs, seeds, *args, **kw)
 
-    monkeypatch.setattr(runner, "evaluate_run", recording)
+    monkeypatch.setattr(runner, "evaluate_runs", recording)
     return seen
 
 
@@ -112,14 +112,15 @@ def test_both_protocols_tune_on_val_and_record_the_choice(tmp_path: Path, calls:
     best = max(GRID, key=lambda lr: (selection["val_accuracy"][repr(lr)], -lr))
     assert selection["chosen"] == best == tuned["config"]["lr"]
     assert selection["at_grid_edge"] is True  # a two-value grid: every choice is at an edge
-    # one learned run on the test split, one val run per grid LR, then the tuned run at the chosen LR
+    # one val run per grid LR (the choice is made before any run is dispatched), then the learned run
+    # on the test split and the tuned run at the chosen LR
     assert [(names, lr) for names, lr, _ in calls] == [
-        (("own",), pytest.approx(_set().lr)),
         (("val",), 0.01),
         (("val",), 0.1),
+        (("own",), pytest.approx(_set().lr)),
         (("own",), best),
     ]
-    assert calls[1][2] != 0  # selection runs use their own seed, not an evaluation seed
+    assert calls[0][2] != 0  # selection runs use their own seed, not an evaluation seed
     calls.clear()
     run_evaluation(_request(tmp_path, lr_protocol="both"))
     assert calls == []  # everything recorded: nothing retrained
