@@ -43,7 +43,8 @@ def main() -> None:
         "Command: `results/scale-out/run.sh` (regenerates this file; raw times in `times.csv`).",
         "Per mode it runs `satm-cl experts --dataset digits` (preset digits-ipc1: 8 experts x 15 epochs,",
         "one job per expert) and `satm-cl evaluate --baseline random --dataset digits --ipc 1 --suite",
-        f"in-domain --runs {runs}` (one job per run, 300 epochs each), from an empty cache and output",
+        f"in-domain --runs {runs}` (300 epochs each; runs that train stacked form one job, and on a CPU all",
+        "runs of this 10-image set stack, so evaluate is a single job), from an empty cache and output",
         "directory, one torch thread per job, on this machine's 2 cores. Each mode ran",
         f"{reps} time(s), modes interleaved; the table shows each mode's fastest run.",
         "",
@@ -71,11 +72,15 @@ def main() -> None:
         f"{'yes' if same_experts else 'NO'}; records.jsonl bytes (output path masked) "
         f"{'yes' if same_records else 'NO'}",
         "",
-        "Caveat: the machine was shared with other sessions running their own jobs during the measurement:",
+        (
+            "Caveat: the machine was shared with other jobs during the measurement:"
+            if max(loads) > 2
+            else "The machine was otherwise idle:"
+        ),
         f"the 1-minute load average before the runs was {min(loads):.1f} to {max(loads):.1f} on 2 cores",
-        "(`load_before` in `times.csv`), so absolute times and ratios are noisy; rerun the script on an idle",
-        "machine for clean figures. The `ray` mode pays Ray's start-up (and its workers') in each of its two",
-        "commands; on a cluster the head is started once, which is what `ray-cluster` measures.",
+        "(`load_before` in `times.csv`). The `ray` mode pays Ray's start-up (and its workers' imports) in",
+        "each of its two commands, a fixed cost of a few seconds that weighs more the shorter the grid; on",
+        "a cluster the head is started once, which is what `ray-cluster` measures.",
         "",
     ]
     probe_file = times.with_name("probe.json")
@@ -84,16 +89,13 @@ def main() -> None:
         one, two = probe["local"], probe["local-jobs2"]
         autogroup = "on" if probe["autogroup"] == "1" else "off"
         text = (
-            "Why two local workers were not faster here (`probe.py`, `probe.json`): the same fixed job run 4"
-            f" times got {one['cpu_share_per_job']:.2f} of a core in process and"
+            "CPU share probe (`probe.py`, `probe.json`): the same fixed job run 4 times got"
+            f" {one['cpu_share_per_job']:.2f} of a core in process and"
             f" {two['cpu_share_per_job']:.2f} of a core per job on two workers ({one['wall_s']:.1f} s vs"
             f" {two['wall_s']:.1f} s for the four). Autogroup scheduling is {autogroup}"
             " (`/proc/sys/kernel/sched_autogroup_enabled`): on a busy machine each session gets one fair"
-            " slice of CPU shared by all its processes, so a second worker adds no CPU. A local Ray's workers"
-            " were in the driver's autogroup too (checked by hand in `/proc/PID/autogroup`), so the same"
-            " limit applies to them; why `ray` still did better than `local --jobs 2` in this run is not"
-            " known. Ratios measured on this machine say more about the scheduler than about the executors'"
-            " overhead."
+            " slice of CPU shared by all its processes, so a second worker adds CPU only when the machine"
+            " has it to give."
         )
         lines += [*textwrap.wrap(text, 105), ""]
     readme.write_text("\n".join(lines))
