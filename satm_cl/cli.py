@@ -82,12 +82,18 @@ Threads = Annotated[int, typer.Option(help="Torch threads (and CPUs) per job; re
 GpusPerJob = Annotated[float, typer.Option(help="ray: GPUs each task asks for (with --device cuda).")]
 
 
-def _exec_config(executor: str, jobs: int, ray_address: str | None, threads: int, gpus: float) -> Any:
-    """The ExecConfig of the grid options (`satm_cl.execution`); an unknown executor is a SatmError."""
-    from satm_cl.execution import EXECUTORS, ExecConfig
+def _exec_config(
+    executor: str, jobs: int, ray_address: str | None, threads: int, gpus: float, start: bool = True
+) -> Any:
+    """The ExecConfig of the grid options (`satm_cl.execution`); an unknown executor is a SatmError.
+    With `start`, Ray (if chosen) starts connecting in the background while the command plans."""
+    from satm_cl.execution import EXECUTORS, ExecConfig, start_early
 
     EXECUTORS.get(executor)
-    return ExecConfig(executor=executor, jobs=jobs, ray_address=ray_address, threads=threads, gpus=gpus)
+    cfg = ExecConfig(executor=executor, jobs=jobs, ray_address=ray_address, threads=threads, gpus=gpus)
+    if start:
+        start_early(cfg)
+    return cfg
 
 
 def _guard(fn: Callable[[], T]) -> T:
@@ -512,7 +518,7 @@ def reproduce(
                 typer.echo(f"{name:12s} {title}")
             typer.echo("run one with: satm-cl reproduce TABLE [--scale cpu|paper] [--dry-run]")
             return
-        grid = _exec_config(executor, jobs, ray_address, threads, gpus_per_job)
+        grid = _exec_config(executor, jobs, ray_address, threads, gpus_per_job, start=not dry_run)
         rep.run(
             table, scale, out, device, data_dir, cache_dir, dry_run=dry_run, echo=typer.echo, executor=grid
         )

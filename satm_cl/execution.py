@@ -13,8 +13,10 @@ died is re-run up to `ExecConfig.retries` times.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import multiprocessing
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -194,27 +196,129 @@ def _run_pool(jobs: Sequence[Job], cfg: ExecConfig, commit: Commit) -> list[JobR
     return results.ordered()
 
 
-@contextmanager
-def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[Any]:
-    """Use the Ray this process is connected to, else join `address`, else start a local one (loopback,
-    no dashboard); a Ray started here is shut down on exit."""
+def _import_ray() -> Any:
     try:
         import ray
     except ImportError:
         raise SatmError("--executor ray needs Ray: pip install 'satm-cl[ray]'") from None
+    return ray
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A HOST:PORT nobody answers on is one line now (Ray itself retries for minutes, logging as it goes)."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        if address == "auto":
+            return  # Ray's own lookup of a cluster started on this machine
+        raise SatmError(f"--ray-address must look like HEAD_IP:PORT (or auto), got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise SatmError(
+            f"no Ray head answers at {address} ({why}); start one with `ray start --head` "
+            "or leave out --ray-address to start a local Ray"
+        ) from None
+
+
+def _ray_init(ray: Any, address: str | None) -> None:
+    """Join `address`, else start a local Ray (loopback, no dashboard)."""
+    common: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    if address is not None:
+        _check_reachable(address)
+        ray.init(address=address, **common)
+    else:
+        ray.init(_node_ip_address="127.0.0.1", **common)
+
+
+@contextmanager
+def ray_session(address: str | None) -> Iterator[Any]:
+    """Use the Ray this process is connected to (or being connected to by `start_early`), else join
+    `address`, else start a local one; a Ray started here is shut down on exit."""
+    if _EARLY is not None:
+        _EARLY.wait()
+    ray = _import_ray()
     started = False
     if not ray.is_initialized():
-        common: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-        if address is not None:
-            ray.init(address=address, **common)
-        else:
-            ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1", **common)
+        _ray_init(ray, address)
         started = True
     try:
         yield ray
     finally:
         if started:
             ray.shutdown()
+
+
+def _warm_worker() -> None:
+    """Import what every job needs (torch, the training code) so the first real task finds it loaded."""
+    import satm_cl.training  # noqa: F401  (imports torch)
+
+
+class _NotMainThread(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "not the main thread" not in record.getMessage()
+
+
+class _EarlyRay:
+    """Connects to (or starts) Ray on a background thread while the driver plans its grid, then warms one
+    worker per local CPU. The thread stays alive until exit: Ray ties the processes of a local Ray to the
+    thread that started them (parent-death signal), and stops them at exit."""
+
+    def __init__(self, cfg: ExecConfig) -> None:
+        self._ready, self._stop = threading.Event(), threading.Event()
+        self._error: BaseException | None = None
+        threading.Thread(target=self._run, args=(cfg,), name="satm-ray-start", daemon=True).start()
+
+    def _run(self, cfg: ExecConfig) -> None:
+        try:
+            ray = _import_ray()
+            logging.getLogger("ray._private.worker").addFilter(_NotMainThread())  # Ray's own SIGTERM note
+            _ray_init(ray, cfg.ray_address)
+            atexit.register(self.stop)
+            if cfg.ray_address is None:
+                warm = ray.remote(_warm_worker).options(num_cpus=cfg.threads)
+                self._warming = [warm.remote() for _ in range(max(1, _local_cpus() // cfg.threads))]
+        except BaseException as exc:  # re-raised in the driver by wait()
+            self._error = exc
+        finally:
+            self._ready.set()
+        self._stop.wait()
+
+    def wait(self) -> None:
+        """Block until Ray is ready; a start-up failure is raised here, in the driver."""
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+
+    def stop(self) -> None:
+        """Shut Ray down (at exit) and let the thread end."""
+        if self._ready.wait(timeout=120) and self._error is None:
+            import ray
+
+            ray.shutdown()
+        self._stop.set()
+
+
+def _local_cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+_EARLY: _EarlyRay | None = None
+
+
+def start_early(cfg: ExecConfig) -> None:
+    """For `--executor ray`: start connecting (a local Ray: starting it and warming its workers) now, in
+    the background, so Ray's start-up overlaps the driver's planning; `run_ray` waits for it. Idempotent;
+    a no-op for other executors."""
+    global _EARLY
+    if cfg.executor == "ray" and _EARLY is None:
+        if cfg.ray_address is not None:
+            _check_reachable(cfg.ray_address)  # a wrong address fails before the command does any work
+        _EARLY = _EarlyRay(cfg)
 
 
 @EXECUTORS.register("ray")
@@ -257,4 +361,5 @@ __all__ = [
     "raise_failures",
     "ray_session",
     "run_jobs",
+    "start_early",
 ]

@@ -241,6 +241,37 @@ def test_ray_retries_a_killed_worker(tmp_path: Path, local_ray: Any) -> None:
     assert results[0].value == "ok"
 
 
+def _cli(args: list[str], tmp: Path) -> subprocess.CompletedProcess[str]:
+    """`satm-cl ARGS` in a fresh process, loopback Ray, one thread."""
+    return subprocess.run(
+        [sys.executable, "-m", "satm_cl.cli", *args], env=_ray_env(tmp), capture_output=True, text=True, timeout=300
+    )
+
+
+def test_cli_on_ray_starts_ray_while_planning_and_matches_local(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'satm-cl[ray]')")
+    base = ["evaluate", "--baseline", "random", "--dataset", "digits", "--ipc", "1", "--suite", "in-domain"]
+    base += ["--runs", "2", "--epochs", "3", "--device", "cpu"]
+    texts = {}
+    for name in ("local", "ray"):
+        done = _cli([*base, "--out", str(tmp_path / name), "--executor", name], tmp_path)
+        assert done.returncode == 0, done.stderr[-2000:]
+        texts[name] = _records_text(tmp_path / name)
+    assert texts["local"] == texts["ray"] and texts["ray"].count("\n") == 2
+
+
+def test_cli_refuses_a_ray_address_nobody_answers_in_one_line(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'satm-cl[ray]')")
+    port = _free_port()
+    args = ["evaluate", "--baseline", "random", "--dataset", "digits", "--suite", "in-domain"]
+    for address, says in ((f"127.0.0.1:{port}", "no Ray head answers"), ("nocolon", "HEAD_IP:PORT")):
+        t0 = time.monotonic()
+        done = _cli([*args, "--out", str(tmp_path / "out"), "--executor", "ray", "--ray-address", address], tmp_path)
+        assert done.returncode == 2 and time.monotonic() - t0 < 60
+        assert done.stderr.strip().count("\n") == 0 and says in done.stderr, done.stderr
+    assert not (tmp_path / "out").exists()
+
+
 # ---------------------------------------------------------------- two Ray nodes on this machine (slow)
 def _free_port() -> int:
     with socket.socket() as s:
