@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import logging
 import multiprocessing
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -165,6 +166,24 @@ def run_local(jobs: Sequence[Job], cfg: ExecConfig, commit: Commit) -> list[JobR
     return done.ordered()
 
 
+def _die_with_parent() -> None:
+    """Pool worker initializer: on Linux, ask the kernel to stop this worker when the driver dies (a
+    killed `--jobs N` command must not leave its workers computing); elsewhere, nothing."""
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # the driver died before the request took effect
+        os._exit(1)
+
+
 def _run_pool(jobs: Sequence[Job], cfg: ExecConfig, commit: Commit) -> list[JobResult]:
     """A spawn process pool (fork after torch has started threads can hang); a dead worker breaks the
     pool, so every unfinished job is charged an attempt and resubmitted to a fresh pool."""
@@ -173,7 +192,8 @@ def _run_pool(jobs: Sequence[Job], cfg: ExecConfig, commit: Commit) -> list[JobR
     ctx = multiprocessing.get_context("spawn")
     while len(results) < len(jobs):
         pending = [i for i in range(len(jobs)) if i not in results]
-        with ProcessPoolExecutor(min(cfg.jobs, len(pending)), mp_context=ctx) as pool:
+        workers = min(cfg.jobs, len(pending))
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with_parent) as pool:
             futures: dict[Future[Any], int] = {}
             for i in pending:
                 attempts[i] += 1
@@ -302,8 +322,6 @@ class _EarlyRay:
 
 
 def _local_cpus() -> int:
-    import os
-
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 

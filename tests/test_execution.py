@@ -244,7 +244,11 @@ def test_ray_retries_a_killed_worker(tmp_path: Path, local_ray: Any) -> None:
 def _cli(args: list[str], tmp: Path) -> subprocess.CompletedProcess[str]:
     """`satm-cl ARGS` in a fresh process, loopback Ray, one thread."""
     return subprocess.run(
-        [sys.executable, "-m", "satm_cl.cli", *args], env=_ray_env(tmp), capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "satm_cl.cli", *args],
+        env=_ray_env(tmp),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -266,7 +270,9 @@ def test_cli_refuses_a_ray_address_nobody_answers_in_one_line(tmp_path: Path) ->
     args = ["evaluate", "--baseline", "random", "--dataset", "digits", "--suite", "in-domain"]
     for address, says in ((f"127.0.0.1:{port}", "no Ray head answers"), ("nocolon", "HEAD_IP:PORT")):
         t0 = time.monotonic()
-        done = _cli([*args, "--out", str(tmp_path / "out"), "--executor", "ray", "--ray-address", address], tmp_path)
+        done = _cli(
+            [*args, "--out", str(tmp_path / "out"), "--executor", "ray", "--ray-address", address], tmp_path
+        )
         assert done.returncode == 2 and time.monotonic() - t0 < 60
         assert done.stderr.strip().count("\n") == 0 and says in done.stderr, done.stderr
     assert not (tmp_path / "out").exists()
@@ -396,3 +402,33 @@ def test_cli_unknown_executor_and_failed_jobs_exit_2(tmp_path: Path, monkeypatch
         f"failed: evaluate random digits arch={arch} seed={s} (after 1 attempt(s)): RuntimeError: disk full"
         for arch, s in (("convnet", "0,1"), ("mlp", "0"), ("mlp", "1"))
     ]
+
+
+def test_killed_driver_leaves_no_pool_worker_running(tmp_path: Path) -> None:
+    """SIGKILL of a `--jobs 2` driver: its workers stop too (they would otherwise compute on, unseen)."""
+    psutil = pytest.importorskip("psutil")
+    code = (
+        "import time\n"
+        "from satm_cl.execution import ExecConfig, Job, run_jobs\n"
+        "run_jobs([Job(f'nap {i}', time.sleep, 60.0) for i in range(2)], ExecConfig(jobs=2))\n"
+    )
+    driver = subprocess.Popen([sys.executable, "-c", code], env=_ray_env(tmp_path))
+    try:
+        deadline = time.monotonic() + 60
+        workers: list[Any] = []
+        while len(workers) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            workers = [
+                c
+                for c in psutil.Process(driver.pid).children(recursive=True)
+                if "resource_tracker" not in " ".join(c.cmdline())
+            ]
+        assert len(workers) == 2, "the pool never started its two workers"
+        time.sleep(2)  # past the initializer
+        driver.kill()
+        driver.wait(timeout=10)
+        _gone, alive = psutil.wait_procs(workers, timeout=10)
+        assert not alive, f"workers still running after the driver was killed: {alive}"
+    finally:
+        if driver.poll() is None:
+            driver.kill()
