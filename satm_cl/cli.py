@@ -311,6 +311,13 @@ def bench(
     allocators: Annotated[
         str, typer.Option(help="condense: allocators MTT is also timed under (comma-separated).")
     ] = "jemalloc,system",
+    ceiling: Annotated[
+        bool,
+        typer.Option(
+            help="condense: also time the minimal full-unroll MTT step (off where its memory does not fit, "
+            "e.g. N=80 at width 128 needs ~26 GB)."
+        ),
+    ] = True,
     expert_images: Annotated[int, typer.Option(help="experts: training images per epoch.")] = 2000,
     expert_epochs: Annotated[int, typer.Option(help="experts: epochs.")] = 1,
     eval_epochs: Annotated[int, typer.Option(help="evaluate: epochs per run.")] = 300,
@@ -338,6 +345,7 @@ def bench(
             ipc=ipc,
             variants=tuple(v for v in variants.split(",") if v),
             allocators=tuple(a for a in allocators.split(",") if a),
+            condense_ceiling=ceiling,
             timeout_s=timeout,
         )
         run_bench(out, list(suite), opts, echo=typer.echo, command=" ".join(["satm-cl", *sys.argv[1:]]))

@@ -59,7 +59,8 @@ def plan_condense(opts: BenchOptions) -> list[Job]:
             "device": opts.device,
         }
         group = f"N={n}"
-        jobs.append(Job("condense", "condense-ceiling", base, group=group, role="ceiling"))
+        if opts.condense_ceiling:
+            jobs.append(Job("condense", "condense-ceiling", base, group=group, role="ceiling"))
         for variant in opts.variants:
             jobs.append(Job("condense", "condense", {**base, "variant": variant}, group=group))
         for alloc in others:

@@ -72,6 +72,7 @@ class BenchOptions:
     width: int = 128
     ipc: int = 10
     variants: tuple[str, ...] = ("mtt", "satm", "satm+tuh", "satm+tuh+tr")
+    condense_ceiling: bool = True  # the full-unroll ceiling needs MTT's memory (grows with N)
     # the allocators MTT's outer iteration is compared under (each in its own process)
     allocators: tuple[str, ...] = ("jemalloc", "system")
     timeout_s: float = 3600.0

@@ -103,3 +103,15 @@ def test_cli_exits_2_with_one_line_when_a_child_fails(
 def test_bad_options_are_one_line_errors(args: tuple[str, ...], message: str, tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["bench", "--out", str(tmp_path), *args])
     assert res.exit_code == 2 and message in res.stderr and len(res.stderr.splitlines()) == 1
+
+
+def test_condense_plan_without_the_ceiling_has_only_the_asked_variants() -> None:
+    """`--no-ceiling` (N=80: the full-unroll ceiling does not fit in memory) plans no ceiling job."""
+    from satm_cl.bench.condense import plan_condense
+
+    opts = replace(TINY, steps=(10, 80), variants=("satm+tuh+tr",), allocators=())
+    with_ceiling = [j.role for j in plan_condense(opts)]
+    without = plan_condense(replace(opts, condense_ceiling=False))
+    assert with_ceiling.count("ceiling") == 2
+    assert [j.role for j in without] == ["ours", "ours"]
+    assert [j.params["syn_steps"] for j in without] == [10, 80]
