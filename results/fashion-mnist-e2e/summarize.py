@@ -88,6 +88,9 @@ def main(results: Path, work: Path) -> None:
         "The test split is read only by the evaluation stage; every choice inside the run (the kept "
         "iteration) is made on the val split.",
     ]
+    choice = results / "choice.md"
+    if choice.exists():  # how the preset was chosen, written by hand beside the numbers
+        lines += ["", choice.read_text().strip()]
     (results / "README.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
