@@ -18,9 +18,15 @@ def test_per_method_values_apply_to_their_method_only() -> None:
 
 def test_per_method_values_stay_with_their_preset() -> None:
     # presets built by copying digits-ipc1 must not inherit its per-method values
-    for key in (("digits", 10), ("mnist5k", 1), ("fashion-mnist", 1)):
+    for key in (("digits", 10), ("mnist5k", 1)):
         assert "per_method" not in PRESETS[key]
         assert resolve_config(*key, "satm").syn_steps == PRESETS[key]["syn_steps"]
+    # fashion-mnist carries its own (an exact descent for SATM), not digits-ipc1's 80 steps
+    for ipc in (1, 10):
+        satm = resolve_config("fashion-mnist", ipc, "satm")
+        assert satm.syn_steps == 20 and satm.rho == 0.5
+        assert (satm.truncate, satm.truncate_descent, satm.reuse_trajectory) == (10, False, False)
+        assert resolve_config("fashion-mnist", ipc, "mtt").truncate is None
 
 
 def test_config_file_and_flags_override_per_method_values(tmp_path: Path) -> None:
