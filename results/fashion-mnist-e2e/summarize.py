@@ -88,6 +88,28 @@ def main(results: Path, work: Path) -> None:
         "The test split is read only by the evaluation stage; every choice inside the run (the kept "
         "iteration) is made on the val split.",
     ]
+    others = sorted(results.glob("*-records.jsonl"))
+    if others:  # other sets evaluated the same way (the first candidate, MTT with the same preset)
+        lines += [
+            "",
+            "Other sets evaluated the same way (5 runs, same test split):",
+            "",
+            "| set | method | M | kept iteration | val % | test % (mean ± sd) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for rec_file in others:
+            name = rec_file.name.removesuffix("-records.jsonl")
+            other = json.loads((results / f"{name}-synthetic.json").read_text())
+            vals = [
+                r["value"]
+                for r in map(json.loads, rec_file.read_text().splitlines())
+                if r.get("stage") == "in-domain" and r.get("metric") == "test_accuracy"
+            ]
+            sel = other["selection"]
+            lines.append(
+                f"| `{name}` | {other['method']} | {other['config']['expert_epochs']} | {sel['iteration']} | "
+                f"{sel['val_accuracy']:.1f} | {statistics.mean(vals):.1f} ± {statistics.stdev(vals):.1f} |"
+            )
     choice = results / "choice.md"
     if choice.exists():  # how the preset was chosen, written by hand beside the numbers
         lines += ["", choice.read_text().strip()]
