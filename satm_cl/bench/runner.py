@@ -72,6 +72,9 @@ def pair_ceilings(rows: list[Row]) -> list[Row]:
     return rows
 
 
+PARTIAL = "results.partial.jsonl"  # rows of a bench still running (or interrupted)
+
+
 def run_bench(
     out: Path,
     suites: list[str],
@@ -85,7 +88,9 @@ def run_bench(
     load = os.getloadavg()
     started = time.time()
     rows: list[Row] = []
-    results = out / "results.jsonl"
+    # rows go to a side file as measured: an interrupted bench keeps what it has and leaves the
+    # previous complete results.jsonl untouched; finish() replaces it and drops the side file
+    results = out / PARTIAL
     results.write_text("")
     for job in jobs:
         row = run_job(job, opts.timeout_s)
@@ -94,7 +99,7 @@ def run_bench(
             continue
         echo(json.dumps(row))
         rows.append(row)
-        with results.open("a") as fh:  # as measured, so an interrupted bench keeps what it has
+        with results.open("a") as fh:
             fh.write(json.dumps(row) + "\n")
     context: dict[str, Any] = {
         "command": command,
@@ -116,6 +121,7 @@ def finish(out: Path, rows: list[Row], context: dict[str, Any]) -> None:
 
     pair_ceilings(rows)
     (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (out / PARTIAL).unlink(missing_ok=True)
     condense_rows = [r for r in rows if r["suite"] == "condense"]
     if condense_rows:
         from satm_cl.report.plots import plot_bench

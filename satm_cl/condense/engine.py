@@ -165,9 +165,13 @@ class Condenser:
                 raise ValueError
         except (OSError, ValueError):
             raise SatmError(f"unreadable checkpoint {meta_file}") from None
-        if meta.get("config") != json.loads(json.dumps(self.cfg.to_dict())):
+        if not _same_but_longer(meta.get("config"), self.cfg.to_dict()):
             raise SatmError(
                 f"{meta_file} was made with a different config; use another --out or drop --resume"
+            )
+        if meta["iteration"] > self.cfg.iterations:
+            raise SatmError(
+                f"{meta_file} is at iteration {meta['iteration']}, past the {self.cfg.iterations} asked for"
             )
         tfile = self.out / str(meta.get("tensors", CKPT_TENSORS))
         if not tfile.is_file() or sha256_file(tfile) != meta.get("sha256"):
@@ -378,3 +382,18 @@ class Condenser:
         synthetic = SyntheticSet(x.cpu(), self.labels.cpu(), lr, meta, self.data.prep.tensors())
         synthetic.save(self.out)
         return synthetic
+
+
+def _same_but_longer(saved: object, now: dict[str, Any]) -> bool:
+    """Whether a checkpoint's config equals `now` except, possibly, a different iteration count.
+
+    Extending a finished run (`--resume --iterations` more) gives the bytes of a fresh longer run when
+    the old end was a validation point (a multiple of eval_every): nothing else reads the count.
+    """
+    if not isinstance(saved, dict):
+        return False
+    now = json.loads(json.dumps(now))
+    return {k: v for k, v in saved.items() if k != "iterations"} == {
+        k: v for k, v in now.items() if k != "iterations"
+    }
+

@@ -115,3 +115,22 @@ def test_condense_plan_without_the_ceiling_has_only_the_asked_variants() -> None
     assert with_ceiling.count("ceiling") == 2
     assert [j.role for j in without] == ["ours", "ours"]
     assert [j.params["syn_steps"] for j in without] == [10, 80]
+
+
+def test_interrupted_bench_keeps_the_previous_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from satm_cl.bench import runner
+
+    (tmp_path / "results.jsonl").write_text('{"figure": "from the last complete bench"}\n')
+    calls = iter([{"figure": "first", "suite": "experts", "role": "ours"}, KeyboardInterrupt()])
+
+    def fake_run_job(_job: Job, _timeout: float) -> dict:  # type: ignore[type-arg]
+        nxt = next(calls)
+        if isinstance(nxt, BaseException):
+            raise nxt
+        return nxt
+
+    monkeypatch.setattr(runner, "run_job", fake_run_job)
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(tmp_path, ["all"], TINY, echo=lambda _m: None)
+    assert (tmp_path / "results.jsonl").read_text() == '{"figure": "from the last complete bench"}\n'
+    assert [json.loads(ln)["figure"] for ln in (tmp_path / runner.PARTIAL).read_text().splitlines()] == ["first"]

@@ -79,6 +79,18 @@ def test_resume_with_another_config_is_refused(cache_root: Path, tmp_path: Path)
         )
 
 
+def test_a_finished_run_extended_equals_a_fresh_longer_run(cache_root: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(iterations=4, checkpoint_every=2, eval_every=2)
+    condense(cfg, tmp_path / "short", CPU, cache_root=cache_root, progress=False)
+    longer = replace(cfg, iterations=6)
+    condense(longer, tmp_path / "short", CPU, cache_root=cache_root, resume=True, progress=False)
+    condense(longer, tmp_path / "fresh", CPU, cache_root=cache_root, progress=False)
+    assert (tmp_path / "short" / TENSOR_FILE).read_bytes() == (tmp_path / "fresh" / TENSOR_FILE).read_bytes()
+    assert _meta_without_timing(tmp_path / "short") == _meta_without_timing(tmp_path / "fresh")
+    with pytest.raises(SatmError, match="past the 3"):  # shortening a run is refused, not truncated
+        condense(replace(cfg, iterations=3), tmp_path / "short", CPU, cache_root=cache_root, resume=True)
+
+
 def test_artifact_round_trip(cache_root: Path, tmp_path: Path) -> None:
     syn = condense(tiny_config(iterations=2), tmp_path / "a", CPU, cache_root=cache_root, progress=False)
     back = load_synthetic(tmp_path / "a")
