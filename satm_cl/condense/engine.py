@@ -396,4 +396,3 @@ def _same_but_longer(saved: object, now: dict[str, Any]) -> bool:
     return {k: v for k, v in saved.items() if k != "iterations"} == {
         k: v for k, v in now.items() if k != "iterations"
     }
-

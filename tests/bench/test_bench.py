@@ -117,7 +117,9 @@ def test_condense_plan_without_the_ceiling_has_only_the_asked_variants() -> None
     assert [j.params["syn_steps"] for j in without] == [10, 80]
 
 
-def test_interrupted_bench_keeps_the_previous_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_bench_keeps_the_previous_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from satm_cl.bench import runner
 
     (tmp_path / "results.jsonl").write_text('{"figure": "from the last complete bench"}\n')
@@ -133,4 +135,6 @@ def test_interrupted_bench_keeps_the_previous_results(tmp_path: Path, monkeypatc
     with pytest.raises(KeyboardInterrupt):
         run_bench(tmp_path, ["all"], TINY, echo=lambda _m: None)
     assert (tmp_path / "results.jsonl").read_text() == '{"figure": "from the last complete bench"}\n'
-    assert [json.loads(ln)["figure"] for ln in (tmp_path / runner.PARTIAL).read_text().splitlines()] == ["first"]
+    assert [json.loads(ln)["figure"] for ln in (tmp_path / runner.PARTIAL).read_text().splitlines()] == [
+        "first"
+    ]
