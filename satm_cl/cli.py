@@ -543,7 +543,14 @@ def main() -> None:
     except SatmError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(2) from None
-    app()
+    try:
+        app()
+    except SystemExit as done:  # click ends every run this way; a local Ray need not be waited for
+        if done.code is None or isinstance(done.code, int):
+            from satm_cl.execution import exit_fast
+
+            exit_fast(done.code)
+        raise
 
 
 if __name__ == "__main__":

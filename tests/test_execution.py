@@ -241,11 +241,11 @@ def test_ray_retries_a_killed_worker(tmp_path: Path, local_ray: Any) -> None:
     assert results[0].value == "ok"
 
 
-def _cli(args: list[str], tmp: Path) -> subprocess.CompletedProcess[str]:
-    """`satm-cl ARGS` in a fresh process, loopback Ray, one thread."""
+def _cli(args: list[str], tmp: Path, ray_tmp: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`satm-cl ARGS` in a fresh process, loopback Ray (its files under `ray_tmp` if given), one thread."""
     return subprocess.run(
         [sys.executable, "-m", "satm_cl.cli", *args],
-        env=_ray_env(tmp),
+        env={**_ray_env(tmp), **({"RAY_TMPDIR": ray_tmp} if ray_tmp else {})},
         capture_output=True,
         text=True,
         timeout=300,
@@ -257,11 +257,37 @@ def test_cli_on_ray_starts_ray_while_planning_and_matches_local(tmp_path: Path) 
     base = ["evaluate", "--baseline", "random", "--dataset", "digits", "--ipc", "1", "--suite", "in-domain"]
     base += ["--runs", "2", "--epochs", "3", "--device", "cpu"]
     texts = {}
-    for name in ("local", "ray"):
-        done = _cli([*base, "--out", str(tmp_path / name), "--executor", name], tmp_path)
-        assert done.returncode == 0, done.stderr[-2000:]
-        texts[name] = _records_text(tmp_path / name)
-    assert texts["local"] == texts["ray"] and texts["ray"].count("\n") == 2
+    temp = tempfile.mkdtemp(prefix="satm-ray-")  # this run's Ray files (short: socket paths live under it)
+    try:
+        for name in ("local", "ray"):
+            done = _cli([*base, "--out", str(tmp_path / name), "--executor", name], tmp_path, temp)
+            assert done.returncode == 0, done.stderr[-2000:]
+            texts[name] = _records_text(tmp_path / name)
+        assert texts["local"] == texts["ray"] and texts["ray"].count("\n") == 2
+        # the command ended its local Ray without the orderly shutdown: nothing of it may be left running
+        deadline = time.monotonic() + 10
+        while _alive_under(temp) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _alive_under(temp) == []
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _alive_under(temp: str) -> list[str]:
+    """Live (not zombie) processes of the Ray whose files are under `temp`: by environment (workers) or
+    by open log files (Ray's agents rewrite their command line and drop the environment)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["name", "status"]):
+        with contextlib.suppress(psutil.Error):
+            if proc.info["status"] == psutil.STATUS_ZOMBIE or proc.pid == os.getpid():
+                continue
+            if proc.environ().get("RAY_TMPDIR") == temp or any(
+                f.path.startswith(temp) for f in proc.open_files()
+            ):
+                found.append(f"{proc.pid} {proc.info['name']}")
+    return found
 
 
 def test_cli_refuses_a_ray_address_nobody_answers_in_one_line(tmp_path: Path) -> None:
