@@ -94,8 +94,8 @@ def main(results: Path, work: Path) -> None:
             "",
             "Other sets evaluated the same way (5 runs, same test split):",
             "",
-            "| set | method | M | kept iteration | val % | test % (mean ± sd) |",
-            "|---|---|---|---|---|---|",
+            "| set | method | M | iterations | kept iteration | val % | test % (mean ± sd) |",
+            "|---|---|---|---|---|---|---|",
         ]
         for rec_file in others:
             name = rec_file.name.removesuffix("-records.jsonl")
@@ -107,7 +107,8 @@ def main(results: Path, work: Path) -> None:
             ]
             sel = other["selection"]
             lines.append(
-                f"| `{name}` | {other['method']} | {other['config']['expert_epochs']} | {sel['iteration']} | "
+                f"| `{name}` | {other['method']} | {other['config']['expert_epochs']} | {other['iterations']} | "
+                f"{sel['iteration']} | "
                 f"{sel['val_accuracy']:.1f} | {statistics.mean(vals):.1f} ± {statistics.stdev(vals):.1f} |"
             )
     choice = results / "choice.md"
