@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from satm_cl.allocator import current as current_allocator
 from satm_cl.bench import BenchOptions, Job, registry, run_bench, run_job
 from satm_cl.cli import app
 from satm_cl.errors import SatmError
@@ -36,13 +37,15 @@ def _check_run(tmp_path: Path, opts: BenchOptions) -> list[dict]:  # type: ignor
     rows = run_bench(tmp_path, ["all"], opts, echo=lambda _m: None, command="satm-cl bench (test)")
     assert {r["suite"] for r in rows} == {"experts", "evaluate", "condense"}
     ours = [r for r in rows if r["role"] == "ours"]
-    # experts, evaluate (Fashion-MNIST- and digits-shaped sets), each condensation variant
-    assert len(ours) == 3 + len(opts.variants)
+    # experts, evaluate (Fashion-MNIST- and digits-shaped sets), each condensation variant per N, and MTT
+    # per N under every asked-for allocator other than the bench's own
+    system = tuple(f"mtt [{a}]" for a in opts.allocators if a != current_allocator())
+    assert len(ours) == 3 + (len(opts.variants) + len(system)) * len(opts.steps)
     digits = [r for r in ours if r["suite"] == "evaluate" and "digits" in r["figure"]]
     assert len(digits) == 1 and digits[0]["one_by_one"] > 0
     for r in ours:
         assert r["value"] > 0 and r["ceiling"] > 0 and r["ratio"] == pytest.approx(r["value"] / r["ceiling"])
-    assert {r["variant"] for r in rows if r["suite"] == "condense"} == {"ceiling", *opts.variants}
+    assert {r["variant"] for r in rows if r["suite"] == "condense"} == {"ceiling", *opts.variants, *system}
     lines = (tmp_path / "results.jsonl").read_text().splitlines()
     assert [json.loads(ln)["figure"] for ln in lines] == [r["figure"] for r in rows]
     readme = (tmp_path / "README.md").read_text()
