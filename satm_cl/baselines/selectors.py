@@ -97,7 +97,8 @@ def feature_space(ctx: SelectionContext) -> tuple[torch.Tensor, dict[str, Any]]:
         keep = keep.to(x.device)
         x, y = x[keep], y[keep]
     tcfg = expert_train_config(exp, epochs=FEATURE_EPOCHS)
-    train_model(model, x, y, tcfg, make_generator(ctx.seed, "baseline-features"))
+    gen = make_generator(ctx.seed, "baseline-features")
+    train_model(model, x, y, tcfg, gen, progress="baseline features")  # minutes on a full split
     settings = {
         "feature_arch": exp.arch,
         "feature_arch_kwargs": dict(exp.arch_kwargs),
