@@ -84,10 +84,26 @@ def train_model(
     return model
 
 
+# Scoring on a CPU is fastest when a batch's activations stay in cache: measured on one thread (ConvNet-3,
+# width 64), 10k Fashion-MNIST images score 2x faster in batches of ~32-64 than of 1024, digits 1.7x
+# faster at 256; the logits are bitwise the same. The budget is for a 64-channel map of the input's size.
+CPU_SCORE_BYTES = 6_000_000
+GPU_SCORE_BATCH = 1024
+
+
+def score_batch_size(x: torch.Tensor, copies: int = 1) -> int:
+    """Images per scoring batch for inputs like `x` (`copies`: runs scored at once on each image)."""
+    if x.device.type != "cpu":
+        return max(1, GPU_SCORE_BATCH // copies)
+    per_image = 64 * x[0, 0].numel() * x.element_size() * copies
+    return max(1, min(GPU_SCORE_BATCH, CPU_SCORE_BYTES // per_image))
+
+
 @torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
-    """Top-1 accuracy in percent, in eval mode, batched."""
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int | None = None) -> float:
+    """Top-1 accuracy in percent, in eval mode, batched (default: `score_batch_size`)."""
     model.eval()
+    batch_size = batch_size or score_batch_size(x)
     correct = 0
     for start in range(0, x.shape[0], batch_size):
         logits = model(x[start : start + batch_size])
@@ -135,13 +151,14 @@ class TrainedRuns:
         self.models, self.stacked = list(models), stacked
 
     @torch.no_grad()
-    def accuracy(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> list[float]:
+    def accuracy(self, x: torch.Tensor, y: torch.Tensor, batch_size: int | None = None) -> list[float]:
         """Each run's top-1 accuracy (%) on (x, y), in run order."""
         if self.stacked is None:
             return [accuracy(m, x, y, batch_size) for m in self.models]
         model = self.stacked
         model.eval()
         runs = len(self.models)
+        batch_size = batch_size or score_batch_size(x, runs)
         correct = torch.zeros(runs, dtype=torch.long, device=x.device)
         for start in range(0, x.shape[0], batch_size):
             xb = x[start : start + batch_size]

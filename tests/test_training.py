@@ -6,7 +6,7 @@ import torch
 
 from satm_cl.models import create_model
 from satm_cl.seeding import make_generator
-from satm_cl.training import TrainConfig, prefer_stacked, train_model, train_runs
+from satm_cl.training import TrainConfig, accuracy, prefer_stacked, score_batch_size, train_model, train_runs
 
 
 def _data(n: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,3 +49,22 @@ def test_prefer_stacked_only_for_small_sets_on_cpu() -> None:
     assert prefer_stacked(cpu, torch.zeros(10, 1, 8, 8))
     assert not prefer_stacked(cpu, torch.zeros(100, 1, 28, 28))
     assert prefer_stacked(torch.device("cuda"), torch.zeros(100, 1, 28, 28))
+
+
+def test_cache_sized_scoring_batches_give_the_same_accuracy() -> None:
+    """Scoring in cache-sized batches (the CPU default) must not change a single prediction."""
+    gen = torch.Generator().manual_seed(2)
+    x, y = torch.randn(600, 1, 28, 28, generator=gen), torch.randint(0, 10, (600,), generator=gen)
+    assert 16 <= score_batch_size(x) <= 64  # a Fashion-MNIST-sized image: a few dozen per batch
+    assert score_batch_size(x, copies=5) < score_batch_size(x)  # stacked runs share the budget
+    assert score_batch_size(x[:, :, :8, :8]) >= 256  # digits-sized: hundreds
+    model = create_model("convnet", 1, 10, (28, 28), seed=3, width=16, depth=3)
+    with torch.no_grad():
+        logits = model.eval()(x)
+    reference = 100.0 * int((logits.argmax(1) == y).sum()) / 600
+    assert accuracy(model, x, y) == accuracy(model, x, y, batch_size=600) == reference
+    runs = train_runs(
+        [create_model("convnet", 1, 10, (28, 28), seed=s, width=16, depth=3) for s in (4, 5)],
+        x[:20], y[:20], TrainConfig(epochs=1, lr=0.01, batch_size=10, dsa="none"), [0, 1], stacked=True,
+    )
+    assert runs.accuracy(x, y) == runs.accuracy(x, y, batch_size=600)
