@@ -84,9 +84,10 @@ def train_model(
     return model
 
 
-# Scoring on a CPU is fastest when a batch's activations stay in cache: measured on one thread (ConvNet-3,
-# width 64), 10k Fashion-MNIST images score 2x faster in batches of ~32-64 than of 1024, digits 1.7x
-# faster at 256; the logits are bitwise the same. The budget is for a 64-channel map of the input's size.
+# Scoring on a CPU in small batches keeps activations in cache and off fresh pages: with the system
+# allocator (one thread, ConvNet-3 width 64) 10k Fashion-MNIST images score ~2x faster in batches of
+# ~32-64 than of 1024, digits ~1.7x at 256; under the CLI's jemalloc the two take the same time. The
+# logits are bitwise the same. The budget is for a 64-channel map of the input's size.
 CPU_SCORE_BYTES = 6_000_000
 GPU_SCORE_BATCH = 1024
 
