@@ -14,10 +14,12 @@ from typing import Any
 
 from satm_cl.errors import SatmError
 from satm_cl.experts.config import ExpertConfig
-from satm_cl.fields import check_field_types
+from satm_cl.fields import PRECISION_NAMES, check_field_types, omit_late_defaults
 from satm_cl.registry import Registry
 
 DSA_DEFAULT = "color_crop_cutout_flip_scale_rotate"
+# Settings added after artifacts existed: left out of `to_dict` at these defaults (see `omit_late_defaults`).
+LATE_DEFAULTS: dict[str, Any] = {"precision": "fp32"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class CondenseConfig:
     smooth_samples: int = 0  # Gaussian smoothing of the ascent direction: samples (0 = off)
     smooth_sigma: float = 0.0
     lr_grad: str = "closed_form"  # closed_form | autograd
+    precision: str = "fp32"  # inner-unroll forward arithmetic: fp32 | bf16 (validation always trains in fp32)
     # selection, checkpoints
     eval_every: int = 50  # validation (train a fresh model, val split only) every this many iterations
     eval_epochs: int = 300
@@ -81,6 +84,7 @@ class CondenseConfig:
                 "reuse_trajectory needs truncate_descent (the reused prefix is the untracked head)",
             ),
             (self.lr_grad in ("closed_form", "autograd"), "lr_grad must be closed_form or autograd"),
+            (self.precision in PRECISION_NAMES, f"precision must be one of {', '.join(PRECISION_NAMES)}"),
             (self.init in ("real", "noise"), "init must be real or noise"),
             (self.lr_init > 0 and self.lr_floor > 0, "lr_init and lr_floor must be positive"),
             (self.rho >= 0 and self.smooth_sigma >= 0 and self.smooth_samples >= 0, "rho/sigma must be ≥ 0"),
@@ -97,7 +101,7 @@ class CondenseConfig:
                 raise SatmError(f"bad condense config: {msg}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**omit_late_defaults(asdict(self), LATE_DEFAULTS), "expert": self.expert.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CondenseConfig:

@@ -11,6 +11,10 @@ from satm_cl.errors import SatmError
 
 _HINTS: dict[type, dict[str, Any]] = {}
 
+# Names of the forward-pass precisions (`satm_cl.training.PRECISIONS` maps them to dtypes); here so the
+# torch-free configs can check a name.
+PRECISION_NAMES = ("fp32", "bf16")
+
 
 def _hints(cls: type) -> dict[str, Any]:
     if cls not in _HINTS:
@@ -51,3 +55,9 @@ def check_field_types(obj: Any, what: str) -> None:
         value = getattr(obj, f.name)
         if not _type_ok(value, hints[f.name]):
             raise SatmError(f"bad {what}: {f.name} must be {_name(hints[f.name])}, got {value!r:.60}")
+
+
+def omit_late_defaults(d: dict[str, Any], late: dict[str, Any]) -> dict[str, Any]:
+    """`d` without the keys of `late` whose value is still `late`'s default (a config's dict form stays
+    what it was before those settings existed, so hashes and recorded configs of older runs still match)."""
+    return {k: v for k, v in d.items() if not (k in late and v == late[k])}

@@ -66,3 +66,33 @@ def test_config_values_of_the_wrong_type_are_one_line_errors(tmp_path: Path) -> 
         with pytest.raises(SatmError, match=needle) as info:
             resolve_config("digits", 1, "satm", config_file=f)
         assert "\n" not in str(info.value)
+
+
+def test_precision_left_at_fp32_keeps_older_stores_and_artifacts_valid(tmp_path: Path) -> None:
+    """`precision` came after stores and artifacts existed: at its default it is not written, so the
+    store names (hashes) and recorded configs of older runs stay what they were; bf16 is a new store."""
+    from dataclasses import replace
+
+    from satm_cl.config import CondenseConfig
+    from satm_cl.experts.store import store_path
+
+    cfg = resolve_config("fashion-mnist", 10, "satm")
+    assert "precision" not in cfg.to_dict() and "precision" not in cfg.to_dict()["expert"]
+    # the preset's store, named before the setting existed (the cache of results/fashion-mnist-e2e)
+    assert store_path(tmp_path, cfg.expert).name == "fashion-mnist-convnet-b921c4539a5c"
+    fast = replace(cfg, precision="bf16", expert=replace(cfg.expert, precision="bf16"))
+    assert fast.to_dict()["precision"] == "bf16" and fast.to_dict()["expert"]["precision"] == "bf16"
+    assert store_path(tmp_path, fast.expert) != store_path(tmp_path, cfg.expert)
+    for c in (cfg, fast):
+        assert CondenseConfig.from_dict(json.loads(json.dumps(c.to_dict()))) == c
+
+
+def test_unknown_precision_in_a_config_file_is_refused(tmp_path: Path) -> None:
+    import pytest
+
+    from satm_cl.errors import SatmError
+
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"expert": {"precision": "fp16"}}))
+    with pytest.raises(SatmError, match="precision must be one of fp32, bf16"):
+        resolve_config("digits", 1, "satm", config_file=path)

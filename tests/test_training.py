@@ -68,3 +68,30 @@ def test_cache_sized_scoring_batches_give_the_same_accuracy() -> None:
         x[:20], y[:20], TrainConfig(epochs=1, lr=0.01, batch_size=10, dsa="none"), [0, 1], stacked=True,
     )
     assert runs.accuracy(x, y) == runs.accuracy(x, y, batch_size=600)
+
+
+def test_bf16_precision_trains_in_bfloat16_and_keeps_fp32_parameters() -> None:
+    """bf16 autocasts the forward pass only: parameters stay fp32, the result differs from fp32 but
+    still learns, and the default (fp32) is untouched by the option's existence."""
+    x, y = _data(40)
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        model = _models(1)[0]
+        cfg = TrainConfig(epochs=30, lr=0.05, batch_size=20, dsa="none", precision=precision)
+        runs[precision] = train_model(model, x, y, cfg, make_generator(3, "train"))
+    w32, w16 = runs["fp32"].classifier.weight, runs["bf16"].classifier.weight
+    assert w16.dtype == torch.float32 and torch.isfinite(w16).all()
+    assert not torch.equal(w32, w16)  # the bf16 forward really ran in another precision
+    assert accuracy(runs["bf16"], x, y) >= 90.0  # and still fits the 40 training images
+
+
+def test_unknown_precision_is_a_one_line_error() -> None:
+    import pytest
+
+    from satm_cl.errors import SatmError
+    from satm_cl.fields import PRECISION_NAMES
+    from satm_cl.training import PRECISIONS
+
+    assert set(PRECISIONS.names()) == set(PRECISION_NAMES)  # the torch-free names the configs check
+    with pytest.raises(SatmError, match="unknown precision 'fp8'; valid: bf16, fp32"):
+        TrainConfig(epochs=1, lr=0.1, precision="fp8")

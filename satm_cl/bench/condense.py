@@ -34,6 +34,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "satm+tuh": {"method": "satm", "minimizer": "sam", "reuse_trajectory": False},
     "satm+tuh+tr": {"method": "satm", "minimizer": "sam", "reuse_trajectory": True},
 }
+# The same unrolls with bf16 forward passes (opt-in: `--variants mtt+bf16,...`; not bitwise fp32)
+VARIANTS.update({f"{name}+bf16": {**v, "precision": "bf16"} for name, v in list(VARIANTS.items())})
 SHAPE = (3, 32, 32)
 CLASSES = 10
 EXPERT_EPOCHS = 4

@@ -3,7 +3,8 @@
 Workload: the Fashion-MNIST preset's expert ConvNet and SGD settings on 1×28×28 random data. Ours is
 `train_one_expert` (DSA, per-epoch parameter copy and val accuracy on the fixed subset); the ceiling
 is `plain_sgd_loop` on the same network, data and batch size in the same process. `legacy` times the
-bookkeeping experts had before issue 10 (train + full val + test accuracy every epoch), for the record.
+bookkeeping experts had before issue 10 (train + full val + test accuracy every epoch), for the record;
+`bf16` is ours with `precision: bf16` (forward passes under autocast), beside the same fp32 ceiling.
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ def measure_experts(p: dict[str, Any]) -> Row:
         trained["m"] = model(1)
         train_one_expert(trained["m"], layout, x, y, sx, sy, tcfg, seed=1)
 
+    def ours_bf16() -> None:  # the same loop with bf16 forward passes (the `precision` setting)
+        train_one_expert(model(1), layout, x, y, sx, sy, replace(tcfg, precision="bf16"), seed=1)
+
     def legacy() -> None:
         def record(_e: int, m: torch.nn.Module) -> None:
             layout.flatten(m).cpu()
@@ -83,6 +87,7 @@ def measure_experts(p: dict[str, Any]) -> Row:
     t_ours = timed(ours, device)
     t_final = timed(lambda: (accuracy(trained["m"], sx, sy), accuracy(trained["m"], tx, ty)), device)
     t_legacy = timed(legacy, device) if p.get("legacy", True) else float("nan")
+    t_bf16 = timed(ours_bf16, device)
     return {
         "figure": "expert training",
         "value": images / t_ours,
@@ -90,6 +95,7 @@ def measure_experts(p: dict[str, Any]) -> Row:
         "better": "higher",
         "ceiling": images / t_ceiling,
         "legacy_images_per_s": images / t_legacy,
+        "bf16_images_per_s": images / t_bf16,
         "final_accuracy_s": t_final,
         "images": int(p["images"]),
         "epochs": cfg.epochs,

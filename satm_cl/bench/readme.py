@@ -138,6 +138,13 @@ def _experts(rows: list[Row]) -> list[str]:
                 f"{r['legacy_images_per_s']:.0f} images/s = {r['legacy_images_per_s'] / r['ceiling']:.2f}× "
                 f"the ceiling; now {r['value']:.0f} images/s = {r['ratio']:.2f}× (target ≥ 0.8×)"
             )
+        if r.get("bf16_images_per_s") and r.get("ceiling"):
+            bf16 = r["bf16_images_per_s"]
+            out.append(
+                f"- with `precision: bf16` (forward passes under autocast, not bitwise fp32): {bf16:.0f} "
+                f"images/s = {bf16 / r['ceiling']:.2f}× the fp32 ceiling, "
+                f"{bf16 / r['value']:.2f}× ours in fp32"
+            )
         if r.get("final_accuracy_s") is not None:
             out.append(
                 f"- final train-subset + test accuracy, once per expert: {r['final_accuracy_s']:.2f} s"

@@ -103,7 +103,7 @@ class Condenser:
         if self.layout.numel != int(store.manifest["numel"]):
             raise SatmError(f"expert store {store.path} does not match architecture {cfg.expert.arch}")
         self.dsa = DSA(cfg.dsa)
-        self.unroller = Unroller(self.model, self.layout, self.dsa)
+        self.unroller = Unroller(self.model, self.layout, self.dsa, cfg.precision)
         self.minimizer = create_minimizer(cfg.minimizer, cfg.rho)
         classes = synthetic_classes(cfg, data.splits.num_classes)
         self.labels = torch.tensor(classes).repeat_interleave(cfg.ipc).to(device)

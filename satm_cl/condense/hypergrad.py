@@ -19,6 +19,7 @@ from torch import nn
 
 from satm_cl.data.dsa import DSA, AugParams
 from satm_cl.models import ParamLayout, functional_forward
+from satm_cl.training import autocast
 
 
 @dataclass(frozen=True)
@@ -81,10 +82,11 @@ class HyperResult:
 class Unroller:
     """Computes matching-loss hypergradients for one architecture with torch.func."""
 
-    def __init__(self, model: nn.Module, layout: ParamLayout, dsa: DSA) -> None:
+    def __init__(self, model: nn.Module, layout: ParamLayout, dsa: DSA, precision: str = "fp32") -> None:
         self.model = model
         self.layout = layout
         self.dsa = dsa
+        self.precision = precision  # forward arithmetic of the inner steps (`satm_cl.training.PRECISIONS`)
 
     def _inner_loss(
         self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, plan: InnerPlan, i: int
@@ -94,8 +96,9 @@ class Unroller:
         aug = plan.augs[i]
         if aug is not None:
             xb = self.dsa.apply(xb, aug)
-        logits = functional_forward(self.model, self.layout, theta, xb)
-        return F.cross_entropy(logits, y[idx])
+        with autocast(xb.device, self.precision):
+            logits = functional_forward(self.model, self.layout, theta, xb)
+        return F.cross_entropy(logits.to(xb.dtype), y[idx])  # the loss in the input's precision
 
     def prefix(
         self,

@@ -6,7 +6,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from satm_cl.errors import SatmError
-from satm_cl.fields import check_field_types
+from satm_cl.fields import PRECISION_NAMES, check_field_types, omit_late_defaults
+
+# Settings added after stores and artifacts existed: written only when they differ from these defaults,
+# so every older store keeps its hash and every older artifact's recorded config still matches.
+LATE_DEFAULTS: dict[str, Any] = {"precision": "fp32"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class ExpertConfig:
     # per-epoch val accuracy (and the final train accuracy) on a fixed stratified subset of this size
     # (None: the whole split); bookkeeping only, so not part of the store's identity
     val_subset: int | None = 1000
+    # forward-pass arithmetic of expert training (`satm_cl.training.PRECISIONS`: fp32 | bf16)
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         check_field_types(self, "expert config")
@@ -41,13 +47,14 @@ class ExpertConfig:
             (0 < self.val_fraction < 1, "val_fraction must be in (0, 1)"),
             (self.train_subset is None or self.train_subset >= 1, "train_subset must be ≥ 1 (or unset)"),
             (self.classes is None or (bool(self.classes) and min(self.classes) >= 0), "classes must be ≥ 0"),
+            (self.precision in PRECISION_NAMES, f"precision must be one of {', '.join(PRECISION_NAMES)}"),
         ]
         for ok, msg in checks:
             if not ok:
                 raise SatmError(f"bad expert config: {msg}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return omit_late_defaults(asdict(self), LATE_DEFAULTS)
 
     def identity(self) -> dict[str, Any]:
         """What determines the trajectories (the store name); `num_experts` is not part of it, so

@@ -78,6 +78,7 @@ def expert_train_config(cfg: ExpertConfig, epochs: int | None = None) -> TrainCo
         weight_decay=cfg.weight_decay,
         decay_at=None,
         dsa=cfg.dsa,
+        precision=cfg.precision,
     )
 
 

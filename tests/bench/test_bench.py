@@ -54,8 +54,12 @@ def _check_run(tmp_path: Path, opts: BenchOptions) -> list[dict]:  # type: ignor
 
 
 def test_tiny_bench_runs_every_suite(tmp_path: Path) -> None:
-    """Each job is a fresh process (torch import dominates), so the fast test runs one variant."""
-    _check_run(tmp_path, replace(TINY, variants=("mtt",)))
+    """Each job is a fresh process (torch import dominates), so the fast test runs one variant (the bf16
+    unroll, so both precisions run: the ceiling is fp32); experts are timed in both precisions."""
+    rows = _check_run(tmp_path, replace(TINY, variants=("mtt+bf16",)))
+    experts = next(r for r in rows if r["suite"] == "experts" and r["role"] == "ours")
+    assert experts["bf16_images_per_s"] > 0
+    assert "with `precision: bf16`" in (tmp_path / "README.md").read_text()
 
 
 @pytest.mark.slow

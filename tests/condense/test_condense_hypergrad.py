@@ -262,3 +262,17 @@ def test_config_rejects_reuse_without_truncated_descent() -> None:
 
     with pytest.raises(SatmError, match="reuse_trajectory"):
         replace(tiny_config(), reuse_trajectory=True, truncate_descent=False)
+
+
+def test_bf16_unroll_stays_aligned_with_the_fp32_hypergradient(cache_root: Path, tmp_path: Path) -> None:
+    """The bf16 inner unroll (forward passes under autocast) approximates, not equals, the fp32 one."""
+    c32 = _setup(cache_root, tmp_path / "a")
+    c16 = _setup(cache_root, tmp_path / "b", precision="bf16")
+    st = c32.fresh_state()
+    theta0, target, plan = _segment(c32, 6)
+    r32 = c32.unroller.hypergradient(st.x, c32.labels, st.lr, theta0, target, plan, lr_grad="autograd")
+    r16 = c16.unroller.hypergradient(st.x, c16.labels, st.lr, theta0, target, plan, lr_grad="autograd")
+    assert not torch.equal(r32.grad_x, r16.grad_x)
+    cos = F.cosine_similarity(r32.grad_x.flatten(), r16.grad_x.flatten(), dim=0)
+    assert cos > 0.98, float(cos)
+    assert r16.grad_x.dtype == torch.float32 and torch.sign(r16.grad_lr) == torch.sign(r32.grad_lr)
