@@ -306,7 +306,11 @@ def bench(
     width: Annotated[int, typer.Option(help="condense: ConvNet-3 width.")] = 128,
     ipc: Annotated[int, typer.Option(help="condense: synthetic images per class.")] = 10,
     variants: Annotated[
-        str, typer.Option(help="condense: comma-separated variants (mtt, satm, satm+tuh, satm+tuh+tr).")
+        str,
+        typer.Option(
+            help="condense: comma-separated variants (mtt, satm, satm+tuh, satm+tuh+tr; append +bf16 to any "
+            "for bf16 forward passes, e.g. mtt+bf16)."
+        ),
     ] = "mtt,satm,satm+tuh,satm+tuh+tr",
     allocators: Annotated[
         str, typer.Option(help="condense: allocators MTT is also timed under (comma-separated).")
