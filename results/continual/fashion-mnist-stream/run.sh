@@ -12,7 +12,7 @@ R=results/continual/fashion-mnist-stream
 SATM=${SATM:-satm-cl}
 DATA=${DATA_DIR:-/usr/share/datasets/fashion-mnist}
 export OMP_NUM_THREADS=1
-$SATM evaluate --suite continual --dataset fashion-mnist --ipc 10 --steps 5 --orders 1 --protocol retrain \
+$SATM evaluate --suite continual --dataset fashion-mnist --ipc 10 --steps 5 --orders 3 --protocol retrain \
   --epochs 300 --memories satm-stream,satm,herding,reservoir --data-dir "$DATA" --memory-dir $R/memories \
   --out $R --jobs 2 --threads 1
 $SATM report $R/records.jsonl --out $R/report

@@ -1,0 +1,33 @@
+"""Per class order, the final average accuracy of every memory; then stream SATM minus each other memory
+through the report's paired table (`satm_cl.report.paired_table`), with a t-based 95 % interval.
+Reads records.jsonl beside this file; prints markdown. Usage: python paired.py [REFERENCE_MEMORY]"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+from scipy import stats
+
+from satm_cl.report import paired_table
+
+here = Path(__file__).parent
+records = [json.loads(line) for line in (here / "records.jsonl").read_text().splitlines()]
+steps = max(r["step"] for r in records)
+final = [r for r in records if r["metric"] == "avg_accuracy" and r["step"] == steps]
+by = {(r["method"], r["seed"]): r["value"] for r in final}
+methods, orders = sorted({m for m, _ in by}), sorted({s for _, s in by})
+print("| memory | " + " | ".join(f"order {s}" for s in orders) + " | mean |")
+print("|---|" + "---|" * (len(orders) + 1))
+for m in methods:
+    vals = [by.get((m, s)) for s in orders]
+    mean = statistics.fmean(v for v in vals if v is not None)
+    print(f"| {m} | " + " | ".join("–" if v is None else f"{v:.1f}" for v in vals) + f" | {mean:.1f} |")
+reference = sys.argv[1] if len(sys.argv) > 1 else "satm-stream"
+print(f"\n| {reference} minus | mean (points) | 95 % interval | wins | p (paired t) |\n|---|---|---|---|---|")
+for r in paired_table(final, reference).itertuples(index=False):
+    half = stats.t.ppf(0.975, r.n - 1) * r.diff_std / r.n**0.5
+    lo, hi = r.diff_mean - half, r.diff_mean + half
+    print(f"| {r.other} | {r.diff_mean:+.1f} | [{lo:+.1f}, {hi:+.1f}] | {r.wins}/{r.n} | {r.t_test_p:.2f} |")
