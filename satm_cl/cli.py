@@ -164,6 +164,13 @@ def experts(
         int | None, typer.Option(help="Number of experts [default: the preset's].")
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs per expert [default: the preset's].")] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            help="Forward-pass arithmetic: fp32, or bf16 (autocast; ~1.5x faster where the CPU or GPU has "
+            "bf16, not bitwise fp32; its own store) [default: the preset's]."
+        ),
+    ] = None,
     seed: int = 0,
     device: Device = "auto",
     cache_dir: CacheDir = None,
@@ -190,6 +197,8 @@ def experts(
             changes["num_experts"] = num_experts
         if epochs is not None:
             changes["epochs"] = epochs
+        if precision is not None:
+            changes["precision"] = precision
         cfg = replace(cfg, **changes)
         grid = _exec_config(executor, jobs, ray_address, threads, gpus_per_job)
         store = train_experts(

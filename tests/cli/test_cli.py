@@ -135,3 +135,13 @@ def test_condense_show_end_to_end(tmp_path: Path) -> None:
     assert json.loads(stdout)["method"] == "satm"
     code, _, err = _run("condense", "--config", str(cfg), "--out", str(out), "--cache-dir", str(tmp_path))
     assert code == 2 and "--resume" in err
+
+
+def test_experts_precision_flag_trains_a_bf16_store(tmp_path: Path) -> None:
+    """`experts --precision bf16` trains into its own store, whose manifest records the precision."""
+    code, _, err = _run(
+        "experts", "--num-experts", "1", "--epochs", "1", "--precision", "bf16", "--cache-dir", str(tmp_path)
+    )
+    assert code == 0, err
+    (manifest,) = (tmp_path / "experts").glob("*/manifest.json")
+    assert json.loads(manifest.read_text())["config"]["precision"] == "bf16"

@@ -258,6 +258,7 @@ CASES: list[tuple[str, Callable[[Path], None], list[str], str]] = [
     ("opt-missing-argument", NOTHING, ["report"], "Missing argument"),
     ("opt-experts-zero", NOTHING, ["experts", "--num-experts", "0"], "num_experts"),
     ("opt-expert-epochs-zero", NOTHING, ["experts", "--epochs", "0"], "epochs must be"),
+    ("opt-expert-precision", NOTHING, ["experts", "--precision", "fp8"], "precision must be one of"),
     ("opt-runs-zero", NOTHING, [*EVAL_RANDOM, "--runs", "0"], "--runs must be >= 1"),
     ("opt-epochs-zero", NOTHING, [*EVAL_RANDOM, "--epochs", "0"], "--epochs must be >= 1"),
     ("opt-unknown-suite", NOTHING, [*EVAL_RANDOM, "--suite", "nope"], "unknown suite 'nope'"),
