@@ -4,7 +4,7 @@ Ours is `evaluate_runs` (the protocol every condensed set gets: DSA, LR schedule
 `test_images` images at the end; the runs train stacked as one computation where `run_groups` says
 that pays, e.g. the digits-shaped set on a CPU, and then the same runs one by one are timed too); the
 ceiling is `plain_sgd_loop` with the same network, batch size and epochs, runs one by one, no
-augmentation and no testing, timed in the same process.
+augmentation and no testing, timed in the same process (ceiling, ours, ours, ceiling: `paired_times`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,14 @@ from typing import Any
 
 import torch
 
-from satm_cl.bench.ceiling import memory_now, peak_growth_mb, plain_sgd_loop, random_images, timed
+from satm_cl.bench.ceiling import (
+    memory_now,
+    paired_times,
+    peak_growth_mb,
+    plain_sgd_loop,
+    random_images,
+    timed,
+)
 from satm_cl.bench.registry import BenchOptions, Job, Row, measurement, suite
 from satm_cl.config import resolve_config
 from satm_cl.device import resolve_device
@@ -104,8 +111,7 @@ def measure_evaluate(p: dict[str, Any]) -> Row:
     def one_by_one() -> None:
         evaluate_runs(syn, arch, tests, epochs, seeds, device, stacked=False)
 
-    t_ceiling = timed(ceiling, device)
-    t_ours = timed(ours, device)
+    t_ceiling, t_ours = paired_times(ceiling, ours, device)
     t_seq = timed(one_by_one, device) if stacked else t_ours
     return {
         "figure": f"evaluation run ({workload}-shaped)",

@@ -14,7 +14,14 @@ from typing import Any
 
 import torch
 
-from satm_cl.bench.ceiling import memory_now, peak_growth_mb, plain_sgd_loop, random_images, timed
+from satm_cl.bench.ceiling import (
+    memory_now,
+    paired_times,
+    peak_growth_mb,
+    plain_sgd_loop,
+    random_images,
+    timed,
+)
 from satm_cl.bench.registry import BenchOptions, Job, Row, measurement, suite
 from satm_cl.config import resolve_config
 from satm_cl.device import resolve_device
@@ -41,7 +48,8 @@ def plan_experts(opts: BenchOptions) -> list[Job]:
 
 @measurement("experts")
 def measure_experts(p: dict[str, Any]) -> Row:
-    """Images/s of ours (and of the old bookkeeping) vs the plain loop, interleaved in this process."""
+    """Images/s of ours (and of the old bookkeeping) vs the plain loop, interleaved in this process
+    (ceiling, ours, ours, ceiling: `paired_times`)."""
     device = resolve_device(p.get("device", "cpu"))
     cfg = replace(resolve_config("fashion-mnist", 10).expert, epochs=int(p["epochs"]))
     if "val_subset" in p:
@@ -83,8 +91,7 @@ def measure_experts(p: dict[str, Any]) -> Row:
 
         train_model(model(1), x, y, tcfg, make_generator(1, "train"), on_epoch=record)
 
-    t_ceiling = timed(ceiling, device)
-    t_ours = timed(ours, device)
+    t_ceiling, t_ours = paired_times(ceiling, ours, device)
     t_final = timed(lambda: (accuracy(trained["m"], sx, sy), accuracy(trained["m"], tx, ty)), device)
     t_legacy = timed(legacy, device) if p.get("legacy", True) else float("nan")
     t_bf16 = timed(ours_bf16, device)

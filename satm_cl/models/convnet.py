@@ -7,6 +7,7 @@ from torch import nn
 
 from satm_cl.errors import SatmError
 from satm_cl.models.base import MODELS, NORMS, check_choice, check_int, fmt_size, make_norm
+from satm_cl.models.pooling import AvgPool2x2
 
 POOLINGS = ("avg", "max", "none")
 
@@ -48,7 +49,7 @@ class ConvNet(nn.Module):
                 layers.append(make_norm(norm, width, h, w))
             layers.append(nn.ReLU(inplace=True))
             if pooling != "none":
-                layers.append(nn.AvgPool2d(2) if pooling == "avg" else nn.MaxPool2d(2))
+                layers.append(AvgPool2x2() if pooling == "avg" else nn.MaxPool2d(2))
                 h, w = h // 2, w // 2
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Linear(channels * h * w, num_classes)

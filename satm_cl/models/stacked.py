@@ -16,8 +16,9 @@ import torch
 from torch import nn
 
 from satm_cl.models.convnet import ConvNet
+from satm_cl.models.pooling import AvgPool2x2
 
-_PER_CHANNEL = (nn.ReLU, nn.AvgPool2d, nn.MaxPool2d, nn.Identity)
+_PER_CHANNEL = (nn.ReLU, nn.AvgPool2d, AvgPool2x2, nn.MaxPool2d, nn.Identity)
 
 
 class StackedConvNet(nn.Module):
