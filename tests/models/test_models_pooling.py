@@ -47,6 +47,8 @@ def test_dispatch_keeps_aten_where_it_is_faster_and_numbers_agree_both_ways() ->
     out = avg_pool_2x2(big.requires_grad_(True))
     assert out.grad_fn is not None and "AvgPool2x2" in type(out.grad_fn).__name__
     assert torch.equal(out, F.avg_pool2d(big, 2))
+    half = big.detach().to(torch.bfloat16)  # ATen sums a bf16 window in fp32: its kernel keeps those
+    assert torch.equal(avg_pool_2x2(half), F.avg_pool2d(half, 2))
 
 
 def test_convnet_uses_it_and_matches_a_convnet_with_torch_pooling() -> None:
