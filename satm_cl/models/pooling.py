@@ -70,22 +70,22 @@ class _Spread2x2(torch.autograd.Function):
 # Where the strided-view kernel was measured faster than ATen's (2-core AVX-512 CPU, fp32, forward +
 # backward; docs/performance.md): maps of 8-28 and 64 pixels, 1.6-3x; not on small tensors (the Python
 # overhead of the autograd functions) nor on 32-pixel maps, where ATen's kernel is itself fast (0.9x).
-# Only for fp32/fp64: ATen accumulates a bf16/fp16 window in fp32, which the views would not reproduce.
+# bf16/fp16 maps are pooled in fp32 and rounded once, which is what ATen's kernel does with them, so they
+# stay bitwise too (ATen's bf16 kernel took 2x longer than this at 128x64x28x28).
 MIN_VALUES = 500_000
 ATEN_WIDTHS = (32,)
-DTYPES = (torch.float32, torch.float64)
+WIDENED = (torch.bfloat16, torch.float16)
 
 
 def avg_pool_2x2(x: torch.Tensor) -> torch.Tensor:
     """`F.avg_pool2d(x, 2)`, bitwise, with the strided-view kernel where that was measured faster (CPU)."""
-    if (
-        x.device.type != "cpu"
-        or x.dtype not in DTYPES
-        or x.numel() < MIN_VALUES
-        or x.shape[-1] in ATEN_WIDTHS
-    ):
+    if x.device.type != "cpu" or x.numel() < MIN_VALUES or x.shape[-1] in ATEN_WIDTHS:
         return F.avg_pool2d(x, 2)
-    return _AvgPool2x2.apply(x)  # type: ignore[no-any-return]
+    if x.dtype in WIDENED:
+        return _AvgPool2x2.apply(x.float()).to(x.dtype)  # type: ignore[no-any-return]
+    if x.dtype in (torch.float32, torch.float64):
+        return _AvgPool2x2.apply(x)  # type: ignore[no-any-return]
+    return F.avg_pool2d(x, 2)
 
 
 class AvgPool2x2(nn.Module):

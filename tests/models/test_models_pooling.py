@@ -47,8 +47,6 @@ def test_dispatch_keeps_aten_where_it_is_faster_and_numbers_agree_both_ways() ->
     out = avg_pool_2x2(big.requires_grad_(True))
     assert out.grad_fn is not None and "AvgPool2x2" in type(out.grad_fn).__name__
     assert torch.equal(out, F.avg_pool2d(big, 2))
-    half = big.detach().to(torch.bfloat16)  # ATen sums a bf16 window in fp32: its kernel keeps those
-    assert torch.equal(avg_pool_2x2(half), F.avg_pool2d(half, 2))
 
 
 def test_convnet_uses_it_and_matches_a_convnet_with_torch_pooling() -> None:
@@ -65,4 +63,24 @@ def test_convnet_uses_it_and_matches_a_convnet_with_torch_pooling() -> None:
         loss = F.cross_entropy(net(x), y)
         grads.append(torch.autograd.grad(loss, list(net.parameters())))
     for a, b in zip(*grads, strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_maps_pool_in_fp32_and_stay_bitwise_atens(dtype: torch.dtype) -> None:
+    """ATen sums a bf16/fp16 window in fp32 and rounds once; pooling the widened map does the same."""
+    g = torch.Generator().manual_seed(3)
+    x0 = (torch.randn(2, 64, 70, 70, generator=g) * 3).to(dtype)
+    assert x0.numel() >= MIN_VALUES  # the strided-view path
+    s0 = torch.randn(1, generator=g).to(dtype)
+    go = torch.randn(2, 64, 35, 35, generator=g).to(dtype)
+    results = []
+    for pool in (avg_pool_2x2, lambda t: F.avg_pool2d(t, 2)):
+        x, s = x0.clone().requires_grad_(True), s0.clone().requires_grad_(True)
+        y = pool(x * s)
+        (gx,) = torch.autograd.grad((y * go).sum(), x, create_graph=True)
+        (gs,) = torch.autograd.grad((gx.float() ** 2).sum(), s)
+        results.append((y, gx, gs))
+    assert results[0][0].dtype == dtype
+    for a, b in zip(*results, strict=True):
         assert torch.equal(a, b)
