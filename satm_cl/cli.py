@@ -171,6 +171,13 @@ def experts(
             "bf16, not bitwise fp32; its own store) [default: the preset's]."
         ),
     ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSON file of config overrides, as for `condense --config`: its `expert` part sets these "
+            'experts (e.g. {"expert": {"zca": true}}), so they are the store that condense run will use.'
+        ),
+    ] = None,
     seed: int = 0,
     device: Device = "auto",
     cache_dir: CacheDir = None,
@@ -191,7 +198,7 @@ def experts(
         from satm_cl.experts.train import train_experts
         from satm_cl.io import cache_dir as default_cache
 
-        cfg = resolve_config(dataset, ipc).expert
+        cfg = resolve_config(dataset, ipc, config_file=config).expert
         changes: dict[str, Any] = {"seed": seed}
         if num_experts is not None:
             changes["num_experts"] = num_experts

@@ -261,6 +261,10 @@ PRESETS[("fashion-mnist", 1)] = {
     "max_start_epoch": 3,
     "dsa": DSA_DEFAULT,
     "lr_init": 0.03,
+    # DSA's and MTT's evaluation length (DSA's code trains 1000 epochs whenever augmentation is on): the
+    # literature rows we compare with (one epoch of a 100-image set is one SGD step). It bought no accuracy
+    # on the preset's set (val 83.1 vs 82.8 %, test 83.2 vs 83.3 %): kept for comparability
+    "eval_epochs": 1000,
     # SATM's own values (the method's defaults would override plain preset keys); TR reuses the
     # truncated descent's untracked prefix, so it goes with an exact descent
     "per_method": {"satm": {"truncate_descent": False, "reuse_trajectory": False}},

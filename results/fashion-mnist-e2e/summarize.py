@@ -30,11 +30,13 @@ def _last_times(path: Path) -> dict[str, tuple[float, str]]:
 def main(results: Path, work: Path) -> None:
     times = _last_times(results / "times.csv")
     recs = [json.loads(line) for line in (results / "records.jsonl").read_text().splitlines() if line]
-    accs = [
-        r["value"]
+    mine = [
+        r
         for r in recs
         if r.get("stage") == "in-domain" and r.get("metric") == "test_accuracy" and r.get("arch") == "convnet"
     ]
+    accs = [r["value"] for r in mine]
+    eval_epochs = sorted({r["config"]["epochs"] for r in mine})
     syn = json.loads((results / "synthetic.json").read_text())
     cfg = syn["config"]
     store = work / "cache" / "experts" / syn["expert_store"] / "manifest.json"
@@ -54,7 +56,8 @@ def main(results: Path, work: Path) -> None:
         f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores, no GPU. One run.",
         "Stages: expert trajectories (preset `fashion-mnist-ipc10`), condensation with the preset's method "
         f"(`{syn['method']}`), then `satm-cl evaluate --suite in-domain --runs 5`: 5 ConvNets trained from "
-        "scratch on the condensed set (the set's learned lr), scored on the official 10k test split.",
+        "scratch on the condensed set (the set's learned lr, "
+        f"{'/'.join(map(str, eval_epochs))} epochs), scored on the official 10k test split.",
         "",
         "| stage | wall time | budget | command |",
         "|---|---|---|---|",
@@ -94,22 +97,24 @@ def main(results: Path, work: Path) -> None:
             "",
             "Other sets evaluated the same way (5 runs, same test split):",
             "",
-            "| set | method | M | iterations | kept iteration | val % | test % (mean ± sd) |",
-            "|---|---|---|---|---|---|---|",
+            "| set | method | M | iterations | kept iteration | val % | eval epochs | test % (mean ± sd) |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for rec_file in others:
             name = rec_file.name.removesuffix("-records.jsonl")
             other = json.loads((results / f"{name}-synthetic.json").read_text())
-            vals = [
-                r["value"]
+            theirs = [
+                r
                 for r in map(json.loads, rec_file.read_text().splitlines())
                 if r.get("stage") == "in-domain" and r.get("metric") == "test_accuracy"
             ]
+            vals = [r["value"] for r in theirs]
+            epochs = "/".join(str(e) for e in sorted({r["config"]["epochs"] for r in theirs}))
             sel = other["selection"]
             lines.append(
-                f"| `{name}` | {other['method']} | {other['config']['expert_epochs']} | {other['iterations']} | "
-                f"{sel['iteration']} | "
-                f"{sel['val_accuracy']:.1f} | {statistics.mean(vals):.1f} ± {statistics.stdev(vals):.1f} |"
+                f"| `{name}` | {other['method']} | {other['config']['expert_epochs']} | "
+                f"{other['iterations']} | {sel['iteration']} | {sel['val_accuracy']:.1f} | {epochs} | "
+                f"{statistics.mean(vals):.1f} ± {statistics.stdev(vals):.1f} |"
             )
     choice = results / "choice.md"
     if choice.exists():  # how the preset was chosen, written by hand beside the numbers

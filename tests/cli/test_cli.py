@@ -145,3 +145,27 @@ def test_experts_precision_flag_trains_a_bf16_store(tmp_path: Path) -> None:
     assert code == 0, err
     (manifest,) = (tmp_path / "experts").glob("*/manifest.json")
     assert json.loads(manifest.read_text())["config"]["precision"] == "bf16"
+
+
+def test_experts_config_file_trains_the_store_condense_would_use(tmp_path: Path) -> None:
+    """`experts --config` reads the `expert` part of a condense config, so the store it fills is the one a
+    `condense --config` run with the same file looks for (here: a ZCA store)."""
+    from satm_cl.config import resolve_config
+    from satm_cl.experts.store import store_path
+
+    cfg = tmp_path / "zca.json"
+    cfg.write_text(
+        json.dumps(
+            {
+                "max_start_epoch": 1,
+                "expert_epochs": 1,
+                "expert": {"zca": True, "num_experts": 1, "epochs": 2, "arch_kwargs": {"width": 8}},
+            }
+        )
+    )
+    code, _, err = _run("experts", "--config", str(cfg), "--cache-dir", str(tmp_path), "--device", "cpu")
+    assert code == 0, err
+    (manifest,) = (tmp_path / "experts").glob("*/manifest.json")
+    assert json.loads(manifest.read_text())["config"]["zca"] is True
+    wanted = store_path(tmp_path, resolve_config("digits", 1, config_file=cfg).expert)
+    assert manifest.parent == wanted
