@@ -76,10 +76,13 @@ def test_precision_left_at_fp32_keeps_older_stores_and_artifacts_valid(tmp_path:
     from satm_cl.config import CondenseConfig
     from satm_cl.experts.store import store_path
 
-    cfg = resolve_config("fashion-mnist", 10, "satm")
+    cfg = resolve_config("fashion-mnist", 1, "satm")
     assert "precision" not in cfg.to_dict() and "precision" not in cfg.to_dict()["expert"]
     # the preset's store, named before the setting existed (the cache of results/fashion-mnist-e2e)
     assert store_path(tmp_path, cfg.expert).name == "fashion-mnist-convnet-b921c4539a5c"
+    # IPC 10's ZCA store, named after it (candidate E of results/fashion-mnist-e2e)
+    ipc10 = resolve_config("fashion-mnist", 10, "satm").expert
+    assert store_path(tmp_path, ipc10).name == "fashion-mnist-convnet-b9e783dbc9aa"
     fast = replace(cfg, precision="bf16", expert=replace(cfg.expert, precision="bf16"))
     assert fast.to_dict()["precision"] == "bf16" and fast.to_dict()["expert"]["precision"] == "bf16"
     assert store_path(tmp_path, fast.expert) != store_path(tmp_path, cfg.expert)

@@ -76,7 +76,8 @@ def main(results: Path, work: Path) -> None:
         "",
         "What was run:",
         f"- experts: {len(experts)} × {cfg['expert']['epochs']} epochs on the whole train split "
-        f"(train_subset {cfg['expert']['train_subset']}), ConvNet {cfg['expert']['arch_kwargs']}, lr "
+        f"(train_subset {cfg['expert']['train_subset']}, ZCA {cfg['expert']['zca']}), "
+        f"ConvNet {cfg['expert']['arch_kwargs']}, lr "
         f"{cfg['expert']['lr']}, batch {cfg['expert']['batch_size']}; their test accuracy after training: "
         + (f"{min(expert_test):.1f}–{max(expert_test):.1f} %" if expert_test else "n/a"),
         f"- condensation: {syn['iterations']} outer iterations, N {cfg['syn_steps']}, "
@@ -97,8 +98,9 @@ def main(results: Path, work: Path) -> None:
             "",
             "Other sets evaluated the same way (5 runs, same test split):",
             "",
-            "| set | method | M | iterations | kept iteration | val % | eval epochs | test % (mean ± sd) |",
-            "|---|---|---|---|---|---|---|---|",
+            "| set | method | ZCA | M | iterations | kept iteration | val % | eval epochs "
+            "| test % (mean ± sd) |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for rec_file in others:
             name = rec_file.name.removesuffix("-records.jsonl")
@@ -112,7 +114,8 @@ def main(results: Path, work: Path) -> None:
             epochs = "/".join(str(e) for e in sorted({r["config"]["epochs"] for r in theirs}))
             sel = other["selection"]
             lines.append(
-                f"| `{name}` | {other['method']} | {other['config']['expert_epochs']} | "
+                f"| `{name}` | {other['method']} | {other['config']['expert']['zca']} | "
+                f"{other['config']['expert_epochs']} | "
                 f"{other['iterations']} | {sel['iteration']} | {sel['val_accuracy']:.1f} | {epochs} | "
                 f"{statistics.mean(vals):.1f} ± {statistics.stdev(vals):.1f} |"
             )
