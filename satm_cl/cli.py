@@ -148,7 +148,8 @@ def presets() -> None:
     for (name, ipc), p in sorted(PRESETS.items()):
         typer.echo(
             f"{name}-ipc{ipc:<4d} syn_steps={p['syn_steps']} expert_epochs={p['expert_epochs']} "
-            f"max_start={p['max_start_epoch']} lr_img={p['lr_img']:g} iterations={p['iterations']}"
+            f"max_start={p['max_start_epoch']} lr_img={p['lr_img']:g} iterations={p['iterations']} "
+            f"eval_epochs={p['eval_epochs']} zca={p['expert'].get('zca', False)}"
             + "".join(
                 f"  [{m}: " + " ".join(f"{k}={v}" for k, v in vals.items()) + "]"
                 for m, vals in p.get("per_method", {}).items()

@@ -169,3 +169,14 @@ def test_experts_config_file_trains_the_store_condense_would_use(tmp_path: Path)
     assert json.loads(manifest.read_text())["config"]["zca"] is True
     wanted = store_path(tmp_path, resolve_config("digits", 1, config_file=cfg).expert)
     assert manifest.parent == wanted
+
+
+def test_presets_listing_shows_evaluation_epochs_and_zca() -> None:
+    """`presets` states what a preset's numbers depend on: evaluation length and ZCA (they differ across
+    presets: digits 300 epochs, Fashion-MNIST and the paper's 1000; CIFAR-10 IPC 10 whitened)."""
+    code, out, _ = _run("presets")
+    lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert code == 0
+    assert "eval_epochs=1000 zca=False" in lines["fashion-mnist-ipc10"]
+    assert "eval_epochs=300 zca=False" in lines["digits-ipc1"]
+    assert "eval_epochs=1000 zca=True" in lines["cifar10-ipc10"]
