@@ -78,10 +78,13 @@ def test_precision_left_at_fp32_keeps_older_stores_and_artifacts_valid(tmp_path:
     from satm_cl.config import CondenseConfig
     from satm_cl.experts.store import store_path
 
-    cfg = resolve_config("fashion-mnist", 10, "satm")
+    cfg = resolve_config("fashion-mnist", 1, "satm")
     assert "precision" not in cfg.to_dict() and "precision" not in cfg.to_dict()["expert"]
-    # the preset's store, named before the setting existed (the cache of results/fashion-mnist-e2e)
+    # the preset's store, named before the setting existed (the cache of results/fashion-mnist-e2e); nor
+    # does `zca_classes`, a later setting too, move it or the IPC 10 preset's whitened store (candidate E)
     assert store_path(tmp_path, cfg.expert).name == "fashion-mnist-convnet-b921c4539a5c"
+    ipc10 = resolve_config("fashion-mnist", 10, "satm").expert
+    assert store_path(tmp_path, ipc10).name == "fashion-mnist-convnet-b9e783dbc9aa"
     fast = replace(cfg, precision="bf16", expert=replace(cfg.expert, precision="bf16"))
     assert fast.to_dict()["precision"] == "bf16" and fast.to_dict()["expert"]["precision"] == "bf16"
     assert store_path(tmp_path, fast.expert) != store_path(tmp_path, cfg.expert)
@@ -100,10 +103,10 @@ def test_unknown_precision_in_a_config_file_is_refused(tmp_path: Path) -> None:
         resolve_config("digits", 1, "satm", config_file=path)
 
 
-@pytest.mark.parametrize("ipc", [1, 10, 50])
-def test_fashion_mnist_presets_stay_unwhitened_so_stream_memories_can_use_them(ipc: int) -> None:
-    """Stream memories refuse a ZCA preset (a whitening is fitted on the whole train split), so the
-    Fashion-MNIST presets keep ZCA off even though it scored higher on val at IPC 10 (it is a --config)."""
+@pytest.mark.parametrize(("ipc", "zca"), [(1, False), (10, True), (50, True)])
+def test_fashion_mnist_presets_whiten_where_val_chose_it(ipc: int, zca: bool) -> None:
+    """IPC 10 (and IPC 50, which copies it) whiten: candidate E won on val; IPC 1 was never compared."""
     cfg = resolve_config("fashion-mnist", ipc, "satm")
-    assert cfg.expert.zca is False
+    assert cfg.expert.zca is zca
+    assert cfg.eval_runs == (2 if zca else 1)
     assert cfg.eval_epochs == 1000  # the paper's and DSA's evaluation length

@@ -6,12 +6,16 @@ Memories: `satm`, `mtt` (condensed artifacts; condensed into `<out>/memories/` w
 each experience's real data on arrival (experts trained on that experience only). Every record's config says
 `memory_mode`: `offline` (images shaped by data of classes not yet seen: the whole-dataset condensed sets,
 herding on features of a net trained on all classes) or `stream` (built only from experiences seen so far).
+Under a whitening (ZCA) preset, stream-mode memories train in a ZCA fitted on the first experience's train
+images only, then frozen (`zca_fit: first experience` in their records); a whitening fitted on the whole train
+split would carry the later classes' statistics.
 A rerun skips finished (memory, order) pairs; records produced with different settings in the same `out` are
 an error.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -219,7 +223,9 @@ class _Context:
     def scenario(self, prep: Preprocessor, order_seed: int) -> Scenario:
         from satm_cl.continual.scenarios import make_scenario
 
-        space = (prep.zca, tuple(prep.mean.tolist()), tuple(prep.std.tolist()))
+        matrix = prep.zca_matrix
+        whitening = None if matrix is None else hashlib.sha256(matrix.numpy().tobytes()).digest()
+        space = (whitening, tuple(prep.mean.tolist()), tuple(prep.std.tolist()))
         key = (*space, order_seed)
         if key not in self._scenarios:
             self._scenarios = {k: v for k, v in self._scenarios.items() if k[:-1] == space}  # bound memory
@@ -235,6 +241,25 @@ class _Context:
         """The model-input space of the preset (for memories of raw real samples)."""
         s = self.splits
         return Preprocessor.fit(s.train.x, s.mean, s.std, zca=self.cfg.expert.zca)
+
+    def stream_prep(self, order_seed: int) -> Preprocessor:
+        """The whitened space of stream-mode memories: ZCA fitted on the first experience's train images."""
+        from satm_cl.experts.train import fit_preprocessor, restrict_classes
+
+        first = first_experience(self.splits.num_classes, self.req.steps, order_seed)
+        return fit_preprocessor(self.splits, True, restrict_classes(self.splits, first).train.x)
+
+    def space(
+        self, memory: str, source: SyntheticSet | None, order_seed: int
+    ) -> tuple[Preprocessor, SyntheticSet | None]:
+        """The model-input space a run trains in, and its source mapped into that space (see module doc)."""
+        if stream_whitened(memory, self.req):
+            prep = self.stream_prep(order_seed)
+            if source is not None:  # a real subset: back to pixels, then into the stream's whitening
+                source = replace(source, images=prep.transform(source.pixels()), zca_state=prep.tensors(),
+                                 meta={**source.meta, "zca": True})
+            return prep, source
+        return (self.reference_prep() if source is None else source.preprocessor()), source
 
     def make_model(self, seed: int) -> torch.nn.Module:
         from satm_cl.models import create_model
@@ -252,11 +277,16 @@ class _Context:
             return self._check(load_synthetic(given), memory, str(given))
         if memory in ("satm", "mtt"):
             out = self.memory_root / f"{req.dataset}-ipc{req.ipc}-{memory}"
+            cfg = condense_config(req.dataset, req.ipc, memory, req.condense_overrides)
             if (out / META_FILE).exists():
-                return self._check(load_synthetic(out), memory, str(out))
+                found = load_synthetic(out)
+                if found.meta.get("config") != json.loads(json.dumps(cfg.to_dict())):  # e.g. an older preset
+                    raise SatmError(f"{out} was condensed with other settings than today's {memory} config; "
+                                    "remove it or use another --memory-dir")
+                return self._check(found, memory, str(out))
             from satm_cl.condense import condense
 
-            made = condense(condense_config(req.dataset, req.ipc, memory, req.condense_overrides), out,
+            made = condense(cfg, out,
                             self.device, resume=True, cache_root=req.cache_dir, data_dir=req.data_dir,
                             progress=req.progress)
             return self._check(made, memory, str(out))
@@ -287,12 +317,12 @@ class _Context:
         from satm_cl.training import TrainConfig
 
         cfg, req = self.cfg, self.req
-        prep = source.preprocessor() if source is not None else self.reference_prep()
+        prep, source = self.space(memory, source, order_seed)
         scenario = self.scenario(prep, order_seed)
         replay_dsa = None if req.protocol == "retrain" else cfg.dsa
         buffer: Any
         if memory in STREAM_METHODS:
-            condense_fn = self.stream_condenser(memory)
+            condense_fn = self.stream_condenser(memory, order_seed)
             buffer = CondensedBuffer(condense_fn, self.mem_size, dsa=replay_dsa, seed=order_seed)
             # Each experience's set learns an LR for its own few-class trajectories (digits: 1e-4 to 0.03,
             # 0.05 offline); none was learned for their union, so train at the preset's LR, as real subsets.
@@ -315,39 +345,59 @@ class _Context:
         return protocols.strategy_protocol(scenario, memory_arg, req.protocol, self.make_model, order_seed,
                                            self.mem_size, self.device, epochs=self.epochs, progress=label)
 
-    def stream_condenser(self, memory: str) -> CondenseFn:
-        """Per-experience condensation for a stream memory; artifacts under `<memory root>/stream/`."""
+    def stream_condenser(self, memory: str, order_seed: int) -> CondenseFn:
+        """Per-experience condensation for a stream memory; artifacts under `<memory root>/stream/`. A ZCA
+        preset's whitening is fitted on the first experience of `order_seed`'s class order."""
         req, method = self.req, STREAM_METHODS[memory]
         if self.splits.num_classes // req.steps < 2:
             raise SatmError(f"{memory} needs at least 2 classes per experience: experts trained on a single "
                             "class have nothing to learn, so there is no trajectory to match")
-        if condense_config(req.dataset, req.ipc, method, req.condense_overrides).expert.zca:
-            raise SatmError(f"{memory} needs a preset without ZCA: a whitening fitted on one experience "
-                            "would put each experience's memory in another input space")
+        first = first_experience(self.splits.num_classes, req.steps, order_seed)
         return experience_condenser(method, req.dataset, req.ipc, self.memory_root / "stream",
                                     self.device, req.cache_dir, req.data_dir, req.progress,
-                                    req.condense_overrides)
+                                    req.condense_overrides, zca_classes=first)
+
+
+def first_experience(num_classes: int, steps: int, order_seed: int) -> list[int]:
+    """The classes of the first experience of `order_seed`'s class order, sorted."""
+    from satm_cl.continual.scenarios import draw_class_order
+
+    return sorted(draw_class_order(num_classes, order_seed)[: num_classes // steps])
+
+
+def stream_whitened(memory: str, req: ContinualRequest) -> bool:
+    """Whether `memory` trains in a ZCA fitted on the first experience only: a stream-mode memory whose
+    config (a stream condensation's, with the request's overrides; else the preset's) whitens."""
+    if MEMORY_MODES[memory] != "stream":
+        return False
+    method = STREAM_METHODS.get(memory)
+    overrides = req.condense_overrides if method else None
+    return condense_config(req.dataset, req.ipc, method or "satm", overrides).expert.zca
 
 
 def experience_condenser(
     method: str, dataset: str, ipc: int, root: Path, device: torch.device | str = "cpu",
     cache_dir: Path | None = None, data_dir: Path | None = None, progress: bool = False,
-    overrides: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None, zca_classes: list[int] | None = None,
 ) -> CondenseFn:
     """A `condense_fn(classes)` for `CondensedBuffer`: condense only those classes' real data on arrival.
 
     Experts train on those classes alone (their store is keyed by the sorted class set, like the artifact
     `<root>/<dataset>-ipc<k>-<method>-classes<a-b>`), so runs whose experiences hold the same classes (other
     class orders, other protocols) reuse both. Only the dataset's per-channel normalisation constants come
-    from the whole train split.
+    from the whole train split. A whitening config (ZCA) is fitted on `zca_classes`' train images (the first
+    experience's, so every experience's set shares one space; the artifact name says `-zca<classes>`);
+    without ZCA `zca_classes` is ignored.
     """
 
     def condense_classes(classes: list[int]) -> SyntheticSet:
         from satm_cl.condense import condense
 
         base = condense_config(dataset, ipc, method, overrides)
-        cfg = replace(base, expert=replace(base.expert, classes=sorted(classes)))
-        out = Path(root) / f"{dataset}-ipc{ipc}-{method}-classes{'-'.join(map(str, sorted(classes)))}"
+        fit = sorted(zca_classes) if base.expert.zca and zca_classes is not None else None
+        cfg = replace(base, expert=replace(base.expert, classes=sorted(classes), zca_classes=fit))
+        name = f"{dataset}-ipc{ipc}-{method}-classes{'-'.join(map(str, sorted(classes)))}"
+        out = Path(root) / (name if fit is None else f"{name}-zca{'-'.join(map(str, fit))}")
         if (out / META_FILE).exists():
             made = load_synthetic(out)
             if made.meta.get("config") != json.loads(json.dumps(cfg.to_dict())):
@@ -360,8 +410,11 @@ def experience_condenser(
 
 
 def memory_config(memory: str, req: ContinualRequest) -> dict[str, Any]:
-    """What a record's config says about its memory: `memory_mode`, and any condensation overrides."""
+    """What a record's config says about its memory: `memory_mode`, `zca_fit` when it trains in a whitening
+    fitted on the first experience only, and any condensation overrides."""
     out: dict[str, Any] = {"memory_mode": MEMORY_MODES[memory]}
+    if stream_whitened(memory, req):
+        out["zca_fit"] = "first experience"
     if req.condense_overrides and memory in ("satm", "mtt", *STREAM_METHODS):
         out["condense_overrides"] = req.condense_overrides
     return out

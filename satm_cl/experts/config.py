@@ -10,7 +10,7 @@ from satm_cl.fields import PRECISION_NAMES, check_field_types, omit_late_default
 
 # Settings added after stores and artifacts existed: written only when they differ from these defaults,
 # so every older store keeps its hash and every older artifact's recorded config still matches.
-LATE_DEFAULTS: dict[str, Any] = {"precision": "fp32"}
+LATE_DEFAULTS: dict[str, Any] = {"precision": "fp32", "zca_classes": None}
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,9 @@ class ExpertConfig:
     val_subset: int | None = 1000
     # forward-pass arithmetic of expert training (`satm_cl.training.PRECISIONS`: fp32 | bf16)
     precision: str = "fp32"
+    # fit the ZCA whitening on only these classes' train images instead of the experts' own data: a stream
+    # memory fits it once, on the first experience, so every experience's set shares one input space
+    zca_classes: list[int] | None = None
 
     def __post_init__(self) -> None:
         check_field_types(self, "expert config")
@@ -47,6 +50,11 @@ class ExpertConfig:
             (0 < self.val_fraction < 1, "val_fraction must be in (0, 1)"),
             (self.train_subset is None or self.train_subset >= 1, "train_subset must be ≥ 1 (or unset)"),
             (self.classes is None or (bool(self.classes) and min(self.classes) >= 0), "classes must be ≥ 0"),
+            (self.zca_classes is None or self.zca, "zca_classes needs zca"),
+            (
+                self.zca_classes is None or (bool(self.zca_classes) and min(self.zca_classes) >= 0),
+                "zca_classes must be ≥ 0",
+            ),
             (self.precision in PRECISION_NAMES, f"precision must be one of {', '.join(PRECISION_NAMES)}"),
         ]
         for ok, msg in checks:

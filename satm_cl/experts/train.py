@@ -55,9 +55,24 @@ def restrict_classes(splits: DatasetSplits, classes: list[int] | None) -> Datase
     return replace(splits, train=keep(splits.train), val=keep(splits.val), test=keep(splits.test))
 
 
-def prepare(splits: DatasetSplits, zca: bool, device: torch.device) -> PreparedData:
-    """Fit normalisation (+ZCA) on the train split and map train/val into model-input space."""
-    prep = Preprocessor.fit(splits.train.x, splits.mean, splits.std, zca=zca)
+def zca_fit_images(full: DatasetSplits, cfg: ExpertConfig) -> torch.Tensor | None:
+    """The train images of `cfg.zca_classes` (taken from `full`, the unrestricted dataset) that its ZCA is
+    fitted on, or None when the whitening is fitted on the experts' own train split."""
+    return None if cfg.zca_classes is None else restrict_classes(full, cfg.zca_classes).train.x
+
+
+def fit_preprocessor(splits: DatasetSplits, zca: bool, zca_fit: torch.Tensor | None = None) -> Preprocessor:
+    """Normalisation with the dataset's constants, then ZCA iff `zca`, fitted on `zca_fit` (default: the
+    train split of `splits`)."""
+    fit_x = splits.train.x if zca_fit is None else zca_fit
+    return Preprocessor.fit(fit_x, splits.mean, splits.std, zca=zca)
+
+
+def prepare(
+    splits: DatasetSplits, zca: bool, device: torch.device, zca_fit: torch.Tensor | None = None
+) -> PreparedData:
+    """Fit the preprocessor (`fit_preprocessor`) and map train/val into model-input space."""
+    prep = fit_preprocessor(splits, zca, zca_fit)
     return PreparedData(
         splits,
         prep,
@@ -154,9 +169,8 @@ def train_experts(
     in the manifest as one-element lists (`accuracy.train`, `accuracy.test`; `accuracy.val` per epoch).
     """
     check_out_dir(cache_root, "--cache-dir")
-    splits = restrict_classes(
-        create_dataset(cfg.dataset, data_dir=data_dir, val_fraction=cfg.val_fraction), cfg.classes
-    )
+    full = create_dataset(cfg.dataset, data_dir=data_dir, val_fraction=cfg.val_fraction)
+    splits = restrict_classes(full, cfg.classes)
     path = store_path(cache_root, cfg)
     probe = expert_model(cfg, splits, seed=0)
     layout = ParamLayout.from_module(probe)
@@ -169,7 +183,7 @@ def train_experts(
         say(f"expert store {path} has {len(finished)}/{cfg.num_experts} experts; training the rest first")
     if executor is not None:
         return _train_grid(cfg, cache_root, device, data_dir, todo, executor)
-    data = prepare(splits, cfg.zca, device)
+    data = prepare(splits, cfg.zca, device, zca_fit_images(full, cfg))
     train_x, train_y = data.train_x, data.train_y
     if cfg.train_subset is not None and cfg.train_subset < len(train_y):
         keep = stratified_subset(train_y.cpu(), cfg.train_subset, derive_seed(cfg.seed, "subset")).to(device)

@@ -173,10 +173,12 @@ def test_experts_config_file_trains_the_store_condense_would_use(tmp_path: Path)
 
 def test_presets_listing_shows_evaluation_epochs_and_zca() -> None:
     """`presets` states what a preset's numbers depend on: evaluation length and ZCA (they differ across
-    presets: digits 300 epochs, Fashion-MNIST and the paper's 1000; CIFAR-10 IPC 10 whitened)."""
+    presets: digits 300 epochs, Fashion-MNIST and the paper's 1000; Fashion-MNIST and CIFAR-10 IPC 10
+    whitened)."""
     code, out, _ = _run("presets")
     lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
     assert code == 0
-    assert "eval_epochs=1000 zca=False" in lines["fashion-mnist-ipc10"]
+    assert "eval_epochs=1000 zca=False" in lines["fashion-mnist-ipc1"]
+    assert "eval_epochs=1000 zca=True" in lines["fashion-mnist-ipc10"]
     assert "eval_epochs=300 zca=False" in lines["digits-ipc1"]
     assert "eval_epochs=1000 zca=True" in lines["cifar10-ipc10"]

@@ -113,3 +113,106 @@ def test_changed_settings_for_a_cached_experience_is_an_error(tmp_path: Path) ->
     )
     with pytest.raises(SatmError, match="other settings"):
         again([1, 0])
+
+
+ZCA = {**TINY, "expert": {**TINY["expert"], "zca": True}}
+
+
+def _zca_stream_bytes(root: Path, classes: list[int], first: list[int]) -> bytes:
+    """The artifact tensors of the experience holding `classes`, whitened with a ZCA fitted on `first`."""
+    fn = experience_condenser(
+        "satm", "digits", 1, root / "m", cache_dir=root / "c", overrides=ZCA, zca_classes=first
+    )
+    fn(classes)
+    (out,) = (root / "m").iterdir()
+    assert out.name.endswith("-zca" + "-".join(map(str, sorted(first))))
+    return (out / "synthetic.safetensors").read_bytes()
+
+
+def test_stream_zca_is_fitted_on_the_first_experience_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order = draw_class_order(10, 0)
+    first, second, later = order[:2], order[2:4], order[4:]
+    clean = _zca_stream_bytes(tmp_path / "clean", second, first)
+    loader = DATASETS.get("digits")
+    monkeypatch.setitem(DATASETS._entries, "digits", _poisoned(loader, later, "nan"))
+    assert _zca_stream_bytes(tmp_path / "poisoned", second, first) == clean  # later classes never read
+    # the second experience's set depends on the first experience's images through the whitening alone
+    monkeypatch.setitem(DATASETS._entries, "digits", _poisoned(loader, first, "noise"))
+    assert _zca_stream_bytes(tmp_path / "control", second, first) != clean
+
+
+def test_zca_stream_memories_share_the_first_experience_whitening(tmp_path: Path) -> None:
+    from satm_cl.continual.runner import _setup
+
+    req = ContinualRequest(
+        memories=("satm-stream", "random", "satm"),
+        orders=1,
+        out=tmp_path / "out",
+        device="cpu",
+        epochs=1,
+        progress=False,
+        condense_overrides=ZCA,
+        cache_dir=tmp_path / "cache",
+        memory_dir=tmp_path / "memories",
+    )
+    ctx, _ = _setup(req)
+    first = sorted(draw_class_order(10, 0)[:2])
+    prep, _ = ctx.space("satm-stream", None, 0)
+    fn = ctx.stream_condenser("satm-stream", 0)
+    made = fn(first)
+    assert torch.equal(made.zca_state["zca_matrix"], prep.zca_matrix)  # the scenario's space is the set's
+    later = fn(sorted(draw_class_order(10, 0)[2:4]))
+    assert torch.equal(later.zca_state["zca_matrix"], prep.zca_matrix)
+    assert not ctx.space("random", None, 0)[0].zca  # the digits preset does not whiten: real subsets stay
+    other, _ = ctx.space("satm-stream", None, 1)  # another class order, another first experience
+    assert sorted(draw_class_order(10, 1)[:2]) != first and not torch.equal(other.zca_matrix, prep.zca_matrix)
+
+
+def test_a_zca_preset_whitens_stream_real_memories_on_the_first_experience(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from satm_cl.baselines import create_baseline
+    from satm_cl.continual import runner
+    from satm_cl.continual.runner import _setup, memory_config
+
+    whitening = runner.condense_config
+
+    def zca_preset(dataset: str, ipc: int, method: str = "satm", overrides: dict | None = None) -> object:
+        cfg = whitening(dataset, ipc, method, overrides)
+        return replace(cfg, expert=replace(cfg.expert, zca=True))
+
+    monkeypatch.setattr(runner, "condense_config", zca_preset)
+    req = ContinualRequest(memories=("random", "reservoir", "herding"), orders=1, out=tmp_path, device="cpu")
+    ctx, _ = _setup(req)
+    stream = ctx.stream_prep(0)
+    for memory in ("reservoir", "random"):
+        assert memory_config(memory, req)["zca_fit"] == "first experience"
+    prep, _ = ctx.space("reservoir", None, 0)
+    assert torch.equal(prep.zca_matrix, stream.zca_matrix)
+    subset = create_baseline("random", "digits", 1, seed=0)
+    prep, moved = ctx.space("random", subset, 0)
+    assert torch.equal(prep.zca_matrix, stream.zca_matrix)
+    assert torch.allclose(prep.inverse(moved.images), subset.pixels(), atol=1e-4)  # the same real images
+    assert "zca_fit" not in memory_config("herding", req)  # offline memories keep their own space
+
+
+def test_a_cached_offline_memory_with_other_settings_is_an_error(tmp_path: Path) -> None:
+    from satm_cl.continual.runner import _setup
+
+    req = ContinualRequest(
+        memories=("satm",),
+        orders=1,
+        out=tmp_path / "out",
+        device="cpu",
+        progress=False,
+        condense_overrides=TINY,
+        cache_dir=tmp_path / "cache",
+        memory_dir=tmp_path / "m",
+    )
+    made = _setup(req)[0].source("satm")
+    assert _setup(req)[0].source("satm").images.equal(made.images)  # same settings: reused
+    changed = replace(req, condense_overrides={**TINY, "iterations": 3})  # e.g. a preset that moved on
+    with pytest.raises(SatmError, match="other settings"):
+        _setup(changed)[0].source("satm")

@@ -12,6 +12,8 @@
 #  C. Avalanche strategies where replay matters: Naive+replay, ER-ACE, DER (and LwF) at IPC 10, 20, 50
 #     (100-500 images) with satm-stream, satm, herding, reservoir and random at the same size.
 #  D. One report over everything.
+# Presets: IPC 10, 20 and 50 use the whitened fashion-mnist-ipc10/50 presets (ZCA; stream-mode memories fit
+# it on the first experience only, docs/continual.md), IPC 1 and 5 the unwhitened ipc1 preset.
 # Memories are shared between all runs through --memory-dir (offline sets per IPC, stream sets per sorted
 # class pair, expert stores in the cache per class pair), so each class pair is condensed once per IPC.
 set -euo pipefail
