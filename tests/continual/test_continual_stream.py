@@ -216,3 +216,24 @@ def test_a_cached_offline_memory_with_other_settings_is_an_error(tmp_path: Path)
     changed = replace(req, condense_overrides={**TINY, "iterations": 3})  # e.g. a preset that moved on
     with pytest.raises(SatmError, match="other settings"):
         _setup(changed)[0].source("satm")
+
+
+def test_a_zca_stream_memory_runs_through_the_suite(tmp_path: Path) -> None:
+    req = ContinualRequest(
+        memories=("satm-stream", "reservoir"),
+        orders=1,
+        out=tmp_path / "out",
+        device="cpu",
+        epochs=1,
+        progress=False,
+        condense_overrides=ZCA,
+        cache_dir=tmp_path / "cache",
+        memory_dir=tmp_path / "memories",
+    )
+    recs = read_records(run_continual(req))
+    first = "-".join(map(str, sorted(draw_class_order(10, 0)[:2])))
+    names = [p.name for p in (tmp_path / "memories" / "stream").iterdir()]
+    assert len(names) == 5 and all(n.endswith(f"-zca{first}") for n in names)
+    fits = {r["method"]: r["config"].get("zca_fit") for r in recs}
+    assert fits == {"satm-stream": "first experience", "reservoir": None}  # the digits preset does not whiten
+    assert len(recs) == 46
