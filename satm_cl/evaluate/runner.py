@@ -35,6 +35,7 @@ from satm_cl.data import DSA, check_data_dir, create_dataset
 from satm_cl.data.corruptions import resolve_corruptions
 from satm_cl.device import resolve_device
 from satm_cl.errors import SatmError
+from satm_cl.evaluate import lr_protocol
 from satm_cl.evaluate.lr_protocol import (
     expand_lr_protocols,
     lr_selection_config,
@@ -380,29 +381,77 @@ def _recorded_choices(writer: RecordWriter, plan: _Plan, base_seed: int) -> dict
     return out
 
 
-def _tune_lr(
-    plan: _Plan, arch: str, epochs: int, kwargs: dict[str, Any], base_seed: int, device: torch.device
-) -> dict[str, Any]:
-    """Train `arch` once per LR_GRID value on the set and pick the LR with the best val accuracy."""
+@dataclass(frozen=True)
+class LrJob:
+    """One candidate of the `tuned` protocol: `arch` trained once at `lr` (seed `seed`) on the set, scored on
+    the val split; a grid job like `EvalJob`, so candidates train in parallel under any executor."""
+
+    req: EvalRequest
+    arch: str
+    epochs: int
+    arch_kwargs: dict[str, Any]
+    lr: float
+    seed: int
+
+
+def lr_job(job: LrJob) -> float:
+    """Worker side: the candidate's val accuracy (%)."""
+    plan, _ = _inputs(job.req)
     assert plan.val01 is not None
+    device = resolve_device(job.req.device)
     prep = plan.syn.preprocessor().to(device)
     val = {"val": (prep.transform(plan.val01[0].to(device)), plan.val01[1].to(device))}
+    runs = evaluate_runs(
+        plan.syn, job.arch, val, job.epochs, [job.seed], device, job.arch_kwargs, plan.dsa, lr=job.lr
+    )
+    return runs[0]["val"]
+
+
+def _tune_lrs(
+    todo: dict[tuple[str, int], dict[str, Any]], req: EvalRequest, executor: ExecConfig, base_seed: int
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """For each (arch, epochs) in `todo` (-> its arch kwargs), train every LR_GRID candidate as one grid of
+    `LrJob`s and pick the LR with the best val accuracy (`select_lr`); the `lr_selection` of each."""
+    grid = tuple(float(lr) for lr in lr_protocol.LR_GRID)  # read at call time (tests may cut the grid)
     seed = derive_seed(base_seed, "lr-select")
+    jobs = [
+        Job(f"tune {arch} epochs={epochs} lr={lr:g}", lr_job, LrJob(req, arch, epochs, kwargs, lr, seed))
+        for (arch, epochs), kwargs in todo.items()
+        for lr in grid
+    ]
+    scores: dict[tuple[str, int, float], float] = {}
+    bar = tqdm(total=len(jobs), desc="tune evaluation LRs", disable=not req.progress or not jobs)
 
-    def score(lr: float) -> float:
-        return evaluate_runs(plan.syn, arch, val, epochs, [seed], device, kwargs, plan.dsa, lr=lr)[0]["val"]
+    def commit(result: JobResult) -> None:
+        bar.update()
+        if result.ok:
+            spec = result.job.spec
+            scores[(spec.arch, spec.epochs, spec.lr)] = float(result.value)
 
-    chosen, scores = select_lr(score)
-    log.info("%s: tuned LR %g (val accuracy per LR %s)", arch, chosen, scores)
-    return lr_selection_config(chosen, scores, seed)
+    try:
+        results = run_jobs(jobs, executor, commit)
+    finally:
+        bar.close()
+    raise_failures(results)
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    for arch, epochs in todo:
+        mine = {float(lr): scores[(arch, epochs, float(lr))] for lr in grid}
+        chosen, by_lr = select_lr(mine.__getitem__, grid)
+        log.info("%s: tuned LR %g (val accuracy per LR %s)", arch, chosen, by_lr)
+        out[(arch, epochs)] = lr_selection_config(chosen, by_lr, seed, grid)
+    return out
+
+
+_Pending = tuple[str, str, list[Target], dict[str, Any], int]  # protocol, arch, targets, arch kwargs, epochs
 
 
 def run_evaluation(req: EvalRequest, executor: ExecConfig | None = None) -> Path:
     """Run the requested suites for a synthetic set or a baseline and return `<out>/records.jsonl`.
 
     Rows already in the records file are skipped before any training, so a rerun only does what is missing.
-    Each missing (architecture, run group) is one job of a grid run by `executor` (default: here, in turn);
-    the records are written in grid order whatever the executor, and failed jobs are raised at the end.
+    `tuned` LRs are chosen first (every candidate LR one job); then each missing (architecture, run group) is
+    one job of a grid run by `executor` (default: here, in turn); the records are written in grid order
+    whatever the executor, and failed jobs are raised at the end.
     """
     device = resolve_device(req.device)
     plan, writer = _plan(req, device)
@@ -412,13 +461,12 @@ def run_evaluation(req: EvalRequest, executor: ExecConfig | None = None) -> Path
         key = _key(plan, note.stage, note.arch, req.seed, "skipped", note.test_dataset, None)
         writer.write([{**key, "value": float("nan"), "config": {**plan.config, "note": note.text}}])
     worker_req = _absolute(req)
-    jobs: list[Job] = []
     method = plan.syn.meta["method"]
     choices = _recorded_choices(writer, plan, req.seed) if "tuned" in plan.protocols else {}
     archs = list(dict.fromkeys(t.arch for t in plan.targets))
+    pending: list[_Pending] = []
     for protocol, arch in ((p, a) for p in plan.protocols for a in archs):
         wanted = [t for t in plan.targets if t.arch == arch]
-        kwargs = arch_kwargs_for(plan.syn, arch)
         own = arch == set_arch(plan.syn)
         epochs = plan.epochs if own or req.cross_arch_epochs is None else req.cross_arch_epochs
         wanted_keys = [
@@ -426,47 +474,71 @@ def run_evaluation(req: EvalRequest, executor: ExecConfig | None = None) -> Path
             for r in range(req.runs)
             for t in wanted
         ]
-        if all(writer.has(**key) for key in wanted_keys):
-            continue
-        lr_config: dict[str, Any] = {"lr": float(plan.syn.lr)}
-        if protocol == "tuned":  # picked here, once per (arch, epochs), before the runs are dispatched
-            if (arch, epochs) not in choices:
-                choices[(arch, epochs)] = _tune_lr(plan, arch, epochs, kwargs, req.seed, device)
-            lr_config = {"lr": choices[(arch, epochs)]["chosen"], "lr_selection": choices[(arch, epochs)]}
-        lr = float(lr_config["lr"])
-        config = {**plan.config, "epochs": epochs, "arch_kwargs": kwargs, **lr_config, **executor.describe()}
-        missing: dict[int, list[tuple[Target, Record]]] = {}
-        for r in range(req.runs):
-            seed = run_seed(req.seed, r)
-            todo = [(t, _key(plan, t.stage, arch, seed, METRIC, t.test_dataset, protocol)) for t in wanted]
-            todo = [(t, key) for t, key in todo if not writer.has(**key)]
-            if todo:
-                missing[seed] = todo
-        for group in run_groups(plan.syn, arch, list(missing), device, kwargs):
-            targets = tuple(tuple(t for t, _ in missing[seed]) for seed in group)
-            keys = tuple(tuple(key for _, key in missing[seed]) for seed in group)
-            spec = EvalJob(worker_req, arch, tuple(group), epochs, kwargs, targets, keys, config, lr)
-            seeds = ",".join(map(str, group))
-            tuned = "" if protocol == "learned" else f" lr={protocol}"
-            label = f"evaluate {method} {plan.dataset} arch={arch}{tuned} seed={seeds}"
-            jobs.append(Job(label, eval_job, spec))
-    if jobs:
-        _INPUTS.clear()
+        if not all(writer.has(**key) for key in wanted_keys):
+            pending.append((protocol, arch, wanted, arch_kwargs_for(plan.syn, arch), epochs))
+    _INPUTS.clear()
+    if pending:
         _INPUTS[worker_req] = _inputs_from(plan, device)  # in-process jobs reuse the driver's plan
-    bar = tqdm(total=len(jobs), desc=f"evaluate {method} {plan.dataset}", disable=not req.progress)
-
-    def commit(result: JobResult) -> None:
-        bar.update()
-        if result.ok:
-            writer.write(result.value)
-
     try:
-        results = run_jobs(jobs, executor, commit)
+        tune = {(a, e): kw for p, a, _, kw, e in pending if p == "tuned" and (a, e) not in choices}
+        if tune:  # once per (arch, epochs), before any run is dispatched
+            choices.update(_tune_lrs(tune, worker_req, executor, req.seed))
+        jobs = [
+            job
+            for item in pending
+            for job in _run_jobs(plan, req, worker_req, writer, item, choices, executor, device)
+        ]
+        bar = tqdm(total=len(jobs), desc=f"evaluate {method} {plan.dataset}", disable=not req.progress)
+
+        def commit(result: JobResult) -> None:
+            bar.update()
+            if result.ok:
+                writer.write(result.value)
+
+        try:
+            results = run_jobs(jobs, executor, commit)
+        finally:
+            bar.close()
     finally:
-        bar.close()
         _INPUTS.clear()
     raise_failures(results)
     return writer.path
+
+
+def _run_jobs(
+    plan: _Plan,
+    req: EvalRequest,
+    worker_req: EvalRequest,
+    writer: RecordWriter,
+    item: _Pending,
+    choices: dict[tuple[str, int], Any],
+    executor: ExecConfig,
+    device: torch.device,
+) -> list[Job]:
+    """The evaluation jobs of one (protocol, arch): its missing runs, grouped as they train (`run_groups`)."""
+    protocol, arch, wanted, kwargs, epochs = item
+    lr_config: dict[str, Any] = {"lr": float(plan.syn.lr)}
+    if protocol == "tuned":
+        lr_config = {"lr": choices[(arch, epochs)]["chosen"], "lr_selection": choices[(arch, epochs)]}
+    lr = float(lr_config["lr"])
+    config = {**plan.config, "epochs": epochs, "arch_kwargs": kwargs, **lr_config, **executor.describe()}
+    missing: dict[int, list[tuple[Target, Record]]] = {}
+    for r in range(req.runs):
+        seed = run_seed(req.seed, r)
+        todo = [(t, _key(plan, t.stage, arch, seed, METRIC, t.test_dataset, protocol)) for t in wanted]
+        todo = [(t, key) for t, key in todo if not writer.has(**key)]
+        if todo:
+            missing[seed] = todo
+    jobs = []
+    for group in run_groups(plan.syn, arch, list(missing), device, kwargs):
+        targets = tuple(tuple(t for t, _ in missing[seed]) for seed in group)
+        keys = tuple(tuple(key for _, key in missing[seed]) for seed in group)
+        spec = EvalJob(worker_req, arch, tuple(group), epochs, kwargs, targets, keys, config, lr)
+        seeds = ",".join(map(str, group))
+        tuned = "" if protocol == "learned" else f" lr={protocol}"
+        label = f"evaluate {plan.syn.meta['method']} {plan.dataset} arch={arch}{tuned} seed={seeds}"
+        jobs.append(Job(label, eval_job, spec))
+    return jobs
 
 
 def _inputs_from(

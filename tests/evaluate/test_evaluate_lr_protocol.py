@@ -136,6 +136,31 @@ def test_tuned_rerun_with_more_runs_reuses_the_recorded_choice(tmp_path: Path, c
     assert sorted(r["seed"] for r in read_records(path)) == [0, 1]
 
 
+def test_tuned_candidates_are_grid_jobs_with_the_same_choice_under_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every candidate LR is a job of the executor (so `--jobs N` / Ray train them in parallel), and the
+    choice and the runs are the same bytes in this process and in spawned workers (threads fixed per job)."""
+    from satm_cl.execution import ExecConfig
+
+    monkeypatch.setattr("satm_cl.evaluate.lr_protocol.LR_GRID", GRID)
+    here = read_records(run_evaluation(_request(tmp_path / "here", lr_protocol="tuned")))
+    labels: list[str] = []
+    real = runner.run_jobs
+
+    def spy(jobs: Any, cfg: Any = None, commit: Any = None) -> Any:
+        labels.extend(job.label for job in jobs)
+        return real(jobs, cfg, commit)
+
+    monkeypatch.setattr(runner, "run_jobs", spy)
+    workers = ExecConfig(jobs=2)
+    there = read_records(run_evaluation(_request(tmp_path / "there", lr_protocol="tuned"), workers))
+    assert labels[:2] == ["tune convnet epochs=2 lr=0.01", "tune convnet epochs=2 lr=0.1"]
+    assert len(labels) == 3 and labels[2].startswith("evaluate ")
+    assert there[0]["config"]["lr_selection"] == here[0]["config"]["lr_selection"]
+    assert there[0]["value"] == here[0]["value"]
+
+
 def test_bad_protocol_fails_before_work(tmp_path: Path, calls: list[Any]) -> None:
     with pytest.raises(SatmError, match="unknown LR protocol"):
         run_evaluation(_request(tmp_path, lr_protocol="bogus"))
