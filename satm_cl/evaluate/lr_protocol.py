@@ -8,8 +8,9 @@
 - `tuned`: per architecture, the LR with the best validation accuracy among LR_GRID (the same grid for
   every method and set), each candidate trained once (seed `derive_seed(base_seed, "lr-select", arch)`,
   the evaluation's epochs and DSA; one executor job each, `evaluate.runner.LrJob`) on the set and scored
-  on the dataset's val split (carved from train, never the test split); ties go to the smaller LR. The choice and every candidate's val accuracy are
-  stored in the records' `config.lr_selection`, and a rerun reuses a recorded choice.
+  on the dataset's val split (carved from train, never the test split); ties go to the smaller LR. The
+  choice and every candidate's val accuracy are stored in the records' `config.lr_selection`, and a rerun
+  reuses a recorded choice.
 """
 
 from __future__ import annotations

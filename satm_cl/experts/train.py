@@ -171,6 +171,7 @@ def train_experts(
     check_out_dir(cache_root, "--cache-dir")
     full = create_dataset(cfg.dataset, data_dir=data_dir, val_fraction=cfg.val_fraction)
     splits = restrict_classes(full, cfg.classes)
+    zca_fit = zca_fit_images(full, cfg)  # bad zca_classes are refused here, before a store is created
     path = store_path(cache_root, cfg)
     probe = expert_model(cfg, splits, seed=0)
     layout = ParamLayout.from_module(probe)
@@ -183,7 +184,7 @@ def train_experts(
         say(f"expert store {path} has {len(finished)}/{cfg.num_experts} experts; training the rest first")
     if executor is not None:
         return _train_grid(cfg, cache_root, device, data_dir, todo, executor)
-    data = prepare(splits, cfg.zca, device, zca_fit_images(full, cfg))
+    data = prepare(splits, cfg.zca, device, zca_fit)
     train_x, train_y = data.train_x, data.train_y
     if cfg.train_subset is not None and cfg.train_subset < len(train_y):
         keep = stratified_subset(train_y.cpu(), cfg.train_subset, derive_seed(cfg.seed, "subset")).to(device)
