@@ -10,20 +10,27 @@
   the evaluation's epochs and DSA; one executor job each, `evaluate.runner.LrJob`) on the set and scored
   on the dataset's val split (carved from train, never the test split); ties go to the smaller LR. The
   choice and every candidate's val accuracy are stored in the records' `config.lr_selection`, and a rerun
-  reuses a recorded choice.
+  reuses a recorded choice. Each candidate's val accuracy is also appended to `<out>/lr_candidates.jsonl`
+  the moment it finishes (`CandidateLog`), so an interrupted selection (a ResNet's five candidates on a
+  whole train split take hours) resumes with only the unfinished candidates.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from satm_cl.errors import SatmError
+from satm_cl.records import mend_torn_tail
 
 LR_PROTOCOLS = ("learned", "tuned")
 # Half-decade steps around the LRs MTT-style evaluations use (learned α is typically 0.005-0.05).
 LR_GRID: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1)
 SELECT_SPLIT = "val"
+CANDIDATES_FILE = "lr_candidates.jsonl"
 
 
 def expand_lr_protocols(option: str | Sequence[str]) -> tuple[str, ...]:
@@ -82,3 +89,45 @@ def recorded_choice(config: Mapping[str, Any], grid: Sequence[float] | None = No
     if not isinstance(selection.get("chosen"), int | float):
         return None
     return dict(selection)
+
+
+class CandidateLog:
+    """Finished `tuned` candidates, one JSON line each (`<out>/lr_candidates.jsonl`): what identifies the
+    training (the set's method / dataset / ipc, the evaluation's base seed, arch, its kwargs, epochs, lr and
+    the selection seed) and its val accuracy. Lines are flushed and fsynced as written; a torn last line
+    (a kill mid-append) is mended as in records files."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        mend_torn_tail(self.path)
+        self._rows: dict[str, float] = {}
+        if self.path.is_file():
+            for lineno, line in enumerate(self.path.read_text().splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    self._rows[self._id(row["key"])] = float(row["val_accuracy"])
+                except (ValueError, KeyError, TypeError):
+                    raise SatmError(f"{self.path}:{lineno}: not an LR candidate line") from None
+
+    @staticmethod
+    def _id(key: Mapping[str, Any]) -> str:
+        return json.dumps(key, sort_keys=True)
+
+    def get(self, key: Mapping[str, Any]) -> float | None:
+        """The recorded val accuracy of the candidate `key`, or None if it has not finished."""
+        return self._rows.get(self._id(key))
+
+    def add(self, key: Mapping[str, Any], val_accuracy: float) -> None:
+        """Append a finished candidate (a key already present is not written twice)."""
+        ident = self._id(key)
+        if ident in self._rows:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as fh:
+            line = json.dumps({"key": dict(key), "val_accuracy": float(val_accuracy)}, sort_keys=True)
+            fh.write(line + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        self._rows[ident] = float(val_accuracy)

@@ -22,7 +22,9 @@ other than the set's own ConvNet for fewer epochs: 100 cuts those runs to ~40 s 
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import struct
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,8 @@ from satm_cl.device import resolve_device
 from satm_cl.errors import SatmError
 from satm_cl.evaluate import lr_protocol
 from satm_cl.evaluate.lr_protocol import (
+    CANDIDATES_FILE,
+    CandidateLog,
     expand_lr_protocols,
     lr_selection_config,
     recorded_choice,
@@ -407,19 +411,54 @@ def lr_job(job: LrJob) -> float:
     return runs[0]["val"]
 
 
+def set_fingerprint(syn: SyntheticSet) -> str:
+    """A short SHA-256 of a set's images, labels and learned LR (which set a tuned candidate trained on)."""
+    h = hashlib.sha256()
+    for t in (syn.images, syn.labels):
+        h.update(t.detach().to("cpu").contiguous().numpy().tobytes())
+    h.update(struct.pack("<f", float(syn.lr)))  # as artifacts store it (a reloaded 0.05 is float32's 0.05)
+    return h.hexdigest()[:16]
+
+
 def _tune_lrs(
-    todo: dict[tuple[str, int], dict[str, Any]], req: EvalRequest, executor: ExecConfig, base_seed: int
+    todo: dict[tuple[str, int], dict[str, Any]],
+    plan: _Plan,
+    req: EvalRequest,
+    worker_req: EvalRequest,
+    executor: ExecConfig,
 ) -> dict[tuple[str, int], dict[str, Any]]:
     """For each (arch, epochs) in `todo` (-> its arch kwargs), train every LR_GRID candidate as one grid of
-    `LrJob`s and pick the LR with the best val accuracy (`select_lr`); the `lr_selection` of each."""
+    `LrJob`s and pick the LR with the best val accuracy (`select_lr`); the `lr_selection` of each.
+    Candidates already in `<out>/lr_candidates.jsonl` (an interrupted earlier run) are not trained again."""
     grid = tuple(float(lr) for lr in lr_protocol.LR_GRID)  # read at call time (tests may cut the grid)
+    base_seed = req.seed
     seed = derive_seed(base_seed, "lr-select")
-    jobs = [
-        Job(f"tune {arch} epochs={epochs} lr={lr:g}", lr_job, LrJob(req, arch, epochs, kwargs, lr, seed))
-        for (arch, epochs), kwargs in todo.items()
-        for lr in grid
-    ]
+    log_file = CandidateLog(Path(worker_req.out) / CANDIDATES_FILE)
+    ipc = int(plan.syn.meta["ipc"])
+    ident = {
+        "method": str(plan.syn.meta["method"]),
+        "dataset": plan.dataset,
+        "ipc": None if ipc == FULL_IPC else ipc,
+        "set": set_fingerprint(plan.syn),
+        "base_seed": base_seed,
+        "seed": seed,
+    }
+
+    def key(arch: str, epochs: int, kwargs: dict[str, Any], lr: float) -> dict[str, Any]:
+        return {**ident, "arch": arch, "arch_kwargs": kwargs, "epochs": epochs, "lr": lr}
+
     scores: dict[tuple[str, int, float], float] = {}
+    jobs = []
+    for (arch, epochs), kwargs in todo.items():
+        for lr in grid:
+            done = log_file.get(key(arch, epochs, kwargs, lr))
+            if done is not None:
+                scores[(arch, epochs, lr)] = done
+            else:
+                spec = LrJob(worker_req, arch, epochs, kwargs, lr, seed)
+                jobs.append(Job(f"tune {arch} epochs={epochs} lr={lr:g}", lr_job, spec))
+    if scores:
+        log.info("reusing %d finished LR candidate(s) from %s", len(scores), log_file.path)
     bar = tqdm(total=len(jobs), desc="tune evaluation LRs", disable=not req.progress or not jobs)
 
     def commit(result: JobResult) -> None:
@@ -427,6 +466,7 @@ def _tune_lrs(
         if result.ok:
             spec = result.job.spec
             scores[(spec.arch, spec.epochs, spec.lr)] = float(result.value)
+            log_file.add(key(spec.arch, spec.epochs, spec.arch_kwargs, spec.lr), float(result.value))
 
     try:
         results = run_jobs(jobs, executor, commit)
@@ -482,7 +522,7 @@ def run_evaluation(req: EvalRequest, executor: ExecConfig | None = None) -> Path
     try:
         tune = {(a, e): kw for p, a, _, kw, e in pending if p == "tuned" and (a, e) not in choices}
         if tune:  # once per (arch, epochs), before any run is dispatched
-            choices.update(_tune_lrs(tune, worker_req, executor, req.seed))
+            choices.update(_tune_lrs(tune, plan, req, worker_req, executor))
         jobs = [
             job
             for item in pending

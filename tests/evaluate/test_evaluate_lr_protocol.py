@@ -16,7 +16,9 @@ from satm_cl.data import create_dataset
 from satm_cl.errors import SatmError
 from satm_cl.evaluate import EvalRequest, run_evaluation
 from satm_cl.evaluate.lr_protocol import (
+    CANDIDATES_FILE,
     LR_GRID,
+    CandidateLog,
     expand_lr_protocols,
     lr_selection_config,
     recorded_choice,
@@ -159,6 +161,54 @@ def test_tuned_candidates_are_grid_jobs_with_the_same_choice_under_workers(
     assert len(labels) == 3 and labels[2].startswith("evaluate ")
     assert there[0]["config"]["lr_selection"] == here[0]["config"]["lr_selection"]
     assert there[0]["value"] == here[0]["value"]
+
+
+def test_interrupted_selection_retrains_only_unfinished_candidates(
+    tmp_path: Path, calls: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run killed during LR selection keeps every finished candidate (`lr_candidates.jsonl`); the rerun
+    trains only the rest and makes the same choice, with the same test number, as an uninterrupted run."""
+    clean = read_records(run_evaluation(_request(tmp_path / "clean", lr_protocol="tuned")))
+    calls.clear()
+    real = runner.lr_job
+
+    def dies_at_the_large_lr(job: runner.LrJob) -> float:
+        if job.lr == 0.1:
+            raise RuntimeError("killed")
+        return real(job)
+
+    monkeypatch.setattr(runner, "lr_job", dies_at_the_large_lr)
+    out = tmp_path / "resumed"
+    with pytest.raises(SatmError, match="killed"):
+        run_evaluation(_request(out, lr_protocol="tuned"))
+    assert not (out / "records.jsonl").is_file() or not read_records(out / "records.jsonl")
+    assert len((out / CANDIDATES_FILE).read_text().splitlines()) == 1  # lr 0.01 finished and was kept
+    monkeypatch.setattr(runner, "lr_job", real)
+    calls.clear()
+    resumed = read_records(run_evaluation(_request(out, lr_protocol="tuned")))
+    assert [(names, lr) for names, lr, _ in calls] == [(("val",), 0.1), (("own",), clean[0]["config"]["lr"])]
+    assert resumed[0]["config"]["lr_selection"] == clean[0]["config"]["lr_selection"]
+    assert resumed[0]["value"] == clean[0]["value"]
+    # another set (a different random subset) in the same out dir does not reuse those candidates
+    calls.clear()
+    run_evaluation(_request(out, lr_protocol="tuned", seed=1))
+    assert [names for names, _, _ in calls] == [("val",), ("val",), ("own",)]
+
+
+def test_candidate_log_mends_a_torn_line_and_refuses_a_foreign_one(tmp_path: Path) -> None:
+    path = tmp_path / CANDIDATES_FILE
+    log = CandidateLog(path)
+    log.add({"arch": "convnet", "lr": 0.01}, 81.5)
+    log.add({"arch": "convnet", "lr": 0.01}, 99.0)  # already there: not written twice
+    with path.open("a") as fh:
+        fh.write('{"key": {"arch": "convnet", "lr": 0.1}, "val_ac')  # killed mid-append
+    again = CandidateLog(path)
+    assert again.get({"lr": 0.01, "arch": "convnet"}) == 81.5
+    assert again.get({"arch": "convnet", "lr": 0.1}) is None
+    assert path.read_text().count("\n") == 1
+    path.write_text('{"not": "a candidate"}\n')
+    with pytest.raises(SatmError, match=f"{CANDIDATES_FILE}:1: not an LR candidate line"):
+        CandidateLog(path)
 
 
 def test_bad_protocol_fails_before_work(tmp_path: Path, calls: list[Any]) -> None:
