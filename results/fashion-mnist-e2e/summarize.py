@@ -77,14 +77,15 @@ def main(results: Path, work: Path) -> None:
         "What was run:",
         f"- experts: {len(experts)} × {cfg['expert']['epochs']} epochs on the whole train split "
         f"(train_subset {cfg['expert']['train_subset']}, ZCA {cfg['expert']['zca']}), "
-        f"ConvNet {cfg['expert']['arch_kwargs']}, lr "
+        f"ConvNet {cfg['expert']['arch_kwargs']}, {cfg['expert'].get('precision', 'fp32')}, lr "
         f"{cfg['expert']['lr']}, batch {cfg['expert']['batch_size']}; their test accuracy after training: "
         + (f"{min(expert_test):.1f}–{max(expert_test):.1f} %" if expert_test else "n/a"),
         f"- condensation: {syn['iterations']} outer iterations, N {cfg['syn_steps']}, "
         f"M {cfg['expert_epochs']}, T {cfg['max_start_epoch']}, lr_img {cfg['lr_img']}, "
         f"α₀ {cfg['lr_init']}, batch_syn {cfg['batch_syn']}, "
         f"minimizer {cfg['minimizer']} ρ {cfg['rho']}, truncate {cfg['truncate']} "
-        f"(descent truncated: {cfg['truncate_descent']}), TR {cfg['reuse_trajectory']}; "
+        f"(descent truncated: {cfg['truncate_descent']}), TR {cfg['reuse_trajectory']}, "
+        f"unroll {cfg.get('precision', 'fp32')}, validation every {cfg['eval_every']}; "
         f"the set kept is the one of iteration {syn['selection']['iteration']} "
         f"({syn['selection']['rule']}, val accuracy {syn['selection']['val_accuracy']:.1f} %)",
         f"- artifact wall time (condensation alone, from the artifact): {syn['wall_time_s'] / 60:.1f} min",
@@ -98,9 +99,9 @@ def main(results: Path, work: Path) -> None:
             "",
             "Other sets evaluated the same way (5 runs, same test split):",
             "",
-            "| set | method | ZCA | M | iterations | kept iteration | val % | eval epochs "
+            "| set | method | ZCA | precision | M | iterations | kept iteration | val % | eval epochs "
             "| test % (mean ± sd) |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for rec_file in others:
             name = rec_file.name.removesuffix("-records.jsonl")
@@ -115,7 +116,7 @@ def main(results: Path, work: Path) -> None:
             sel = other["selection"]
             lines.append(
                 f"| `{name}` | {other['method']} | {other['config']['expert']['zca']} | "
-                f"{other['config']['expert_epochs']} | "
+                f"{other['config'].get('precision', 'fp32')} | {other['config']['expert_epochs']} | "
                 f"{other['iterations']} | {sel['iteration']} | {sel['val_accuracy']:.1f} | {epochs} | "
                 f"{statistics.mean(vals):.1f} ± {statistics.stdev(vals):.1f} |"
             )
