@@ -83,8 +83,12 @@ def test_precision_left_at_fp32_keeps_older_stores_and_artifacts_valid(tmp_path:
     # the preset's store, named before the setting existed (the cache of results/fashion-mnist-e2e); nor
     # does `zca_classes`, a later setting too, move it or the IPC 10 preset's whitened store (candidate E)
     assert store_path(tmp_path, cfg.expert).name == "fashion-mnist-convnet-b921c4539a5c"
-    ipc10 = resolve_config("fashion-mnist", 10, "satm").expert
-    assert store_path(tmp_path, ipc10).name == "fashion-mnist-convnet-b9e783dbc9aa"
+    # the whitened store of candidate E (fp32), now a config away from the IPC 10 preset (candidate F, bf16)
+    e = resolve_config("fashion-mnist", 10, "satm", overrides={"expert": {"precision": "fp32"}}).expert
+    assert store_path(tmp_path, e).name == "fashion-mnist-convnet-b9e783dbc9aa"
+    ipc10 = resolve_config("fashion-mnist", 10, "satm")
+    assert store_path(tmp_path, ipc10.expert).name == "fashion-mnist-convnet-318c7b3e6d91"
+    assert (ipc10.precision, ipc10.iterations, ipc10.eval_every) == ("bf16", 1200, 200)
     fast = replace(cfg, precision="bf16", expert=replace(cfg.expert, precision="bf16"))
     assert fast.to_dict()["precision"] == "bf16" and fast.to_dict()["expert"]["precision"] == "bf16"
     assert store_path(tmp_path, fast.expert) != store_path(tmp_path, cfg.expert)
