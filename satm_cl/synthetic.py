@@ -55,6 +55,11 @@ class SyntheticSet:
     meta: dict[str, Any]
     zca_state: dict[str, torch.Tensor] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # the artifact stores lr as float32: hold the same value in memory, so a set and its reloaded copy
+        # record the same config.lr (a fresh 0.05 would otherwise read back as 0.05000000074505806)
+        object.__setattr__(self, "lr", float(torch.tensor(float(self.lr), dtype=torch.float32)))
+
     @property
     def num_classes(self) -> int:
         return len(self.meta["class_names"])

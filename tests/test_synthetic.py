@@ -26,6 +26,13 @@ def test_round_trip(good: SyntheticSet, tmp_path: Path) -> None:
     assert torch.equal(back.images, good.images) and back.lr == pytest.approx(good.lr)
 
 
+def test_lr_in_memory_is_the_lr_a_reload_reads(good: SyntheticSet, tmp_path: Path) -> None:
+    """A fresh set records the same config.lr as its reloaded copy (the artifact keeps lr as float32)."""
+    fresh = dataclasses.replace(good, lr=0.05)
+    assert fresh.lr != 0.05  # 0.05 is not a float32 value: held as float32's nearest
+    assert load_synthetic(fresh.save(tmp_path / "set")).lr == fresh.lr
+
+
 def test_nan_pixels_with_a_valid_checksum_are_refused(good: SyntheticSet, tmp_path: Path) -> None:
     images = good.images.clone()
     images[0, 0, 0, 0] = float("nan")

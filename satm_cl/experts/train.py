@@ -183,7 +183,7 @@ def train_experts(
     if say is not None:
         say(f"expert store {path} has {len(finished)}/{cfg.num_experts} experts; training the rest first")
     if executor is not None:
-        return _train_grid(cfg, cache_root, device, data_dir, todo, executor)
+        return _train_grid(cfg, cache_root, device, data_dir, todo, executor, progress)
     data = prepare(splits, cfg.zca, device, zca_fit)
     train_x, train_y = data.train_x, data.train_y
     if cfg.train_subset is not None and cfg.train_subset < len(train_y):
@@ -232,8 +232,9 @@ def _train_grid(
     data_dir: Path | None,
     todo: list[int],
     executor: ExecConfig,
+    progress: bool = True,
 ) -> TrajectoryStore:
-    from satm_cl.execution import Job, raise_failures, run_jobs
+    from satm_cl.execution import Job, JobResult, raise_failures, run_jobs
 
     root = Path(cache_root).resolve()
     data = None if data_dir is None else Path(data_dir).resolve()
@@ -245,6 +246,15 @@ def _train_grid(
         )
         for i in todo
     ]
-    results = run_jobs(jobs, executor)
+    # a grid of experts can run for many minutes: one tick per expert as the grid commits it (in order)
+    bar = tqdm(total=len(jobs), desc=f"experts {cfg.dataset}/{cfg.arch}", disable=not progress)
+
+    def commit(result: JobResult) -> None:
+        bar.update()
+
+    try:
+        results = run_jobs(jobs, executor, commit)
+    finally:
+        bar.close()
     raise_failures(results)
     return TrajectoryStore.open(store_path(cache_root, cfg))

@@ -34,6 +34,14 @@ def test_store_round_trip(tmp_path: Path) -> None:
     assert manifest["config"]["dataset"] == "digits" and "torch" in manifest["versions"]
 
 
+def test_expert_grid_shows_one_tick_per_expert(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Experts run as grid jobs (--jobs) still show a progress bar: minutes pass before the first line."""
+    from satm_cl.execution import ExecConfig
+
+    train_experts(_cfg(2), tmp_path, CPU, progress=True, executor=ExecConfig())
+    assert "2/2" in capsys.readouterr().err.replace("\r", "\n").splitlines()[-1]
+
+
 def test_interrupted_run_resumes_to_identical_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     full = train_experts(_cfg(3), tmp_path / "a", CPU, progress=False)
     import satm_cl.experts.train as train_mod
