@@ -144,12 +144,15 @@ def datasets(data_dir: DataDir = None) -> None:
 def presets() -> None:
     """List condensation presets (DATASET-ipcK) and their main settings."""
     from satm_cl.config import PRESETS
+    from satm_cl.experts.config import ExpertConfig
 
     for (name, ipc), p in sorted(PRESETS.items()):
         typer.echo(
             f"{name}-ipc{ipc:<4d} syn_steps={p['syn_steps']} expert_epochs={p['expert_epochs']} "
             f"max_start={p['max_start_epoch']} lr_img={p['lr_img']:g} iterations={p['iterations']} "
-            f"eval_epochs={p['eval_epochs']} zca={p['expert'].get('zca', False)}"
+            f"eval_epochs={p['eval_epochs']} zca={p['expert'].get('zca', False)} "
+            f"experts={p['expert'].get('num_experts', ExpertConfig.num_experts)}x"
+            f"{p['expert'].get('epochs', ExpertConfig.epochs)} precision={p.get('precision', 'fp32')}"
             + "".join(
                 f"  [{m}: " + " ".join(f"{k}={v}" for k, v in vals.items()) + "]"
                 for m, vals in p.get("per_method", {}).items()
