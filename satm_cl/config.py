@@ -286,18 +286,21 @@ PRESETS[("fashion-mnist", 1)] = {
 # their speed spent on 1200 iterations, validation every 200: kept val 84.7 % (>= E's 84.5) in 69.5 min end
 # to end (<= 90), so it replaced E; test 84.2 %. Then candidate G (rule-g.md): F with 16 experts instead of
 # 6 and 1000 iterations: kept val 85.3 % (>= F's 84.7) in 75.7 min end to end, so it replaced F; test 84.9 %.
+# Then candidate H (rule-h.md): G with 26 experts, 700 iterations, validation every 140: kept val 85.28 %
+# (= G's, the same 10234 of 12000 val predictions right; the rule asked for at least G's) in 77.5 min end to
+# end, so it replaced G; test 84.7 % (G's was 84.9: one seed each, within one sd).
 PRESETS[("fashion-mnist", 10)] = {
     **PRESETS[("fashion-mnist", 1)],
     "batch_syn": 50,
     "eval_runs": 2,
     "precision": "bf16",
-    "iterations": 1000,
-    "eval_every": 200,
+    "iterations": 700,
+    "eval_every": 140,
     "expert": {
         **PRESETS[("fashion-mnist", 1)]["expert"],
         "zca": True,
         "precision": "bf16",
-        "num_experts": 16,
+        "num_experts": 26,
     },
 }
 # IPC 50 takes IPC 10's settings and experts (nothing was chosen at IPC 50; results/fashion-mnist's protocol).

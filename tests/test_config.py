@@ -87,10 +87,10 @@ def test_precision_left_at_fp32_keeps_older_stores_and_artifacts_valid(tmp_path:
     e = resolve_config("fashion-mnist", 10, "satm", overrides={"expert": {"precision": "fp32"}}).expert
     assert store_path(tmp_path, e).name == "fashion-mnist-convnet-b9e783dbc9aa"
     ipc10 = resolve_config("fashion-mnist", 10, "satm")
-    # candidate G: F's bf16 store (the number of experts is not part of its name, so F's 6 grow to 16)
+    # candidate H: F's bf16 store (the number of experts is not part of its name, so F's 6 grow to 26)
     assert store_path(tmp_path, ipc10.expert).name == "fashion-mnist-convnet-318c7b3e6d91"
-    assert (ipc10.precision, ipc10.iterations, ipc10.eval_every) == ("bf16", 1000, 200)
-    assert ipc10.expert.num_experts == 16 and cfg.expert.num_experts == 6
+    assert (ipc10.precision, ipc10.iterations, ipc10.eval_every) == ("bf16", 700, 140)
+    assert ipc10.expert.num_experts == 26 and cfg.expert.num_experts == 6
     fast = replace(cfg, precision="bf16", expert=replace(cfg.expert, precision="bf16"))
     assert fast.to_dict()["precision"] == "bf16" and fast.to_dict()["expert"]["precision"] == "bf16"
     assert store_path(tmp_path, fast.expert) != store_path(tmp_path, cfg.expert)

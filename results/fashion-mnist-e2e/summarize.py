@@ -99,9 +99,9 @@ def main(results: Path, work: Path) -> None:
             "",
             "Other sets evaluated the same way (5 runs, same test split):",
             "",
-            "| set | method | ZCA | precision | M | iterations | kept iteration | val % | eval epochs "
-            "| test % (mean ± sd) |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| set | method | ZCA | precision | experts | M | iterations | kept iteration | val % "
+            "| eval epochs | test % (mean ± sd) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for rec_file in others:
             name = rec_file.name.removesuffix("-records.jsonl")
@@ -116,7 +116,8 @@ def main(results: Path, work: Path) -> None:
             sel = other["selection"]
             lines.append(
                 f"| `{name}` | {other['method']} | {other['config']['expert']['zca']} | "
-                f"{other['config'].get('precision', 'fp32')} | {other['config']['expert_epochs']} | "
+                f"{other['config'].get('precision', 'fp32')} | {other['config']['expert']['num_experts']} | "
+                f"{other['config']['expert_epochs']} | "
                 f"{other['iterations']} | {sel['iteration']} | {sel['val_accuracy']:.1f} | {epochs} | "
                 f"{statistics.mean(vals):.1f} ± {statistics.stdev(vals):.1f} |"
             )

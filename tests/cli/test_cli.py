@@ -182,6 +182,6 @@ def test_presets_listing_shows_evaluation_epochs_and_zca() -> None:
     assert "eval_epochs=1000 zca=True" in lines["fashion-mnist-ipc10"]
     assert "eval_epochs=300 zca=False" in lines["digits-ipc1"]
     assert "eval_epochs=1000 zca=True" in lines["cifar10-ipc10"]
-    # and how many expert trajectories it trains, and in which precision (candidate G: 16 bf16 experts)
-    assert "experts=16x5 precision=bf16" in lines["fashion-mnist-ipc10"]
+    # and how many expert trajectories it trains, and in which precision (candidate H: 26 bf16 experts)
+    assert "experts=26x5 precision=bf16" in lines["fashion-mnist-ipc10"]
     assert "experts=6x5 precision=fp32" in lines["fashion-mnist-ipc1"]

@@ -13,8 +13,9 @@
 #     (100-500 images) with satm-stream, satm, herding, reservoir and random at the same size.
 #  D. One report over everything.
 # Presets: IPC 10, 20 and 50 use the whitened fashion-mnist-ipc10/50 presets (ZCA; stream-mode memories fit
-# it on the first experience only, docs/continual.md; bf16 forward passes, 16 experts and 1000 iterations per set
-# since candidate G, so each stream pair costs about 2.5-3x what it did at 300 fp32 iterations, an estimate), IPC 1 and 5 the
+# it on the first experience only, docs/continual.md; bf16 forward passes, 26 experts and 700 iterations per set
+# since candidate H: per pair about 1.5x the condensation time of 300 fp32 iterations and 3x the expert time of 6
+# fp32 experts, an estimate), IPC 1 and 5 the
 # unwhitened ipc1 preset.
 # Memories are shared between all runs through --memory-dir (offline sets per IPC, stream sets per sorted
 # class pair, expert stores in the cache per class pair), so each class pair is condensed once per IPC.
