@@ -172,7 +172,8 @@ def experts(
         str | None,
         typer.Option(
             help="Forward-pass arithmetic: fp32, or bf16 (autocast; ~1.5x faster where the CPU or GPU has "
-            "bf16, not bitwise fp32; its own store) [default: the preset's]."
+            "native bf16, about 7x slower where it has not, and a warning says so; not bitwise fp32; its "
+            "own store) [default: the preset's]."
         ),
     ] = None,
     config: Annotated[
@@ -213,7 +214,12 @@ def experts(
         cfg = replace(cfg, **changes)
         grid = _exec_config(executor, jobs, ray_address, threads, gpus_per_job)
         store = train_experts(
-            cfg, default_cache(cache_dir), resolve_device(device), data_dir=data_dir, executor=grid
+            cfg,
+            default_cache(cache_dir),
+            resolve_device(device),
+            data_dir=data_dir,
+            executor=grid,
+            say=lambda m: typer.echo(m, err=True),
         )
         for key, entry in sorted(store.manifest["experts"].items(), key=lambda kv: int(kv[0])):
             acc = entry["accuracy"]
@@ -241,6 +247,14 @@ def condense(
     config: Annotated[
         Path | None, typer.Option(help="JSON file of config overrides (applied after the preset).")
     ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            help="Forward-pass arithmetic of the unroll and of the experts it matches: fp32, or bf16 "
+            "(autocast; faster only where the CPU or GPU has native bf16, else about 7x slower, and a "
+            "warning says so; not bitwise fp32) [default: the preset's]."
+        ),
+    ] = None,
     seed: int = 0,
     device: Device = "auto",
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in --out.")] = False,
@@ -260,7 +274,11 @@ def condense(
             method,
             preset=preset,
             config_file=config,
-            overrides={"iterations": iterations, "seed": seed},
+            overrides={
+                "iterations": iterations,
+                "seed": seed,
+                **({} if precision is None else {"precision": precision, "expert": {"precision": precision}}),
+            },
         )
         target = out or Path("artifacts") / f"{cfg.dataset}-ipc{cfg.ipc}-{cfg.method}-s{cfg.seed}"
         syn = run(

@@ -20,8 +20,9 @@ from satm_cl.registry import Registry
 
 # Arithmetic precision of forward passes (and so of their backward): `fp32` everywhere, or `bf16` under
 # autocast (convolutions and linear layers in bfloat16, parameters, optimiser state and losses in fp32).
-# Measured on this 2-core CPU (AVX512-BF16): the Fashion-MNIST expert step 1.7x faster, the condensation
-# unroll 1.5x (docs/performance.md). Not bitwise-equal to fp32, so it is a setting, never a silent switch.
+# Measured on a 2-core CPU with AVX512-BF16: the Fashion-MNIST expert step 1.7x faster, the condensation
+# unroll 1.5x; on an AVX2-only CPU (bf16 emulated) 6x and 8x *slower* (docs/performance.md), which
+# `satm_cl.device.precision_warning` says. Not bitwise-equal to fp32: a setting, never a silent switch.
 PRECISIONS: Registry[torch.dtype | None] = Registry("precision")
 PRECISIONS.register("fp32")(None)
 PRECISIONS.register("bf16")(torch.bfloat16)

@@ -12,6 +12,7 @@ from satm_cl.condense.engine import Condenser
 from satm_cl.condense.minimizers import create_minimizer
 from satm_cl.config import CondenseConfig
 from satm_cl.data import DSA, check_data_dir, create_dataset
+from satm_cl.device import precision_warning
 from satm_cl.experts.train import prepare, restrict_classes, train_experts, zca_fit_images
 from satm_cl.io import cache_dir, check_out_dir
 from satm_cl.synthetic import SyntheticSet
@@ -36,6 +37,9 @@ def condense(
     create_minimizer(cfg.minimizer, cfg.rho)
     DSA(cfg.dsa), DSA(cfg.expert.dsa)
     store = train_experts(cfg.expert, root, device, data_dir=data_dir, progress=progress, say=say)
+    warning = precision_warning(cfg.precision, device, "the condensation unroll")
+    if warning is not None:
+        say(warning)
     full = create_dataset(cfg.dataset, data_dir=data_dir, val_fraction=cfg.expert.val_fraction)
     splits = restrict_classes(full, cfg.expert.classes)
     data = prepare(splits, cfg.expert.zca, device, zca_fit_images(full, cfg.expert))

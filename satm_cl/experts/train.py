@@ -12,6 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from satm_cl.data import DatasetSplits, Preprocessor, Split, create_dataset
+from satm_cl.device import precision_warning
 from satm_cl.errors import SatmError
 from satm_cl.experts.config import ExpertConfig
 from satm_cl.experts.store import TrajectoryStore, store_path
@@ -182,6 +183,9 @@ def train_experts(
         return store
     if say is not None:
         say(f"expert store {path} has {len(finished)}/{cfg.num_experts} experts; training the rest first")
+    warning = precision_warning(cfg.precision, device, "expert training")
+    if warning is not None:
+        (say or log.warning)(warning)
     if executor is not None:
         return _train_grid(cfg, cache_root, device, data_dir, todo, executor, progress)
     data = prepare(splits, cfg.zca, device, zca_fit)
@@ -206,6 +210,10 @@ def train_experts(
     return store
 
 
+def _quiet(message: str) -> None:
+    """A `say` that drops its message (grid workers)."""
+
+
 @dataclass(frozen=True)
 class ExpertJob:
     """One expert of a store as a grid job (picklable; paths absolute so any worker finds them)."""
@@ -220,7 +228,13 @@ class ExpertJob:
 def train_expert_job(job: ExpertJob) -> int:
     """Worker side: train expert `job.index` and add it to the store (atomic file, locked manifest)."""
     train_experts(
-        job.cfg, job.cache_root, torch.device(job.device), job.data_dir, progress=False, indices=[job.index]
+        job.cfg,
+        job.cache_root,
+        torch.device(job.device),
+        job.data_dir,
+        progress=False,
+        say=_quiet,  # the driver has said what there is to say (store, precision) once, not once a job
+        indices=[job.index],
     )
     return job.index
 
