@@ -463,6 +463,13 @@ def evaluate(
         str | None,
         typer.Option(help="ood: corruptions: all, none or names [default: all on fashion-mnist, else none]"),
     ] = None,
+    checkpoint_every: Annotated[
+        float,
+        typer.Option(
+            help="Minutes between saved states of a long training (a run or an LR candidate) in "
+            "OUT/checkpoints; a rerun continues it there. 0: never."
+        ),
+    ] = 10.0,
     seed: int = 0,
     device: Device = "auto",
     cache_dir: CacheDir = None,
@@ -522,6 +529,7 @@ def evaluate(
                     lr_protocol=lr_protocol,
                     corruptions=corruptions,
                     cache_dir=cache_dir,
+                    checkpoint_minutes=checkpoint_every,
                 ),
                 grid,
             )

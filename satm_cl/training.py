@@ -7,6 +7,7 @@ baselines train with it: one loop, four users, so every number is produced the s
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from tqdm.auto import tqdm
 
 from satm_cl.data.dsa import DSA
 from satm_cl.registry import Registry
+from satm_cl.train_state import Position, TrainCheckpoint, load_state, save_state
 
 # Arithmetic precision of forward passes (and so of their backward): `fp32` everywhere, or `bf16` under
 # autocast (convolutions and linear layers in bfloat16, parameters, optimiser state and losses in fp32).
@@ -64,33 +66,51 @@ def train_model(
     generator: torch.Generator | Sequence[torch.Generator],
     on_epoch: EpochCallback | None = None,
     progress: str | None = None,
+    checkpoint: TrainCheckpoint | None = None,
 ) -> nn.Module:
     """Train `model` in place on (x, y) (already in model-input space, on the model's device).
 
     `generator` (CPU) drives shuffling and augmentation, so a run is a pure function of its seed.
     `on_epoch(e, model)` is called after every epoch e = 1..epochs. Given a sequence of R generators,
     `model` is a `StackedConvNet` of R runs: run r draws its own order and augmentation from generator r,
-    exactly as it would alone, and the loss is the sum of the runs' own mean losses.
+    exactly as it would alone, and the loss is the sum of the runs' own mean losses. With `checkpoint`
+    (not together with `on_epoch`), the state is saved every `checkpoint.every_s` seconds and a call that
+    finds it continues from it (`satm_cl.train_state`).
     """
+    if checkpoint is not None and on_epoch is not None:
+        raise ValueError("a checkpointed training cannot replay per-epoch callbacks")
     device = x.device
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     decay_epoch = int(cfg.epochs * cfg.decay_at) if cfg.decay_at is not None else None
     dsa = DSA(cfg.dsa)
     gens = None if isinstance(generator, torch.Generator) else list(generator)
+    all_gens: list[torch.Generator] = (
+        [generator] if isinstance(generator, torch.Generator) else list(generator)
+    )
     n = x.shape[0]
     cast = autocast(device, cfg.precision)
-    epochs = range(1, cfg.epochs + 1)
-    bar = tqdm(epochs, desc=progress, leave=False, disable=progress is None)
+    resumed = None if checkpoint is None else load_state(checkpoint, model, opt, all_gens)
+    if resumed is not None and resumed.done:
+        return model
+    first = 1 if resumed is None else resumed.epoch
+    last_save, saved = time.monotonic(), resumed is not None
+    epochs = range(first, cfg.epochs + 1)
+    bar = tqdm(
+        epochs, desc=progress, leave=False, disable=progress is None, total=cfg.epochs, initial=first - 1
+    )
     for epoch in bar:
         if decay_epoch is not None and epoch == decay_epoch + 1:
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * 0.1
         model.train()
-        if gens is None:
-            order = torch.randperm(n, generator=generator).to(device)  # type: ignore[arg-type]
+        begin = 0
+        if resumed is not None and epoch == resumed.epoch:
+            orders = [o.to(device) for o in resumed.orders]
+            begin = resumed.start
         else:
-            orders = [torch.randperm(n, generator=g).to(device) for g in gens]
-        for start in range(0, n, cfg.batch_size):
+            orders = [torch.randperm(n, generator=g).to(device) for g in all_gens]
+        order = orders[0]
+        for start in range(begin, n, cfg.batch_size):
             if gens is None:
                 idx = order[start : start + cfg.batch_size]
                 xb = dsa(x[idx], generator)  # type: ignore[arg-type]
@@ -108,8 +128,16 @@ def train_model(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if checkpoint is not None and time.monotonic() - last_save >= checkpoint.every_s:
+                where = Position(epoch, start + cfg.batch_size, tuple(orders))
+                save_state(checkpoint, model, opt, all_gens, where)
+                last_save, saved = time.monotonic(), True
         if on_epoch is not None:
             on_epoch(epoch, model)
+    if checkpoint is not None and saved:
+        # a training long enough to have saved keeps its end, so scoring can be redone without it
+        done = Position(cfg.epochs, n, tuple(orders), done=True)
+        save_state(checkpoint, model, opt, all_gens, done)
     return model
 
 
@@ -204,12 +232,14 @@ def train_runs(
     cfg: TrainConfig,
     seeds: Sequence[int],
     stacked: bool | None = None,
+    checkpoint: TrainCheckpoint | None = None,
 ) -> TrainedRuns:
     """Train fresh `models[r]` on (x, y) with the generator of `seeds[r]`, as `train_and_test` would.
 
     `stacked` None lets `prefer_stacked` decide; stacking applies only where the models stack exactly
     (`stack_convnets`), otherwise the runs train one after another. Either way run r sees the same
-    batches and augmentations, so results agree up to float summation order.
+    batches and augmentations, so results agree up to float summation order. `checkpoint` (see
+    `train_model`) is for one training: one run, or runs that train stacked.
     """
     from satm_cl.models.stacked import stack_convnets
     from satm_cl.seeding import make_generator
@@ -222,8 +252,10 @@ def train_runs(
     want = prefer_stacked(device, x) if stacked is None else stacked
     net = stack_convnets(models) if want and len(models) > 1 else None
     if net is None:
+        if checkpoint is not None and len(models) > 1:
+            raise ValueError("a checkpoint is for one training, not for runs trained one after another")
         for model, gen in zip(models, gens, strict=True):
-            train_model(model, x, y, cfg, gen)
+            train_model(model, x, y, cfg, gen, checkpoint=checkpoint)
         return TrainedRuns(models, None)
-    train_model(net.to(device), x, y, cfg, gens)
+    train_model(net.to(device), x, y, cfg, gens, checkpoint=checkpoint)
     return TrainedRuns(models, net)

@@ -4,9 +4,12 @@
 # from runs/*/records.jsonl. Resumable at the level of one training: finished rows are skipped, and finished
 # LR candidates are kept in runs/*/lr_candidates.jsonl, so a run stopped (e.g. at the end of a session) and
 # started again, even from a fresh clone with those files committed, retrains only what never finished.
+# Within a training, evaluate saves its state every 10 minutes (--checkpoint-every) under runs/*/checkpoints/
+# (not committed: ~90 MB per ResNet), so on the same disk a stopped ResNet continues where it was.
 # Cost on 2 cores (one thread each, one-thread images/s measured on 1x28x28, batch 256): a 2-epoch candidate
 # takes about 4 min (ConvNet) to 17 min (AlexNet); a ResNet18 about 50 min, so the three ResNets' 18 trainings
-# are about 8 h with two at a time.
+# are about 8 h with two at a time. That was a CPU with AVX-512; on an AVX2-only EPYC (2026-11-27) one
+# ResNet18 training step ran 15-16 images/s on one thread, about 2 h per 2-epoch candidate.
 #   usage: bash results/fashion-mnist-full-rows/run.sh          env: SATM (satm-cl), DATA_DIR, EXTRA
 set -euo pipefail
 cd "$(dirname "$0")/../.."

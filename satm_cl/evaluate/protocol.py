@@ -25,6 +25,7 @@ from satm_cl.models import create_model
 from satm_cl.models.stacked import stack_convnets
 from satm_cl.seeding import derive_seed
 from satm_cl.synthetic import SyntheticSet
+from satm_cl.train_state import TrainCheckpoint
 from satm_cl.training import TrainConfig, prefer_stacked, train_runs
 
 log = logging.getLogger(__name__)
@@ -107,19 +108,22 @@ def evaluate_runs(
     dsa: str | None = None,
     stacked: bool | None = None,
     lr: float | None = None,
+    checkpoint: TrainCheckpoint | None = None,
 ) -> list[dict[str, float]]:
     """Runs at recorded seeds `seeds`: train a fresh `arch` on `syn` per seed and return, per run, its
     accuracy (%) on each of `tests` (name -> (x, y) in the set's model-input space). One training serves
     every test set; runs train stacked as one computation where that is exact and pays
     (`training.train_runs`), else one after another, with the same numbers either way. `lr` None trains
-    with the set's learned LR."""
+    with the set's learned LR. `checkpoint`: the runs' training saves and resumes there
+    (`satm_cl.train_state`; one run, or runs that train stacked)."""
     if not tests or not seeds:
         return [{} for _ in seeds]
     device = torch.device(device)
     run_seeds = [derive_seed(s, arch) for s in seeds]
     models = [build_model(syn, arch, seed=rs, arch_kwargs=arch_kwargs) for rs in run_seeds]
     cfg = eval_train_config(syn, epochs, dsa, lr)
-    trained = train_runs(models, syn.images.to(device), syn.labels.to(device), cfg, run_seeds, stacked)
+    x, y = syn.images.to(device), syn.labels.to(device)
+    trained = train_runs(models, x, y, cfg, run_seeds, stacked, checkpoint)
     per_test = {name: trained.accuracy(x.to(device), y.to(device)) for name, (x, y) in tests.items()}
     return [{name: accs[r] for name, accs in per_test.items()} for r in range(len(seeds))]
 

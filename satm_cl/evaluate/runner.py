@@ -3,7 +3,9 @@
 Everything checkable is checked before any training or writing (source, suites, architectures, the
 artifact's dataset / image shape / classes against the evaluation data, a readable records file). Each run
 is trained only if one of its records is missing (`RecordWriter.has` before training) and its records are
-appended as soon as it finishes, so an interrupted evaluation resumes where it stopped and loses nothing.
+appended as soon as it finishes, so an interrupted evaluation resumes where it stopped and loses nothing;
+a training that outlasts `checkpoint_minutes` (a ResNet on a whole train split: hours on a CPU) also saves
+its state under `<out>/checkpoints/` and a rerun continues it mid-training (`satm_cl.train_state`).
 One training per (architecture, seed) serves every suite that asks for that model: the in-domain, the
 cross-arch ConvNet and the out-of-domain numbers of a set come from the same trained network.
 
@@ -23,6 +25,7 @@ other than the set's own ConvNet for fewer epochs: 100 cuts those runs to ~40 s 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import struct
 from dataclasses import dataclass, replace
@@ -66,11 +69,13 @@ from satm_cl.models import list_models
 from satm_cl.records import Record, RecordWriter, read_records
 from satm_cl.seeding import derive_seed
 from satm_cl.synthetic import META_FILE, SyntheticSet, load_synthetic
+from satm_cl.train_state import TrainCheckpoint, discard
 
 log = logging.getLogger(__name__)
 
 RECORDS_FILE = "records.jsonl"
 METRIC = "test_accuracy"
+CHECKPOINT_DIR = "checkpoints"  # <out>/checkpoints/<hash>.safetensors: unfinished long trainings
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,9 @@ class EvalRequest:
     corruptions: str | tuple[str, ...] | None = None
     corruption_seed: int = 0
     cache_dir: Path | None = None  # corrupted test sets are cached here [default: satm_cl.io.cache_dir()]
+    # a training (run or LR candidate) saves its state this often under <out>/checkpoints and a rerun
+    # continues it (`satm_cl.train_state`); 0: never. Short trainings finish before the first save.
+    checkpoint_minutes: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -139,6 +147,8 @@ def _check_request(req: EvalRequest) -> tuple[tuple[str, ...], tuple[str, ...] |
             raise SatmError(f"--baseline {req.baseline} needs --ipc >= 1")
     if req.runs < 1:
         raise SatmError(f"--runs must be >= 1, got {req.runs}")
+    if not req.checkpoint_minutes >= 0:
+        raise SatmError(f"--checkpoint-every must be >= 0 minutes, got {req.checkpoint_minutes}")
     for flag, value in (("--epochs", req.epochs), ("--cross-arch-epochs", req.cross_arch_epochs)):
         if value is not None and value < 1:
             raise SatmError(f"{flag} must be >= 1, got {value}")
@@ -319,6 +329,7 @@ class EvalJob:
     keys: tuple[tuple[Record, ...], ...]
     config: dict[str, Any]
     lr: float | None = None  # None: the set's learned LR
+    checkpoint: TrainCheckpoint | None = None
 
 
 _INPUTS: dict[EvalRequest, tuple[_Plan, dict[str, tuple[torch.Tensor, torch.Tensor]]]] = {}
@@ -341,7 +352,16 @@ def eval_job(job: EvalJob) -> list[Record]:
     needed = {t.test: tests[t.test] for targets in job.targets for t in targets}
     device = resolve_device(job.req.device)
     accs = evaluate_runs(
-        plan.syn, job.arch, needed, job.epochs, job.seeds, device, job.arch_kwargs, plan.dsa, lr=job.lr
+        plan.syn,
+        job.arch,
+        needed,
+        job.epochs,
+        job.seeds,
+        device,
+        job.arch_kwargs,
+        plan.dsa,
+        lr=job.lr,
+        checkpoint=job.checkpoint,
     )
     return [
         {**key, "value": run[t.test], "config": job.config}
@@ -396,6 +416,7 @@ class LrJob:
     arch_kwargs: dict[str, Any]
     lr: float
     seed: int
+    checkpoint: TrainCheckpoint | None = None
 
 
 def lr_job(job: LrJob) -> float:
@@ -406,7 +427,16 @@ def lr_job(job: LrJob) -> float:
     prep = plan.syn.preprocessor().to(device)
     val = {"val": (prep.transform(plan.val01[0].to(device)), plan.val01[1].to(device))}
     runs = evaluate_runs(
-        plan.syn, job.arch, val, job.epochs, [job.seed], device, job.arch_kwargs, plan.dsa, lr=job.lr
+        plan.syn,
+        job.arch,
+        val,
+        job.epochs,
+        [job.seed],
+        device,
+        job.arch_kwargs,
+        plan.dsa,
+        lr=job.lr,
+        checkpoint=job.checkpoint,
     )
     return runs[0]["val"]
 
@@ -420,12 +450,24 @@ def set_fingerprint(syn: SyntheticSet) -> str:
     return h.hexdigest()[:16]
 
 
+def training_checkpoint(req: EvalRequest, ident: dict[str, Any]) -> TrainCheckpoint | None:
+    """Where the training `ident` (JSON-able: what makes it this training) keeps its state, or None when
+    `req.checkpoint_minutes` is 0."""
+    if req.checkpoint_minutes <= 0:
+        return None
+    text = json.dumps(ident, sort_keys=True)
+    name = hashlib.sha256(text.encode()).hexdigest()[:16]
+    path = Path(req.out) / CHECKPOINT_DIR / f"{name}.safetensors"
+    return TrainCheckpoint(path, text, every_s=60.0 * req.checkpoint_minutes)
+
+
 def _tune_lrs(
     todo: dict[tuple[str, int], dict[str, Any]],
     plan: _Plan,
     req: EvalRequest,
     worker_req: EvalRequest,
     executor: ExecConfig,
+    fingerprint: str,
 ) -> dict[tuple[str, int], dict[str, Any]]:
     """For each (arch, epochs) in `todo` (-> its arch kwargs), train every LR_GRID candidate as one grid of
     `LrJob`s and pick the LR with the best val accuracy (`select_lr`); the `lr_selection` of each.
@@ -439,7 +481,7 @@ def _tune_lrs(
         "method": str(plan.syn.meta["method"]),
         "dataset": plan.dataset,
         "ipc": None if ipc == FULL_IPC else ipc,
-        "set": set_fingerprint(plan.syn),
+        "set": fingerprint,
         "base_seed": base_seed,
         "seed": seed,
     }
@@ -455,7 +497,9 @@ def _tune_lrs(
             if done is not None:
                 scores[(arch, epochs, lr)] = done
             else:
-                spec = LrJob(worker_req, arch, epochs, kwargs, lr, seed)
+                ck_ident = {"job": "lr-candidate", "dsa": plan.dsa, **key(arch, epochs, kwargs, lr)}
+                ck = training_checkpoint(worker_req, ck_ident)
+                spec = LrJob(worker_req, arch, epochs, kwargs, lr, seed, ck)
                 jobs.append(Job(f"tune {arch} epochs={epochs} lr={lr:g}", lr_job, spec))
     if scores:
         log.info("reusing %d finished LR candidate(s) from %s", len(scores), log_file.path)
@@ -467,6 +511,7 @@ def _tune_lrs(
             spec = result.job.spec
             scores[(spec.arch, spec.epochs, spec.lr)] = float(result.value)
             log_file.add(key(spec.arch, spec.epochs, spec.arch_kwargs, spec.lr), float(result.value))
+            discard(spec.checkpoint)  # only once the candidate is logged
 
     try:
         results = run_jobs(jobs, executor, commit)
@@ -520,13 +565,14 @@ def run_evaluation(req: EvalRequest, executor: ExecConfig | None = None) -> Path
     if pending:
         _INPUTS[worker_req] = _inputs_from(plan, device)  # in-process jobs reuse the driver's plan
     try:
+        fingerprint = set_fingerprint(plan.syn) if pending else ""
         tune = {(a, e): kw for p, a, _, kw, e in pending if p == "tuned" and (a, e) not in choices}
         if tune:  # once per (arch, epochs), before any run is dispatched
-            choices.update(_tune_lrs(tune, plan, req, worker_req, executor))
+            choices.update(_tune_lrs(tune, plan, req, worker_req, executor, fingerprint))
         jobs = [
             job
             for item in pending
-            for job in _run_jobs(plan, req, worker_req, writer, item, choices, executor, device)
+            for job in _run_jobs(plan, req, worker_req, writer, item, choices, executor, device, fingerprint)
         ]
         bar = tqdm(total=len(jobs), desc=f"evaluate {method} {plan.dataset}", disable=not req.progress)
 
@@ -534,6 +580,7 @@ def run_evaluation(req: EvalRequest, executor: ExecConfig | None = None) -> Path
             bar.update()
             if result.ok:
                 writer.write(result.value)
+                discard(result.job.spec.checkpoint)  # only once its records are written
 
         try:
             results = run_jobs(jobs, executor, commit)
@@ -554,6 +601,7 @@ def _run_jobs(
     choices: dict[tuple[str, int], Any],
     executor: ExecConfig,
     device: torch.device,
+    fingerprint: str,
 ) -> list[Job]:
     """The evaluation jobs of one (protocol, arch): its missing runs, grouped as they train (`run_groups`)."""
     protocol, arch, wanted, kwargs, epochs = item
@@ -573,7 +621,9 @@ def _run_jobs(
     for group in run_groups(plan.syn, arch, list(missing), device, kwargs):
         targets = tuple(tuple(t for t, _ in missing[seed]) for seed in group)
         keys = tuple(tuple(key for _, key in missing[seed]) for seed in group)
-        spec = EvalJob(worker_req, arch, tuple(group), epochs, kwargs, targets, keys, config, lr)
+        ident = {"job": "runs", "set": fingerprint, "dsa": plan.dsa, "epochs": epochs, "lr": lr, "keys": keys}
+        ck = training_checkpoint(worker_req, {**ident, "arch_kwargs": kwargs})
+        spec = EvalJob(worker_req, arch, tuple(group), epochs, kwargs, targets, keys, config, lr, ck)
         seeds = ",".join(map(str, group))
         tuned = "" if protocol == "learned" else f" lr={protocol}"
         label = f"evaluate {plan.syn.meta['method']} {plan.dataset} arch={arch}{tuned} seed={seeds}"

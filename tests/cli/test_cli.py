@@ -60,6 +60,20 @@ def test_datasets_status() -> None:
             ),
             "unknown corruption 'fog'",
         ),
+        (
+            (
+                "evaluate",
+                "--baseline",
+                "random",
+                "--dataset",
+                "digits",
+                "--ipc",
+                "1",
+                "--checkpoint-every",
+                "-1",
+            ),
+            "--checkpoint-every must be >= 0",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(args: tuple[str, ...], message: str, tmp_path: Path) -> None:
