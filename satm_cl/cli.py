@@ -442,7 +442,13 @@ def evaluate(
     ] = Path("results/eval"),
     steps: Annotated[int, typer.Option(help="continual: number of class-incremental steps.")] = 5,
     memories: Annotated[
-        str, typer.Option(help="continual: comma-separated memories.")
+        str,
+        typer.Option(
+            help="continual: comma-separated memories: offline satm, mtt, herding (condensed or selected "
+            "with all classes visible); stream satm-stream, mtt-stream (condensed per experience), "
+            "satm-stream-mem, mtt-stream-mem (the same, conditioned on the memory held by then), random, "
+            "reservoir, class_balanced, av_herding, gdumb."
+        ),
     ] = "satm,mtt,random,herding,reservoir,gdumb",
     orders: Annotated[int, typer.Option(help="continual: number of class orders (seeds).")] = 3,
     protocol: Annotated[

@@ -15,6 +15,7 @@ from satm_cl.data import DSA, check_data_dir, create_dataset
 from satm_cl.device import precision_warning
 from satm_cl.experts.train import prepare, restrict_classes, train_experts, zca_fit_images
 from satm_cl.io import cache_dir, check_out_dir
+from satm_cl.replay_memory import MemoryImages, require_memory
 from satm_cl.synthetic import SyntheticSet
 
 log = logging.getLogger(__name__)
@@ -29,18 +30,25 @@ def condense(
     resume: bool = False,
     progress: bool = True,
     say: Callable[[str], None] = log.info,
+    memory: MemoryImages | None = None,
 ) -> SyntheticSet:
-    """Condense `cfg.dataset` into `out`, training (and caching) the expert store first if needed."""
+    """Condense `cfg.dataset` into `out`, training (and caching) the expert store first if needed.
+
+    `memory`: the replay memory a memory-conditioned config (`cfg.expert.memory`) trains beside, in the
+    model-input space of this config (see `satm_cl.replay_memory`)."""
     check_out_dir(out)  # everything checkable is refused before experts are trained, not after
+    require_memory(cfg.expert.memory, memory, cfg.expert.classes)
     root = check_out_dir(cache_dir(cache_root), "--cache-dir")
     check_data_dir(data_dir)
     create_minimizer(cfg.minimizer, cfg.rho)
     DSA(cfg.dsa), DSA(cfg.expert.dsa)
-    store = train_experts(cfg.expert, root, device, data_dir=data_dir, progress=progress, say=say)
+    store = train_experts(
+        cfg.expert, root, device, data_dir=data_dir, progress=progress, say=say, memory=memory
+    )
     warning = precision_warning(cfg.precision, device, "the condensation unroll")
     if warning is not None:
         say(warning)
     full = create_dataset(cfg.dataset, data_dir=data_dir, val_fraction=cfg.expert.val_fraction)
     splits = restrict_classes(full, cfg.expert.classes)
     data = prepare(splits, cfg.expert.zca, device, zca_fit_images(full, cfg.expert))
-    return Condenser(cfg, store, data, device, out).run(resume=resume, progress=progress)
+    return Condenser(cfg, store, data, device, out, memory).run(resume=resume, progress=progress)

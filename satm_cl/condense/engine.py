@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import resource
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from satm_cl.experts.store import TrajectoryStore
 from satm_cl.experts.train import PreparedData, expert_model
 from satm_cl.io import make_out_dir, sha256_file, write_json, write_tensors
 from satm_cl.models import ParamLayout, create_model
+from satm_cl.replay_memory import MemoryImages, require_memory
 from satm_cl.seeding import derive_seed, make_generator
 from satm_cl.synthetic import SyntheticSet, make_meta
 from satm_cl.training import TrainConfig, train_runs
@@ -83,11 +84,22 @@ def init_images(
 
 
 class Condenser:
-    """Runs one condensation (`cfg`) against an expert store, writing into `out`."""
+    """Runs one condensation (`cfg`) against an expert store, writing into `out`.
+
+    With a replay `memory` (a memory-conditioned config), the inner loop trains on the learned images plus
+    the memory's, which stay fixed: only the learned images and the LR are updated and saved, and the
+    validation models train on both."""
 
     def __init__(
-        self, cfg: CondenseConfig, store: TrajectoryStore, data: PreparedData, device: torch.device, out: Path
+        self,
+        cfg: CondenseConfig,
+        store: TrajectoryStore,
+        data: PreparedData,
+        device: torch.device,
+        out: Path,
+        memory: MemoryImages | None = None,
     ) -> None:
+        require_memory(cfg.expert.memory, memory, synthetic_classes(cfg, data.splits.num_classes))
         self.cfg, self.store, self.data, self.device, self.out = cfg, store, data, device, Path(out)
         # Only the first num_experts: a store grown by another run must not change this run's draws.
         self.experts = [i for i in store.done() if i < cfg.expert.num_experts]
@@ -107,6 +119,13 @@ class Condenser:
         self.minimizer = create_minimizer(cfg.minimizer, cfg.rho)
         classes = synthetic_classes(cfg, data.splits.num_classes)
         self.labels = torch.tensor(classes).repeat_interleave(cfg.ipc).to(device)
+        # the fixed memory images follow the learned ones in every inner-loop and validation set
+        self.fixed_x = None if memory is None else memory.x.to(device)
+        self.inner_labels = self.labels if memory is None else torch.cat([self.labels, memory.y.to(device)])
+
+    def inner_set(self, x: torch.Tensor) -> torch.Tensor:
+        """The images the inner loop trains on: the learned `x`, then the fixed memory images if any."""
+        return x if self.fixed_x is None else torch.cat([x, self.fixed_x])
 
     # ------------------------------------------------------------------ state
     def fresh_state(self) -> State:
@@ -205,7 +224,7 @@ class Condenser:
         start = int(torch.randint(cfg.max_start_epoch, (1,), generator=gen))
         theta0, target = self.store.load_epochs(expert, [start, start + cfg.expert_epochs]).to(self.device)
         plan: InnerPlan = sample_plan(
-            st.x.shape[0],
+            self.inner_labels.numel(),
             self.data.splits.image_shape,
             cfg.syn_steps,
             cfg.batch_syn,
@@ -216,9 +235,18 @@ class Condenser:
         descent_keep = cfg.truncate if cfg.truncate_descent else None
 
         def grad_at(x: torch.Tensor, keep: int | None, prefix: Any = None) -> HyperResult:
-            return self.unroller.hypergradient(
-                x, self.labels, st.lr, theta0, target, plan, keep=keep, lr_grad=cfg.lr_grad, prefix=prefix
+            res = self.unroller.hypergradient(
+                self.inner_set(x),
+                self.inner_labels,
+                st.lr,
+                theta0,
+                target,
+                plan,
+                keep=keep,
+                lr_grad=cfg.lr_grad,
+                prefix=prefix,
             )
+            return res if self.fixed_x is None else replace(res, grad_x=res.grad_x[: x.shape[0]])
 
         if cfg.minimizer == "none":
             res = grad_at(st.x, descent_keep)
@@ -295,7 +323,8 @@ class Condenser:
             )
             for seed in seeds
         ]
-        trained = train_runs(models, st.x.detach(), self.labels, tcfg, seeds)  # stacked where it pays
+        # stacked where it pays
+        trained = train_runs(models, self.inner_set(st.x.detach()), self.inner_labels, tcfg, seeds)
         accs = trained.accuracy(self.data.val_x, self.data.val_y)
         return sum(accs) / len(accs)
 

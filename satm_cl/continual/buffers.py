@@ -1,16 +1,16 @@
 """Replay memories for Avalanche built from SyntheticSets (condensed images or real-subset baselines).
 
 `CondensedBuffer` reveals a class's images when the experience holding that class arrives, from either a
-whole-dataset artifact or a `condense_fn(classes)` that condenses each experience's real data on arrival
-(the DC/DM continual protocol). `SubsetBuffer` is the same code fed a real-subset baseline, so condensed and
-real memories are treated identically. `HerdingBuffer` is Avalanche's herding memory on penultimate features.
+whole-dataset artifact or a `condense_fn(classes, memory)` that condenses each experience's real data on
+arrival (the DC/DM continual protocol), optionally conditioned on the memory held by then. `SubsetBuffer`
+is the same code fed a real-subset baseline, so condensed and real memories are treated identically.
+`HerdingBuffer` is Avalanche's herding memory on penultimate features.
 `LogitsBuffer` wraps any memory for DER: each sample carries the model's logits from when it entered.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from avalanche.training.storage_policy import ExemplarsBuffer, HerdingSelectionStrategy, ParametricBuffer
@@ -20,10 +20,16 @@ from torch.utils.data import DataLoader
 from satm_cl.continual.scenarios import tensor_dataset
 from satm_cl.data import DSA
 from satm_cl.errors import SatmError
+from satm_cl.replay_memory import MemoryImages
 from satm_cl.seeding import make_generator
 from satm_cl.synthetic import SyntheticSet
 
-CondenseFn = Callable[[list[int]], SyntheticSet]
+
+class CondenseFn(Protocol):
+    """Condenses the real data of `classes` on arrival; `memory` is what the buffer holds by then (None
+    while empty), for a condensation conditioned on it (`satm_cl.replay_memory`); others ignore it."""
+
+    def __call__(self, classes: list[int], memory: MemoryImages | None = None) -> SyntheticSet: ...
 
 
 class DSATransform:
@@ -90,7 +96,7 @@ class CondensedBuffer(ExemplarsBuffer):
         source = self._set
         if source is None:
             assert self._condense_fn is not None
-            source = self._condense_fn(new)
+            source = self._condense_fn(new, self.memory_images())
             self.lrs.append(float(source.lr))
         for c in new:
             images = source.images[source.labels == c]
@@ -98,6 +104,14 @@ class CondensedBuffer(ExemplarsBuffer):
                 raise SatmError(f"synthetic set ({source.meta.get('method')}) has no images of class {c}")
             self._per_class[c] = images.detach().cpu().float()
         self._rebuild()
+
+    def memory_images(self) -> MemoryImages | None:
+        """Every image revealed so far (all of each class's, whatever the quotas), or None while empty."""
+        if not self._per_class:
+            return None
+        x = torch.cat(list(self._per_class.values()))
+        y = torch.cat([torch.full((len(v),), c, dtype=torch.long) for c, v in self._per_class.items()])
+        return MemoryImages(x, y)
 
     def quotas(self) -> dict[int, int]:
         """Slots per seen class: `max_size` split evenly (earlier classes take the remainder)."""

@@ -3,7 +3,10 @@
 Memories: `satm`, `mtt` (condensed artifacts; condensed into `<out>/memories/` when not given), `random`,
 `herding` (our real subsets from `satm_cl.baselines`), and Avalanche's `reservoir`, `class_balanced`,
 `av_herding`, `gdumb`, all at the same budget of ipc x classes slots; `satm-stream` and `mtt-stream` condense
-each experience's real data on arrival (experts trained on that experience only). Every record's config says
+each experience's real data on arrival (experts trained on that experience only); `satm-stream-mem` and
+`mtt-stream-mem` do the same conditioned on the memory held by then (experts train on the experience plus
+the memory's images, the student on the new images plus the memory's: `satm_cl.replay_memory`). Every
+record's config says
 `memory_mode`: `offline` (images shaped by data of classes not yet seen: the whole-dataset condensed sets,
 herding on features of a net trained on all classes) or `stream` (built only from experiences seen so far).
 Under a whitening (ZCA) preset, stream-mode memories train in a ZCA fitted on the first experience's train
@@ -31,6 +34,7 @@ from satm_cl.errors import SatmError
 from satm_cl.execution import ExecConfig, Job, JobResult, raise_failures, run_jobs
 from satm_cl.io import check_out_dir
 from satm_cl.records import Record, RecordWriter, read_records
+from satm_cl.replay_memory import MemoryImages
 from satm_cl.synthetic import META_FILE, SyntheticSet, load_synthetic
 
 if TYPE_CHECKING:
@@ -41,14 +45,18 @@ if TYPE_CHECKING:
 STAGE = "continual"
 # Mirrors protocols.MEMORIES / PROTOCOLS (kept here so validating a request does not import avalanche).
 MEMORY_NAMES = ("satm", "mtt", "random", "herding", "reservoir", "class_balanced", "av_herding", "gdumb",
-                "satm-stream", "mtt-stream")
+                "satm-stream", "mtt-stream", "satm-stream-mem", "mtt-stream-mem")
 PROTOCOL_NAMES = ("retrain", "naive", "lwf", "ewc", "er_ace", "der")
 # Condensed on arrival, one experience at a time: memory -> condensation method.
-STREAM_METHODS = {"satm-stream": "satm", "mtt-stream": "mtt"}
+STREAM_METHODS = {"satm-stream": "satm", "mtt-stream": "mtt",
+                  "satm-stream-mem": "satm", "mtt-stream-mem": "mtt"}
+# Stream memories whose condensation of an experience is conditioned on the memory held by then.
+CONDITIONED = ("satm-stream-mem", "mtt-stream-mem")
 # offline: a memory's images depend on data of classes not yet seen; stream: only on experiences seen so far.
 MEMORY_MODES = {"satm": "offline", "mtt": "offline", "herding": "offline", "random": "stream",
                 "reservoir": "stream", "class_balanced": "stream", "av_herding": "stream", "gdumb": "stream",
-                "satm-stream": "stream", "mtt-stream": "stream"}
+                "satm-stream": "stream", "mtt-stream": "stream", "satm-stream-mem": "stream",
+                "mtt-stream-mem": "stream"}
 
 
 @dataclass(frozen=True)
@@ -355,7 +363,8 @@ class _Context:
         first = first_experience(self.splits.num_classes, req.steps, order_seed)
         return experience_condenser(method, req.dataset, req.ipc, self.memory_root / "stream",
                                     self.device, req.cache_dir, req.data_dir, req.progress,
-                                    req.condense_overrides, zca_classes=first)
+                                    req.condense_overrides, zca_classes=first,
+                                    conditioned=memory in CONDITIONED)
 
 
 def first_experience(num_classes: int, steps: int, order_seed: int) -> list[int]:
@@ -378,33 +387,39 @@ def stream_whitened(memory: str, req: ContinualRequest) -> bool:
 def experience_condenser(
     method: str, dataset: str, ipc: int, root: Path, device: torch.device | str = "cpu",
     cache_dir: Path | None = None, data_dir: Path | None = None, progress: bool = False,
-    overrides: dict[str, Any] | None = None, zca_classes: list[int] | None = None,
+    overrides: dict[str, Any] | None = None, zca_classes: list[int] | None = None, conditioned: bool = False,
 ) -> CondenseFn:
-    """A `condense_fn(classes)` for `CondensedBuffer`: condense only those classes' real data on arrival.
+    """A `condense_fn(classes, memory)` for `CondensedBuffer`: condense only those classes' data on arrival.
 
     Experts train on those classes alone (their store is keyed by the sorted class set, like the artifact
     `<root>/<dataset>-ipc<k>-<method>-classes<a-b>`), so runs whose experiences hold the same classes (other
     class orders, other protocols) reuse both. Only the dataset's per-channel normalisation constants come
     from the whole train split. A whitening config (ZCA) is fitted on `zca_classes`' train images (the first
     experience's, so every experience's set shares one space; the artifact name says `-zca<classes>`);
-    without ZCA `zca_classes` is ignored.
+    without ZCA `zca_classes` is ignored. `conditioned`: experts and student also train on the `memory` held
+    when the experience arrives (none for the first); its fingerprint joins the store's identity and the
+    artifact's name (`-mem<fingerprint>`), so sets are reused only after the very same memory.
     """
 
-    def condense_classes(classes: list[int]) -> SyntheticSet:
+    def condense_classes(classes: list[int], memory: MemoryImages | None = None) -> SyntheticSet:
         from satm_cl.condense import condense
 
         base = condense_config(dataset, ipc, method, overrides)
         fit = sorted(zca_classes) if base.expert.zca and zca_classes is not None else None
-        cfg = replace(base, expert=replace(base.expert, classes=sorted(classes), zca_classes=fit))
+        memory = memory if conditioned else None
+        fingerprint = None if memory is None else memory.fingerprint()
+        cfg = replace(base, expert=replace(base.expert, classes=sorted(classes), zca_classes=fit,
+                                           memory=fingerprint))
         name = f"{dataset}-ipc{ipc}-{method}-classes{'-'.join(map(str, sorted(classes)))}"
-        out = Path(root) / (name if fit is None else f"{name}-zca{'-'.join(map(str, fit))}")
+        name = name if fit is None else f"{name}-zca{'-'.join(map(str, fit))}"
+        out = Path(root) / (name if fingerprint is None else f"{name}-mem{fingerprint}")
         if (out / META_FILE).exists():
             made = load_synthetic(out)
             if made.meta.get("config") != json.loads(json.dumps(cfg.to_dict())):
                 raise SatmError(f"{out} was condensed with other settings; remove it or use another --out")
             return made
         return condense(cfg, out, torch.device(device), cache_root=cache_dir, data_dir=data_dir, resume=True,
-                        progress=progress)
+                        progress=progress, memory=memory)
 
     return condense_classes
 
@@ -415,6 +430,8 @@ def memory_config(memory: str, req: ContinualRequest) -> dict[str, Any]:
     out: dict[str, Any] = {"memory_mode": MEMORY_MODES[memory]}
     if stream_whitened(memory, req):
         out["zca_fit"] = "first experience"
+    if memory in CONDITIONED:
+        out["conditioned_on"] = "memory so far"
     if req.condense_overrides and memory in ("satm", "mtt", *STREAM_METHODS):
         out["condense_overrides"] = req.condense_overrides
     return out

@@ -10,7 +10,7 @@ from satm_cl.fields import PRECISION_NAMES, check_field_types, omit_late_default
 
 # Settings added after stores and artifacts existed: written only when they differ from these defaults,
 # so every older store keeps its hash and every older artifact's recorded config still matches.
-LATE_DEFAULTS: dict[str, Any] = {"precision": "fp32", "zca_classes": None}
+LATE_DEFAULTS: dict[str, Any] = {"precision": "fp32", "zca_classes": None, "memory": None}
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,10 @@ class ExpertConfig:
     # fit the ZCA whitening on only these classes' train images instead of the experts' own data: a stream
     # memory fits it once, on the first experience, so every experience's set shares one input space
     zca_classes: list[int] | None = None
+    # fingerprint (`memory_fingerprint`) of replay-memory images of earlier classes the experts also train
+    # on, repeated to a class-balanced share (memory-conditioned stream condensation); the images themselves
+    # are passed with the call, the fingerprint ties the store and the artifact to them
+    memory: str | None = None
 
     def __post_init__(self) -> None:
         check_field_types(self, "expert config")

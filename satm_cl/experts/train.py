@@ -18,6 +18,7 @@ from satm_cl.experts.config import ExpertConfig
 from satm_cl.experts.store import TrajectoryStore, store_path
 from satm_cl.io import check_out_dir
 from satm_cl.models import ParamLayout, create_model
+from satm_cl.replay_memory import MemoryImages, require_memory, with_memory
 from satm_cl.seeding import derive_seed, make_generator
 from satm_cl.training import TrainConfig, accuracy, train_model
 from satm_cl.versions import package_versions
@@ -161,6 +162,7 @@ def train_experts(
     say: Callable[[str], None] | None = None,
     indices: Sequence[int] | None = None,
     executor: ExecConfig | None = None,
+    memory: MemoryImages | None = None,
 ) -> TrajectoryStore:
     """Train the experts `cfg` asks for (or only `indices`) that the store does not hold yet; return the
     store. With `executor`, each missing expert is one job of a grid (see `satm_cl.execution`).
@@ -168,8 +170,12 @@ def train_experts(
     Per epoch only val accuracy on a fixed subset (`cfg.val_subset`) is taken; train accuracy (on a
     subset of the same size) and test accuracy are taken once per expert, after training, and recorded
     in the manifest as one-element lists (`accuracy.train`, `accuracy.test`; `accuracy.val` per epoch).
+    A config conditioned on a replay memory (`cfg.memory`) needs its images in `memory`: the experts train
+    on the real data plus those images at a class-balanced share (`satm_cl.replay_memory.with_memory`);
+    val and test accuracy stay on the real classes of `cfg.classes`.
     """
     check_out_dir(cache_root, "--cache-dir")
+    require_memory(cfg.memory, memory, cfg.classes)
     full = create_dataset(cfg.dataset, data_dir=data_dir, val_fraction=cfg.val_fraction)
     splits = restrict_classes(full, cfg.classes)
     zca_fit = zca_fit_images(full, cfg)  # bad zca_classes are refused here, before a store is created
@@ -187,12 +193,13 @@ def train_experts(
     if warning is not None:
         (say or log.warning)(warning)
     if executor is not None:
-        return _train_grid(cfg, cache_root, device, data_dir, todo, executor, progress)
+        return _train_grid(cfg, cache_root, device, data_dir, todo, executor, progress, memory)
     data = prepare(splits, cfg.zca, device, zca_fit)
     train_x, train_y = data.train_x, data.train_y
     if cfg.train_subset is not None and cfg.train_subset < len(train_y):
         keep = stratified_subset(train_y.cpu(), cfg.train_subset, derive_seed(cfg.seed, "subset")).to(device)
         train_x, train_y = train_x[keep], train_y[keep]
+    train_x, train_y = with_memory(train_x, train_y, memory)
     val_x, val_y = subset(data.val_x, data.val_y, cfg.val_subset, derive_seed(cfg.seed, "val-subset"))
     acc_x, acc_y = subset(train_x, train_y, cfg.val_subset, derive_seed(cfg.seed, "train-acc-subset"))
     train_cfg = expert_train_config(cfg)
@@ -223,6 +230,7 @@ class ExpertJob:
     cache_root: Path
     device: str
     data_dir: Path | None
+    memory: MemoryImages | None = None
 
 
 def train_expert_job(job: ExpertJob) -> int:
@@ -235,6 +243,7 @@ def train_expert_job(job: ExpertJob) -> int:
         progress=False,
         say=_quiet,  # the driver has said what there is to say (store, precision) once, not once a job
         indices=[job.index],
+        memory=job.memory,
     )
     return job.index
 
@@ -247,6 +256,7 @@ def _train_grid(
     todo: list[int],
     executor: ExecConfig,
     progress: bool = True,
+    memory: MemoryImages | None = None,
 ) -> TrajectoryStore:
     from satm_cl.execution import Job, JobResult, raise_failures, run_jobs
 
@@ -256,7 +266,7 @@ def _train_grid(
         Job(
             f"expert {i} of {cfg.dataset}/{cfg.arch} seed {cfg.seed}",
             train_expert_job,
-            ExpertJob(cfg, i, root, str(device), data),
+            ExpertJob(cfg, i, root, str(device), data, memory),
         )
         for i in todo
     ]

@@ -241,3 +241,13 @@ def test_presets_listing_shows_evaluation_epochs_and_zca() -> None:
     # and how many expert trajectories it trains, and in which precision (candidate H: 26 bf16 experts)
     assert "experts=26x5 precision=bf16" in lines["fashion-mnist-ipc10"]
     assert "experts=6x5 precision=fp32" in lines["fashion-mnist-ipc1"]
+
+
+def test_evaluate_help_names_every_continual_memory() -> None:
+    from satm_cl.continual.runner import MEMORY_NAMES
+
+    res = runner.invoke(app, ["evaluate", "--help"], terminal_width=400)
+    assert res.exit_code == 0
+    text = " ".join(res.stdout.split())
+    missing = [m for m in MEMORY_NAMES if m not in text.replace("│", " ")]
+    assert not missing

@@ -13,6 +13,7 @@ from satm_cl.continual.protocols import AVALANCHE_MEMORIES, avalanche_buffer, me
 from satm_cl.continual.scenarios import Scenario, make_scenario
 from satm_cl.data import DatasetSplits, Preprocessor
 from satm_cl.errors import SatmError
+from satm_cl.replay_memory import MemoryImages
 from satm_cl.synthetic import SyntheticSet
 
 
@@ -55,9 +56,11 @@ def test_dsa_only_in_train_group(digits: DatasetSplits, make_fake: FakeSet) -> N
 
 def test_condense_fn_called_per_experience(digits: DatasetSplits) -> None:
     calls: list[list[int]] = []
+    held: list[list[int]] = []  # the classes of the memory each call was shown
 
-    def condense_fn(classes: list[int]) -> SyntheticSet:
+    def condense_fn(classes: list[int], memory: MemoryImages | None = None) -> SyntheticSet:
         calls.append(classes)
+        held.append([] if memory is None else memory.y.tolist())
         return fake_set(digits, ipc=1, classes=classes, lr=0.01 * len(calls))
 
     buf = CondensedBuffer(condense_fn, max_size=10)
@@ -65,6 +68,9 @@ def test_condense_fn_called_per_experience(digits: DatasetSplits) -> None:
     for exp in sc.train_stream:
         buf.post_adapt(None, exp)
     assert calls == [sorted(c) for c in sc.step_classes]
+    # each call sees the memory of exactly the experiences before it, one image per class at IPC 1
+    seen = [sorted(c for step in sc.step_classes[:k] for c in step) for k in range(len(calls))]
+    assert [sorted(h) for h in held] == seen
     assert sorted(buf.seen_classes) == list(range(10)) and len(buf.buffer) == 10
     assert buf.lr == pytest.approx(0.03)
     with pytest.raises(SatmError, match="max_size"):

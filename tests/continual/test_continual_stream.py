@@ -15,6 +15,7 @@ from satm_cl.data import DatasetOptions, DatasetSplits, Split
 from satm_cl.data.base import DATASETS
 from satm_cl.errors import SatmError
 from satm_cl.records import read_records
+from satm_cl.replay_memory import MemoryImages
 
 # Tiny condensation: 1 expert x 2 epochs, 2 outer iterations, no validation.
 TINY = {
@@ -237,3 +238,55 @@ def test_a_zca_stream_memory_runs_through_the_suite(tmp_path: Path) -> None:
     fits = {r["method"]: r["config"].get("zca_fit") for r in recs}
     assert fits == {"satm-stream": "first experience", "reservoir": None}  # the digits preset does not whiten
     assert len(recs) == 46
+
+
+def _conditioned_bytes(root: Path, first: list[int], second: list[int]) -> bytes:
+    """The second experience's artifact tensors, condensed conditioned on the first experience's set."""
+    fn = experience_condenser(
+        "satm", "digits", 1, root / "m", cache_dir=root / "c", overrides=TINY, conditioned=True
+    )
+    made = fn(first, None)
+    fn(second, MemoryImages(made.images, made.labels))
+    (out,) = [p for p in (root / "m").iterdir() if "-mem" in p.name]
+    return (out / "synthetic.safetensors").read_bytes()
+
+
+def test_conditioned_stream_memory_never_reads_later_experiences(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order = draw_class_order(10, 0)
+    first, second, later = order[:2], order[2:4], order[4:]
+    clean = _conditioned_bytes(tmp_path / "clean", first, second)
+    loader = DATASETS.get("digits")
+    monkeypatch.setitem(DATASETS._entries, "digits", _poisoned(loader, later, "nan"))
+    assert _conditioned_bytes(tmp_path / "poisoned", first, second) == clean  # later classes never read
+    # control: the first experience reaches the second's set only through the memory it left, so changing
+    # its data changes the second set (an unconditioned stream set of the second pair would not change)
+    monkeypatch.setitem(DATASETS._entries, "digits", _poisoned(loader, first, "noise"))
+    assert _conditioned_bytes(tmp_path / "control", first, second) != clean
+
+
+def test_conditioned_stream_memory_through_the_runner(tmp_path: Path) -> None:
+    req = ContinualRequest(
+        memories=("satm-stream-mem", "satm-stream"),
+        orders=1,
+        out=tmp_path / "retrain",
+        device="cpu",
+        epochs=1,
+        progress=False,
+        condense_overrides=TINY,
+        cache_dir=tmp_path / "cache",
+        memory_dir=tmp_path / "memories",
+    )
+    recs = read_records(run_continual(req))
+    order = draw_class_order(10, 0)
+    names = {p.name for p in (tmp_path / "memories" / "stream").iterdir()}
+    pairs = ["-".join(map(str, sorted(order[i : i + 2]))) for i in (0, 2, 4, 6, 8)]
+    # the first experience has no memory yet, so both memories share its set; the others are conditioned
+    assert {n for n in names if "-mem" not in n} == {f"digits-ipc1-satm-classes{p}" for p in pairs}
+    conditioned = sorted(n.split("-mem")[0] for n in names if "-mem" in n)
+    assert conditioned == sorted(f"digits-ipc1-satm-classes{p}" for p in pairs[1:])
+    mine = [r for r in recs if r["method"] == "satm-stream-mem"]
+    assert len(mine) == 23 and {r["config"]["memory_mode"] for r in mine} == {"stream"}
+    assert {r["config"]["conditioned_on"] for r in mine} == {"memory so far"}
+    assert all("conditioned_on" not in r["config"] for r in recs if r["method"] == "satm-stream")
