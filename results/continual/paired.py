@@ -1,6 +1,7 @@
-"""Per class order, the final average accuracy of every memory; then stream SATM minus each other memory
-through the report's paired table (`satm_cl.report.paired_table`), with a t-based 95 % interval.
-Reads records.jsonl beside this file; prints markdown. Usage: python paired.py [REFERENCE_MEMORY]"""
+"""Per class order, the final average accuracy of every memory; then REFERENCE (default satm-stream) minus each
+other memory through the report's paired table (`satm_cl.report.paired_table`), with a t-based 95 % interval.
+Reads one continual records.jsonl; prints markdown.
+Usage: python results/continual/paired.py RECORDS.jsonl [REFERENCE_MEMORY]"""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from scipy import stats
 
 from satm_cl.report import paired_table
 
-here = Path(__file__).parent
-records = [json.loads(line) for line in (here / "records.jsonl").read_text().splitlines()]
+if len(sys.argv) < 2:
+    sys.exit(__doc__)
+records = [json.loads(line) for line in Path(sys.argv[1]).read_text().splitlines()]
 steps = max(r["step"] for r in records)
 final = [r for r in records if r["metric"] == "avg_accuracy" and r["step"] == steps]
 by = {(r["method"], r["seed"]): r["value"] for r in final}
@@ -25,7 +27,7 @@ for m in methods:
     vals = [by.get((m, s)) for s in orders]
     mean = statistics.fmean(v for v in vals if v is not None)
     print(f"| {m} | " + " | ".join("–" if v is None else f"{v:.1f}" for v in vals) + f" | {mean:.1f} |")
-reference = sys.argv[1] if len(sys.argv) > 1 else "satm-stream"
+reference = sys.argv[2] if len(sys.argv) > 2 else "satm-stream"
 print(f"\n| {reference} minus | mean (points) | 95 % interval | wins | p (paired t) |\n|---|---|---|---|---|")
 for r in paired_table(final, reference).itertuples(index=False):
     half = stats.t.ppf(0.975, r.n - 1) * r.diff_std / r.n**0.5
