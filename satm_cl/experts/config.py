@@ -40,9 +40,9 @@ class ExpertConfig:
     # fit the ZCA whitening on only these classes' train images instead of the experts' own data: a stream
     # memory fits it once, on the first experience, so every experience's set shares one input space
     zca_classes: list[int] | None = None
-    # fingerprint (`memory_fingerprint`) of replay-memory images of earlier classes the experts also train
-    # on, repeated to a class-balanced share (memory-conditioned stream condensation); the images themselves
-    # are passed with the call, the fingerprint ties the store and the artifact to them
+    # fingerprint (`MemoryImages.fingerprint`) of replay-memory images of earlier classes the experts also
+    # train on, repeated to a class-balanced share (memory-conditioned stream condensation); the images are
+    # passed with the call, the fingerprint ties the store and the artifact to them
     memory: str | None = None
 
     def __post_init__(self) -> None:
