@@ -456,7 +456,11 @@ def evaluate(
     ] = "retrain",
     condense_config: Annotated[
         Path | None,
-        typer.Option(help="continual: JSON of condense-config overrides for satm/mtt(-stream) memories."),
+        typer.Option(
+            help="continual: JSON of condense-config overrides of the preset: what satm/mtt(-stream) "
+            "memories are condensed with, and the arch, DSA, LR, default epochs and whitening of every "
+            "memory's run."
+        ),
     ] = None,
     memory_dir: Annotated[
         Path | None,

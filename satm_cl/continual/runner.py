@@ -77,7 +77,9 @@ class ContinualRequest:
     epochs: int | None = None
     seed: int = 0
     progress: bool = True
-    condense_overrides: dict[str, Any] | None = field(default=None, hash=False)  # for satm/mtt(-stream)
+    # condense-config overrides of the run's preset: what satm/mtt(-stream) memories are condensed with, and
+    # the arch, DSA, LR, default epochs and whitening every memory trains with
+    condense_overrides: dict[str, Any] | None = field(default=None, hash=False)
     memory_dir: Path | None = None  # where memories are found or made; default <out>/memories
 
 
@@ -165,7 +167,9 @@ def _setup(req: ContinualRequest) -> tuple[_Context, dict[int, dict[str, Any]]]:
     from satm_cl.continual.scenarios import draw_class_order
 
     device = resolve_device(req.device)
-    cfg = condense_config(req.dataset, req.ipc, "satm")
+    # the run's preset, with the request's condensation overrides: its arch, DSA, LR, epochs and whitening
+    # apply to every memory alike, so a pinned config (e.g. an older preset) reproduces the whole run
+    cfg = condense_config(req.dataset, req.ipc, "satm", req.condense_overrides)
     splits = create_dataset(req.dataset, data_dir=req.data_dir, val_fraction=cfg.expert.val_fraction)
     if splits.num_classes % req.steps:
         raise SatmError(f"{req.dataset} has {splits.num_classes} classes, which do not split evenly into "
@@ -375,13 +379,12 @@ def first_experience(num_classes: int, steps: int, order_seed: int) -> list[int]
 
 
 def stream_whitened(memory: str, req: ContinualRequest) -> bool:
-    """Whether `memory` trains in a ZCA fitted on the first experience only: a stream-mode memory whose
-    config (a stream condensation's, with the request's overrides; else the preset's) whitens."""
+    """Whether `memory` trains in a ZCA fitted on the first experience only: a stream-mode memory when the
+    run's config (its stream condensation's, else the preset's; with the request's overrides) whitens."""
     if MEMORY_MODES[memory] != "stream":
         return False
-    method = STREAM_METHODS.get(memory)
-    overrides = req.condense_overrides if method else None
-    return condense_config(req.dataset, req.ipc, method or "satm", overrides).expert.zca
+    method = STREAM_METHODS.get(memory, "satm")
+    return condense_config(req.dataset, req.ipc, method, req.condense_overrides).expert.zca
 
 
 def experience_condenser(

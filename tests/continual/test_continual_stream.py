@@ -166,7 +166,8 @@ def test_zca_stream_memories_share_the_first_experience_whitening(tmp_path: Path
     assert torch.equal(made.zca_state["zca_matrix"], prep.zca_matrix)  # the scenario's space is the set's
     later = fn(sorted(draw_class_order(10, 0)[2:4]))
     assert torch.equal(later.zca_state["zca_matrix"], prep.zca_matrix)
-    assert not ctx.space("random", None, 0)[0].zca  # the digits preset does not whiten: real subsets stay
+    # the overrides are the run's preset: real-image stream memories train in the same first-experience space
+    assert torch.equal(ctx.space("random", None, 0)[0].zca_matrix, prep.zca_matrix)
     other, _ = ctx.space("satm-stream", None, 1)  # another class order, another first experience
     assert sorted(draw_class_order(10, 1)[:2]) != first and not torch.equal(other.zca_matrix, prep.zca_matrix)
 
@@ -181,8 +182,10 @@ def test_a_zca_preset_whitens_stream_real_memories_on_the_first_experience(
     whitening = runner.condense_config
 
     def zca_preset(dataset: str, ipc: int, method: str = "satm", overrides: dict | None = None) -> object:
+        """A preset that whitens, unless the overrides say whether to (as for a real ZCA preset)."""
         cfg = whitening(dataset, ipc, method, overrides)
-        return replace(cfg, expert=replace(cfg.expert, zca=True))
+        pinned = "zca" in ((overrides or {}).get("expert") or {})
+        return cfg if pinned else replace(cfg, expert=replace(cfg.expert, zca=True))
 
     monkeypatch.setattr(runner, "condense_config", zca_preset)
     req = ContinualRequest(memories=("random", "reservoir", "herding"), orders=1, out=tmp_path, device="cpu")
@@ -197,6 +200,12 @@ def test_a_zca_preset_whitens_stream_real_memories_on_the_first_experience(
     assert torch.equal(prep.zca_matrix, stream.zca_matrix)
     assert torch.allclose(prep.inverse(moved.images), subset.pixels(), atol=1e-4)  # the same real images
     assert "zca_fit" not in memory_config("herding", req)  # offline memories keep their own space
+    # a run that pins a non-whitening config (e.g. the preset a committed result was made with) keeps every
+    # memory out of the whitening, real buffers included
+    pinned = replace(req, condense_overrides={"expert": {"zca": False}})
+    ctx, _ = _setup(pinned)
+    assert not ctx.cfg.expert.zca and not ctx.space("reservoir", None, 0)[0].zca
+    assert all("zca_fit" not in memory_config(m, pinned) for m in ("random", "reservoir"))
 
 
 def test_a_cached_offline_memory_with_other_settings_is_an_error(tmp_path: Path) -> None:
@@ -236,7 +245,7 @@ def test_a_zca_stream_memory_runs_through_the_suite(tmp_path: Path) -> None:
     names = [p.name for p in (tmp_path / "memories" / "stream").iterdir()]
     assert len(names) == 5 and all(n.endswith(f"-zca{first}") for n in names)
     fits = {r["method"]: r["config"].get("zca_fit") for r in recs}
-    assert fits == {"satm-stream": "first experience", "reservoir": None}  # the digits preset does not whiten
+    assert fits == {"satm-stream": "first experience", "reservoir": "first experience"}  # the run's preset
     assert len(recs) == 46
 
 
