@@ -38,5 +38,5 @@ for r in paired_table(final, reference).itertuples(index=False):
     # the smallest true mean difference a two-sided paired t-test at 5 % would find 80 % of the time, at
     # this number of pairs and the observed sd of the differences (t approximation)
     mde = (stats.t.ppf(0.975, r.n - 1) + stats.t.ppf(0.8, r.n - 1)) * se
-    print(f"| {r.other} | {r.diff_mean:+.1f} | [{lo:+.1f}, {hi:+.1f}] | {r.wins}/{r.n} | {r.t_test_p:.2f} | "
+    print(f"| {r.other} | {r.diff_mean:+.1f} | [{lo:+.1f}, {hi:+.1f}] | {r.wins}/{r.n} | {r.t_test_p:.2g} | "
           f"{mde:.1f} |")
