@@ -32,7 +32,7 @@ from satm_cl.data import DatasetSplits, Preprocessor, check_data_dir, create_dat
 from satm_cl.device import resolve_device
 from satm_cl.errors import SatmError
 from satm_cl.execution import ExecConfig, Job, JobResult, raise_failures, run_jobs
-from satm_cl.io import check_out_dir
+from satm_cl.io import check_out_dir, locked
 from satm_cl.records import Record, RecordWriter, read_records
 from satm_cl.replay_memory import MemoryImages
 from satm_cl.synthetic import META_FILE, SyntheticSet, load_synthetic
@@ -416,13 +416,17 @@ def experience_condenser(
         name = f"{dataset}-ipc{ipc}-{method}-classes{'-'.join(map(str, sorted(classes)))}"
         name = name if fit is None else f"{name}-zca{'-'.join(map(str, fit))}"
         out = Path(root) / (name if fingerprint is None else f"{name}-mem{fingerprint}")
-        if (out / META_FILE).exists():
-            made = load_synthetic(out)
-            if made.meta.get("config") != json.loads(json.dumps(cfg.to_dict())):
-                raise SatmError(f"{out} was condensed with other settings; remove it or use another --out")
-            return made
-        return condense(cfg, out, torch.device(device), cache_root=cache_dir, data_dir=data_dir, resume=True,
-                        progress=progress, memory=memory)
+        # grid workers running other class orders may reach the same set at once: one condenses it, the
+        # others wait on the lock and then read it (without the lock both would write one checkpoint dir)
+        with locked(out):
+            if (out / META_FILE).exists():
+                made = load_synthetic(out)
+                if made.meta.get("config") != json.loads(json.dumps(cfg.to_dict())):
+                    raise SatmError(f"{out} was condensed with other settings; remove it or use another "
+                                    "--out")
+                return made
+            return condense(cfg, out, torch.device(device), cache_root=cache_dir, data_dir=data_dir,
+                            resume=True, progress=progress, memory=memory)
 
     return condense_classes
 

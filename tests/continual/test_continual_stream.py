@@ -299,3 +299,30 @@ def test_conditioned_stream_memory_through_the_runner(tmp_path: Path) -> None:
     assert len(mine) == 23 and {r["config"]["memory_mode"] for r in mine} == {"stream"}
     assert {r["config"]["conditioned_on"] for r in mine} == {"memory so far"}
     assert all("conditioned_on" not in r["config"] for r in recs if r["method"] == "satm-stream")
+
+
+def test_workers_reaching_the_same_stream_set_condense_it_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    import satm_cl.condense
+
+    real = satm_cl.condense.condense
+    calls: list[float] = []
+
+    def slow_condense(*args: object, **kw: object) -> object:
+        calls.append(time.perf_counter())
+        time.sleep(0.5)  # both workers are inside the call at once unless the lock serialises them
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(satm_cl.condense, "condense", slow_condense)
+    fn = experience_condenser("satm", "digits", 1, tmp_path / "m", cache_dir=tmp_path / "c", overrides=TINY)
+    made: list[torch.Tensor] = []
+    workers = [threading.Thread(target=lambda: made.append(fn([0, 1]).images)) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert len(calls) == 1 and len(made) == 2 and torch.equal(made[0], made[1])
