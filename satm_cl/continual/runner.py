@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from tqdm.auto import tqdm
 
 from satm_cl.config import CondenseConfig
 from satm_cl.continual.presets import PRESETS, condense_config
@@ -143,8 +144,13 @@ def run_continual(req: ContinualRequest, executor: ExecConfig | None = None) -> 
     _CONTEXTS.clear()
     _CONTEXTS[worker_req] = (ctx, configs)  # in-process jobs reuse this context
     sizes: dict[str, int] = {}
+    # one tick per (memory, class order) as the grid commits it: on workers a stream memory's job can run for
+    # hours with nothing else on screen
+    bar = tqdm(total=len(jobs), desc=f"continual {req.dataset} ipc{req.ipc} {req.protocol}",
+               disable=not req.progress or not jobs)
 
     def commit(result: JobResult) -> None:
+        bar.update()
         if not result.ok:
             return
         memory, (mem_size, records) = result.job.spec.memory, result.value
@@ -157,6 +163,7 @@ def run_continual(req: ContinualRequest, executor: ExecConfig | None = None) -> 
         results = run_jobs(jobs, executor, commit)
     finally:
         _CONTEXTS.clear()
+        bar.close()
     raise_failures(results)
     return path
 

@@ -27,3 +27,21 @@ def test_same_records_in_process_and_on_two_workers(tmp_path: Path, artifacts: d
     one = text(tmp_path / "one", ExecConfig())
     assert one == text(tmp_path / "two", ExecConfig(jobs=2))
     assert one.count("\n") == 2 * 2 * 21  # every (memory, order) recorded once, in grid order
+
+
+def test_the_grid_shows_one_tick_per_memory_and_order(
+    tmp_path: Path, artifacts: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Run on workers, a continual grid still shows progress: a stream memory's job can take hours."""
+    req = ContinualRequest(
+        memories=("random",),
+        orders=2,
+        out=tmp_path,
+        device="cpu",
+        synthetic=artifacts,
+        epochs=1,
+        progress=True,
+    )
+    run_continual(req)
+    last = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    assert last.startswith("continual digits ipc1 retrain") and "2/2" in last
