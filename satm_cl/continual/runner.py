@@ -424,8 +424,8 @@ def experience_condenser(
         name = name if fit is None else f"{name}-zca{'-'.join(map(str, fit))}"
         out = Path(root) / (name if fingerprint is None else f"{name}-mem{fingerprint}")
         # grid workers running other class orders may reach the same set at once: one condenses it, the
-        # others wait on the lock and then read it (without the lock both would write one checkpoint dir)
-        with locked(out):
+        # others wait on the lock (a file inside the set's directory) and then read it
+        with locked(out / "condense"):
             if (out / META_FILE).exists():
                 made = load_synthetic(out)
                 if made.meta.get("config") != json.loads(json.dumps(cfg.to_dict())):
