@@ -8,15 +8,16 @@ from pathlib import Path
 
 import torch
 
-from satm_cl.condense.engine import Condenser
+from satm_cl.condense.engine import Condenser, init_images
 from satm_cl.condense.minimizers import create_minimizer
 from satm_cl.config import CondenseConfig
 from satm_cl.data import DSA, check_data_dir, create_dataset
 from satm_cl.device import precision_warning
 from satm_cl.experts.train import prepare, restrict_classes, train_experts, zca_fit_images
-from satm_cl.io import cache_dir, check_out_dir
+from satm_cl.io import cache_dir, check_out_dir, make_out_dir
 from satm_cl.replay_memory import MemoryImages, require_memory
-from satm_cl.synthetic import SyntheticSet
+from satm_cl.seeding import make_generator
+from satm_cl.synthetic import SyntheticSet, make_meta
 
 log = logging.getLogger(__name__)
 
@@ -52,3 +53,31 @@ def condense(
     splits = restrict_classes(full, cfg.expert.classes)
     data = prepare(splits, cfg.expert.zca, device, zca_fit_images(full, cfg.expert))
     return Condenser(cfg, store, data, device, out, memory).run(resume=resume, progress=progress)
+
+
+def starting_set(cfg: CondenseConfig, out: Path, data_dir: Path | None = None) -> SyntheticSet:
+    """The images a condensation of `cfg` starts from (its `init`, drawn as `Condenser` draws them, in the
+    config's model-input space) saved in `out` as an artifact, with no expert and no outer step: for an
+    experience with nothing to match (a single class and no replay memory yet)."""
+    make_out_dir(out)
+    full = create_dataset(cfg.dataset, data_dir=data_dir, val_fraction=cfg.expert.val_fraction)
+    splits = restrict_classes(full, cfg.expert.classes)
+    data = prepare(splits, cfg.expert.zca, torch.device("cpu"), zca_fit_images(full, cfg.expert))
+    x, labels = init_images(cfg, data, make_generator(cfg.seed, "condense"))
+    meta = make_meta(
+        dataset=cfg.dataset,
+        class_names=splits.class_names,
+        ipc=cfg.ipc,
+        image_shape=splits.image_shape,
+        mean=splits.mean,
+        std=splits.std,
+        method=cfg.method,
+        config=cfg.to_dict(),
+        seed=cfg.seed,
+        selection={"rule": "starting images: nothing to match", "iteration": 0, "val_accuracy": None},
+        arch=cfg.expert.arch,
+        arch_kwargs=cfg.expert.arch_kwargs,
+    )
+    synthetic = SyntheticSet(x, labels, cfg.lr_init, meta, data.prep.tensors())
+    synthetic.save(out)
+    return synthetic

@@ -368,9 +368,11 @@ class _Context:
         """Per-experience condensation for a stream memory; artifacts under `<memory root>/stream/`. A ZCA
         preset's whitening is fitted on the first experience of `order_seed`'s class order."""
         req, method = self.req, STREAM_METHODS[memory]
-        if self.splits.num_classes // req.steps < 2:
+        if self.splits.num_classes // req.steps < 2 and memory not in CONDITIONED:
             raise SatmError(f"{memory} needs at least 2 classes per experience: experts trained on a single "
-                            "class have nothing to learn, so there is no trajectory to match")
+                            "class have nothing to learn, so there is no trajectory to match (the "
+                            "memory-conditioned satm-stream-mem / mtt-stream-mem can: their experts also "
+                            "learn the memory's classes)")
         first = first_experience(self.splits.num_classes, req.steps, order_seed)
         return experience_condenser(method, req.dataset, req.ipc, self.memory_root / "stream",
                                     self.device, req.cache_dir, req.data_dir, req.progress,
@@ -408,11 +410,14 @@ def experience_condenser(
     experience's, so every experience's set shares one space; the artifact name says `-zca<classes>`);
     without ZCA `zca_classes` is ignored. `conditioned`: experts and student also train on the `memory` held
     when the experience arrives (none for the first); its fingerprint joins the store's identity and the
-    artifact's name (`-mem<fingerprint>`), so sets are reused only after the very same memory.
+    artifact's name (`-mem<fingerprint>`), so sets are reused only after the very same memory. A single
+    class with no memory yet (the first experience of one class per step) has nothing to match: its set is
+    the condensation's starting images (`condense.api.starting_set`, name ending `-start`).
     """
 
     def condense_classes(classes: list[int], memory: MemoryImages | None = None) -> SyntheticSet:
         from satm_cl.condense import condense
+        from satm_cl.condense.api import starting_set
 
         base = condense_config(dataset, ipc, method, overrides)
         fit = sorted(zca_classes) if base.expert.zca and zca_classes is not None else None
@@ -422,6 +427,8 @@ def experience_condenser(
                                            memory=fingerprint))
         name = f"{dataset}-ipc{ipc}-{method}-classes{'-'.join(map(str, sorted(classes)))}"
         name = name if fit is None else f"{name}-zca{'-'.join(map(str, fit))}"
+        start = conditioned and memory is None and len(classes) == 1
+        name = f"{name}-start" if start else name
         out = Path(root) / (name if fingerprint is None else f"{name}-mem{fingerprint}")
         # grid workers running other class orders may reach the same set at once: one condenses it, the
         # others wait on the lock (a file inside the set's directory) and then read it
@@ -432,6 +439,8 @@ def experience_condenser(
                     raise SatmError(f"{out} was condensed with other settings; remove it or use another "
                                     "--out")
                 return made
+            if start:
+                return starting_set(cfg, out, data_dir)
             return condense(cfg, out, torch.device(device), cache_root=cache_dir, data_dir=data_dir,
                             resume=True, progress=progress, memory=memory)
 

@@ -16,6 +16,7 @@ from satm_cl.data.base import DATASETS
 from satm_cl.errors import SatmError
 from satm_cl.records import read_records
 from satm_cl.replay_memory import MemoryImages
+from satm_cl.synthetic import load_synthetic
 
 # Tiny condensation: 1 expert x 2 epochs, 2 outer iterations, no validation.
 TINY = {
@@ -326,3 +327,32 @@ def test_workers_reaching_the_same_stream_set_condense_it_once(
     for w in workers:
         w.join()
     assert len(calls) == 1 and len(made) == 2 and torch.equal(made[0], made[1])
+
+
+def test_one_class_per_step_works_only_conditioned(tmp_path: Path) -> None:
+    """With one class per experience a plain stream memory has nothing to match; the conditioned one starts
+    from the first class's starting images and conditions every later class on the memory."""
+    req = ContinualRequest(
+        memories=("satm-stream-mem",),
+        steps=10,
+        orders=1,
+        out=tmp_path / "out",
+        device="cpu",
+        epochs=1,
+        progress=False,
+        condense_overrides=TINY,
+        cache_dir=tmp_path / "cache",
+        memory_dir=tmp_path / "memories",
+    )
+    recs = read_records(run_continual(req))
+    order = draw_class_order(10, 0)
+    names = sorted(p.name for p in (tmp_path / "memories" / "stream").iterdir())
+    assert [n for n in names if "-mem" not in n] == [f"digits-ipc1-satm-classes{order[0]}-start"]
+    assert sorted(int(n.split("classes")[1].split("-")[0]) for n in names if "-mem" in n) == sorted(order[1:])
+    start = load_synthetic(tmp_path / "memories" / "stream" / f"digits-ipc1-satm-classes{order[0]}-start")
+    assert start.meta["selection"]["rule"] == "starting images: nothing to match"
+    assert start.meta["iterations"] == 0
+    assert start.labels.tolist() == [order[0]]
+    assert {r["step"] for r in recs if r["metric"] == "avg_accuracy"} == set(range(1, 11))
+    with pytest.raises(SatmError, match="at least 2 classes per experience"):
+        run_continual(replace(req, memories=("satm-stream",), out=tmp_path / "plain"))
