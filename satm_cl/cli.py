@@ -446,8 +446,9 @@ def evaluate(
         typer.Option(
             help="continual: comma-separated memories: offline satm, mtt, herding (condensed or selected "
             "with all classes visible); stream satm-stream, mtt-stream (condensed per experience), "
-            "satm-stream-mem, mtt-stream-mem (the same, conditioned on the memory held by then), random, "
-            "reservoir, class_balanced, av_herding, gdumb."
+            "satm-stream-mem, mtt-stream-mem (the same, conditioned on the memory held by then), "
+            "satm-stream-mem-real1, mtt-stream-mem-real1 (the same, the first experience kept as its real "
+            "starting images), random, reservoir, class_balanced, av_herding, gdumb."
         ),
     ] = "satm,mtt,random,herding,reservoir,gdumb",
     orders: Annotated[int, typer.Option(help="continual: number of class orders (seeds).")] = 3,

@@ -55,10 +55,13 @@ def condense(
     return Condenser(cfg, store, data, device, out, memory).run(resume=resume, progress=progress)
 
 
-def starting_set(cfg: CondenseConfig, out: Path, data_dir: Path | None = None) -> SyntheticSet:
+def starting_set(
+    cfg: CondenseConfig, out: Path, data_dir: Path | None = None, rule: str = "starting images: nothing to match"
+) -> SyntheticSet:
     """The images a condensation of `cfg` starts from (its `init`, drawn as `Condenser` draws them, in the
     config's model-input space) saved in `out` as an artifact, with no expert and no outer step: for an
-    experience with nothing to match (a single class and no replay memory yet)."""
+    experience with nothing to match (a single class and no replay memory yet), or one a stream memory keeps
+    real on purpose. `rule` is the artifact's selection rule: why nothing was condensed."""
     make_out_dir(out)
     full = create_dataset(cfg.dataset, data_dir=data_dir, val_fraction=cfg.expert.val_fraction)
     splits = restrict_classes(full, cfg.expert.classes)
@@ -74,7 +77,7 @@ def starting_set(cfg: CondenseConfig, out: Path, data_dir: Path | None = None) -
         method=cfg.method,
         config=cfg.to_dict(),
         seed=cfg.seed,
-        selection={"rule": "starting images: nothing to match", "iteration": 0, "val_accuracy": None},
+        selection={"rule": rule, "iteration": 0, "val_accuracy": None},
         arch=cfg.expert.arch,
         arch_kwargs=cfg.expert.arch_kwargs,
     )

@@ -5,8 +5,9 @@ Memories: `satm`, `mtt` (condensed artifacts; condensed into `<out>/memories/` w
 `av_herding`, `gdumb`, all at the same budget of ipc x classes slots; `satm-stream` and `mtt-stream` condense
 each experience's real data on arrival (experts trained on that experience only); `satm-stream-mem` and
 `mtt-stream-mem` do the same conditioned on the memory held by then (experts train on the experience plus
-the memory's images, the student on the new images plus the memory's: `satm_cl.replay_memory`). Every
-record's config says
+the memory's images, the student on the new images plus the memory's: `satm_cl.replay_memory`);
+`satm-stream-mem-real1` / `mtt-stream-mem-real1` keep the first experience's starting (real) images instead
+of condensing it, so every later experience is condensed against real images. Every record's config says
 `memory_mode`: `offline` (images shaped by data of classes not yet seen: the whole-dataset condensed sets,
 herding on features of a net trained on all classes) or `stream` (built only from experiences seen so far).
 Under a whitening (ZCA) preset, stream-mode memories train in a ZCA fitted on the first experience's train
@@ -44,20 +45,34 @@ if TYPE_CHECKING:
     from satm_cl.continual.scenarios import Scenario
 
 STAGE = "continual"
+
+
+@dataclass(frozen=True)
+class StreamMemory:
+    """How a stream memory builds each experience's images on arrival."""
+
+    method: str  # the condensation method: satm or mtt
+    conditioned: bool = False  # experts and student also train on the memory held by then
+    real_first: bool = False  # the first experience keeps its starting (real) images: nothing is condensed
+
+
+# Condensed on arrival, one experience at a time.
+STREAM_MEMORIES = {
+    "satm-stream": StreamMemory("satm"),
+    "mtt-stream": StreamMemory("mtt"),
+    "satm-stream-mem": StreamMemory("satm", conditioned=True),
+    "mtt-stream-mem": StreamMemory("mtt", conditioned=True),
+    "satm-stream-mem-real1": StreamMemory("satm", conditioned=True, real_first=True),
+    "mtt-stream-mem-real1": StreamMemory("mtt", conditioned=True, real_first=True),
+}
 # Mirrors protocols.MEMORIES / PROTOCOLS (kept here so validating a request does not import avalanche).
 MEMORY_NAMES = ("satm", "mtt", "random", "herding", "reservoir", "class_balanced", "av_herding", "gdumb",
-                "satm-stream", "mtt-stream", "satm-stream-mem", "mtt-stream-mem")
+                *STREAM_MEMORIES)
 PROTOCOL_NAMES = ("retrain", "naive", "lwf", "ewc", "er_ace", "der")
-# Condensed on arrival, one experience at a time: memory -> condensation method.
-STREAM_METHODS = {"satm-stream": "satm", "mtt-stream": "mtt",
-                  "satm-stream-mem": "satm", "mtt-stream-mem": "mtt"}
-# Stream memories whose condensation of an experience is conditioned on the memory held by then.
-CONDITIONED = ("satm-stream-mem", "mtt-stream-mem")
 # offline: a memory's images depend on data of classes not yet seen; stream: only on experiences seen so far.
 MEMORY_MODES = {"satm": "offline", "mtt": "offline", "herding": "offline", "random": "stream",
                 "reservoir": "stream", "class_balanced": "stream", "av_herding": "stream", "gdumb": "stream",
-                "satm-stream": "stream", "mtt-stream": "stream", "satm-stream-mem": "stream",
-                "mtt-stream-mem": "stream"}
+                **{name: "stream" for name in STREAM_MEMORIES}}
 
 
 @dataclass(frozen=True)
@@ -340,7 +355,7 @@ class _Context:
         scenario = self.scenario(prep, order_seed)
         replay_dsa = None if req.protocol == "retrain" else cfg.dsa
         buffer: Any
-        if memory in STREAM_METHODS:
+        if memory in STREAM_MEMORIES:
             condense_fn = self.stream_condenser(memory, order_seed)
             buffer = CondensedBuffer(condense_fn, self.mem_size, dsa=replay_dsa, seed=order_seed)
             # Each experience's set learns an LR for its own few-class trajectories (digits: 1e-4 to 0.03,
@@ -367,17 +382,17 @@ class _Context:
     def stream_condenser(self, memory: str, order_seed: int) -> CondenseFn:
         """Per-experience condensation for a stream memory; artifacts under `<memory root>/stream/`. A ZCA
         preset's whitening is fitted on the first experience of `order_seed`'s class order."""
-        req, method = self.req, STREAM_METHODS[memory]
-        if self.splits.num_classes // req.steps < 2 and memory not in CONDITIONED:
+        req, spec = self.req, STREAM_MEMORIES[memory]
+        if self.splits.num_classes // req.steps < 2 and not spec.conditioned:
             raise SatmError(f"{memory} needs at least 2 classes per experience: experts trained on a single "
                             "class have nothing to learn, so there is no trajectory to match (the "
                             "memory-conditioned satm-stream-mem / mtt-stream-mem can: their experts also "
                             "learn the memory's classes)")
         first = first_experience(self.splits.num_classes, req.steps, order_seed)
-        return experience_condenser(method, req.dataset, req.ipc, self.memory_root / "stream",
+        return experience_condenser(spec.method, req.dataset, req.ipc, self.memory_root / "stream",
                                     self.device, req.cache_dir, req.data_dir, req.progress,
                                     req.condense_overrides, zca_classes=first,
-                                    conditioned=memory in CONDITIONED)
+                                    conditioned=spec.conditioned, real_first=spec.real_first)
 
 
 def first_experience(num_classes: int, steps: int, order_seed: int) -> list[int]:
@@ -392,7 +407,7 @@ def stream_whitened(memory: str, req: ContinualRequest) -> bool:
     run's config (its stream condensation's, else the preset's; with the request's overrides) whitens."""
     if MEMORY_MODES[memory] != "stream":
         return False
-    method = STREAM_METHODS.get(memory, "satm")
+    method = STREAM_MEMORIES[memory].method if memory in STREAM_MEMORIES else "satm"
     return condense_config(req.dataset, req.ipc, method, req.condense_overrides).expert.zca
 
 
@@ -400,6 +415,7 @@ def experience_condenser(
     method: str, dataset: str, ipc: int, root: Path, device: torch.device | str = "cpu",
     cache_dir: Path | None = None, data_dir: Path | None = None, progress: bool = False,
     overrides: dict[str, Any] | None = None, zca_classes: list[int] | None = None, conditioned: bool = False,
+    real_first: bool = False,
 ) -> CondenseFn:
     """A `condense_fn(classes, memory)` for `CondensedBuffer`: condense only those classes' data on arrival.
 
@@ -412,7 +428,9 @@ def experience_condenser(
     when the experience arrives (none for the first); its fingerprint joins the store's identity and the
     artifact's name (`-mem<fingerprint>`), so sets are reused only after the very same memory. A single
     class with no memory yet (the first experience of one class per step) has nothing to match: its set is
-    the condensation's starting images (`condense.api.starting_set`, name ending `-start`).
+    the condensation's starting images (`condense.api.starting_set`, name ending `-start`). `real_first`
+    (with `conditioned`): so is the first experience's set whatever its classes, so later experiences are
+    condensed against real images rather than against a condensation of the first experience alone.
     """
 
     def condense_classes(classes: list[int], memory: MemoryImages | None = None) -> SyntheticSet:
@@ -427,7 +445,8 @@ def experience_condenser(
                                            memory=fingerprint))
         name = f"{dataset}-ipc{ipc}-{method}-classes{'-'.join(map(str, sorted(classes)))}"
         name = name if fit is None else f"{name}-zca{'-'.join(map(str, fit))}"
-        start = conditioned and memory is None and len(classes) == 1
+        start = conditioned and memory is None and (real_first or len(classes) == 1)
+        rule = "starting images: nothing to match" if len(classes) == 1 else "starting images: first experience"
         name = f"{name}-start" if start else name
         out = Path(root) / (name if fingerprint is None else f"{name}-mem{fingerprint}")
         # grid workers running other class orders may reach the same set at once: one condenses it, the
@@ -440,7 +459,7 @@ def experience_condenser(
                                     "--out")
                 return made
             if start:
-                return starting_set(cfg, out, data_dir)
+                return starting_set(cfg, out, data_dir, rule)
             return condense(cfg, out, torch.device(device), cache_root=cache_dir, data_dir=data_dir,
                             resume=True, progress=progress, memory=memory)
 
@@ -453,9 +472,12 @@ def memory_config(memory: str, req: ContinualRequest) -> dict[str, Any]:
     out: dict[str, Any] = {"memory_mode": MEMORY_MODES[memory]}
     if stream_whitened(memory, req):
         out["zca_fit"] = "first experience"
-    if memory in CONDITIONED:
+    spec = STREAM_MEMORIES.get(memory)
+    if spec is not None and spec.conditioned:
         out["conditioned_on"] = "memory so far"
-    if req.condense_overrides and memory in ("satm", "mtt", *STREAM_METHODS):
+    if spec is not None and spec.real_first:
+        out["first_experience"] = "starting images (real)"
+    if req.condense_overrides and memory in ("satm", "mtt", *STREAM_MEMORIES):
         out["condense_overrides"] = req.condense_overrides
     return out
 

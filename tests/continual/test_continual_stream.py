@@ -356,3 +356,36 @@ def test_one_class_per_step_works_only_conditioned(tmp_path: Path) -> None:
     assert {r["step"] for r in recs if r["metric"] == "avg_accuracy"} == set(range(1, 11))
     with pytest.raises(SatmError, match="at least 2 classes per experience"):
         run_continual(replace(req, memories=("satm-stream",), out=tmp_path / "plain"))
+
+
+def test_real_first_memory_keeps_the_first_experience_real_and_conditions_the_rest_on_it(tmp_path: Path) -> None:
+    """`satm-stream-mem-real1`: the first pair's set is its starting images (no expert, no outer step) and the
+    second pair is condensed against exactly those images (the memory fingerprint in its name)."""
+    req = ContinualRequest(
+        memories=("satm-stream-mem-real1",),
+        orders=1,
+        out=tmp_path / "out",
+        device="cpu",
+        epochs=1,
+        progress=False,
+        condense_overrides=TINY,
+        cache_dir=tmp_path / "cache",
+        memory_dir=tmp_path / "memories",
+    )
+    recs = read_records(run_continual(req))
+    order = draw_class_order(10, 0)
+    pairs = ["-".join(map(str, sorted(order[i : i + 2]))) for i in (0, 2, 4, 6, 8)]
+    root = tmp_path / "memories" / "stream"
+    names = sorted(p.name for p in root.iterdir())
+    assert [n for n in names if "-mem" not in n] == [f"digits-ipc1-satm-classes{pairs[0]}-start"]
+    start = load_synthetic(root / f"digits-ipc1-satm-classes{pairs[0]}-start")
+    assert start.meta["iterations"] == 0
+    assert start.meta["selection"]["rule"] == "starting images: first experience"
+    assert sorted(start.labels.tolist()) == sorted(order[:2])
+    fingerprint = MemoryImages(start.images, start.labels).fingerprint()
+    assert f"digits-ipc1-satm-classes{pairs[1]}-mem{fingerprint}" in names
+    assert sorted(n.split("-mem")[0] for n in names if "-mem" in n) == sorted(
+        f"digits-ipc1-satm-classes{p}" for p in pairs[1:]
+    )
+    assert {r["config"]["first_experience"] for r in recs} == {"starting images (real)"}
+    assert {r["config"]["conditioned_on"] for r in recs} == {"memory so far"}
