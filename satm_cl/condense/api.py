@@ -56,7 +56,10 @@ def condense(
 
 
 def starting_set(
-    cfg: CondenseConfig, out: Path, data_dir: Path | None = None, rule: str = "starting images: nothing to match"
+    cfg: CondenseConfig,
+    out: Path,
+    data_dir: Path | None = None,
+    rule: str = "starting images: nothing to match",
 ) -> SyntheticSet:
     """The images a condensation of `cfg` starts from (its `init`, drawn as `Condenser` draws them, in the
     config's model-input space) saved in `out` as an artifact, with no expert and no outer step: for an

@@ -446,7 +446,7 @@ def experience_condenser(
         name = f"{dataset}-ipc{ipc}-{method}-classes{'-'.join(map(str, sorted(classes)))}"
         name = name if fit is None else f"{name}-zca{'-'.join(map(str, fit))}"
         start = conditioned and memory is None and (real_first or len(classes) == 1)
-        rule = "starting images: nothing to match" if len(classes) == 1 else "starting images: first experience"
+        rule = "starting images: " + ("nothing to match" if len(classes) == 1 else "first experience")
         name = f"{name}-start" if start else name
         out = Path(root) / (name if fingerprint is None else f"{name}-mem{fingerprint}")
         # grid workers running other class orders may reach the same set at once: one condenses it, the

@@ -358,7 +358,7 @@ def test_one_class_per_step_works_only_conditioned(tmp_path: Path) -> None:
         run_continual(replace(req, memories=("satm-stream",), out=tmp_path / "plain"))
 
 
-def test_real_first_memory_keeps_the_first_experience_real_and_conditions_the_rest_on_it(tmp_path: Path) -> None:
+def test_real_first_memory_keeps_the_first_experience_real_and_conditions_on_it(tmp_path: Path) -> None:
     """`satm-stream-mem-real1`: the first pair's set is its starting images (no expert, no outer step) and the
     second pair is condensed against exactly those images (the memory fingerprint in its name)."""
     req = ContinualRequest(
