@@ -35,6 +35,7 @@ from satm_cl.report.tables import (
     STAGES,
     accuracy_table,
     attach_paper,
+    experience_markdown,
     load_paper_numbers,
     records_frame,
     stage_caption,
@@ -145,6 +146,8 @@ def build_report(record_paths: Sequence[Path], out: Path, artifacts: Sequence[Pa
                    " · ".join(f"[{f.suffix[1:]}]({_rel(f, out)})" for f in files), ""]
         if not table.empty:
             readme += [to_markdown(table, lead)]
+        if stage == "continual":
+            readme += experience_markdown(summary)
         for stem, caption, fn in _STAGE_PLOTS.get(stage, []):
             png = fn(frame, plot_dir / f"{stem}.png", paper)
             if png is not None:

@@ -20,7 +20,8 @@ from scipy import stats
 from satm_cl.report.tables import _group_value, _is_missing, with_continual_keys
 
 # What must match for two records to be compared (the method is what differs).
-PAIR_KEYS = ("stage", "dataset", "ipc", "arch", "metric", "test_dataset", "step", "protocol", "lr_protocol")
+PAIR_KEYS = ("stage", "dataset", "ipc", "arch", "metric", "test_dataset", "step", "protocol", "steps",
+             "lr_protocol")
 # Higher-is-better metrics that get paired; continual rows are paired at their last step only.
 PAIRED_METRICS = ("test_accuracy", "avg_accuracy")
 COLUMNS = (
@@ -75,7 +76,7 @@ def unit_means(records: Iterable[Mapping[str, Any]]) -> dict[tuple[Any, ...], di
         and _is_missing(r.get("eval_step"))
         and not _is_missing(r.get("value"))
     ]
-    last: dict[tuple[Any, ...], Any] = {}  # continual: only the final step of each (stage, dataset, ipc)
+    last: dict[tuple[Any, ...], Any] = {}  # continual: only the final step of each run kind (`_scope`)
     for r in kept:
         if not _is_missing(r.get("step")):
             last[_scope(r)] = max(last.get(_scope(r), r["step"]), r["step"])
@@ -95,7 +96,8 @@ def unit_means(records: Iterable[Mapping[str, Any]]) -> dict[tuple[Any, ...], di
 
 
 def _scope(rec: Mapping[str, Any]) -> tuple[Any, ...]:
-    return (rec.get("stage"), rec.get("dataset"), rec.get("ipc"))
+    """What shares a final step: one dataset, IPC, protocol and number of steps."""
+    return (rec.get("stage"), rec.get("dataset"), rec.get("ipc"), rec.get("protocol"), rec.get("steps"))
 
 
 def paired_table(

@@ -69,7 +69,8 @@ def _group_title(keys: Sequence[str], values: Sequence[Any]) -> str:
     for k, v in zip(keys, values, strict=True):
         if v is None or (isinstance(v, float) and math.isnan(v)):
             continue
-        parts.append(f"IPC {v}" if k == "ipc" else f"{v} LR" if k == "lr_protocol" else str(v))
+        labels = {"ipc": f"IPC {v}", "lr_protocol": f"{v} LR", "steps": f"{v} steps"}
+        parts.append(labels.get(k, str(v)))
     return " · ".join(parts)
 
 
@@ -206,13 +207,14 @@ def _curve_panel(ax: Any, part: pd.DataFrame, colours: dict[str, Any], has_per: 
 
 def plot_continual_accuracy(frame: pd.DataFrame, path: str | Path) -> Path | None:
     """Continual average accuracy vs classes seen (step × classes_per_step, else step) per memory (labelled
-    offline/stream), mean ± std band over seeds / class orders, one panel per dataset, protocol and IPC."""
+    offline/stream), mean ± std band over seeds / class orders, one panel per dataset, protocol, IPC and
+    number of steps."""
     sel = _continual_curves(frame)
     if sel.empty:
         return None
     has_per = any(isinstance(c, dict) and c.get("classes_per_step") for c in sel["config"])
     colours = _palette(sel["memory"])
-    keys = ["dataset", "protocol", "ipc"]
+    keys = ["dataset", "protocol", "ipc", "steps"]
     groups = _groups(sel, keys)
     fig, axes = _grid(len(groups), size=(5.5, 4.2))
     for ax, (key, part) in zip(axes, groups, strict=True):
@@ -222,14 +224,14 @@ def plot_continual_accuracy(frame: pd.DataFrame, path: str | Path) -> Path | Non
 
 def plot_offline_vs_stream(frame: pd.DataFrame, path: str | Path) -> Path | None:
     """Offline memories (condensed or selected with all classes visible) beside stream memories (built from
-    the experiences seen so far): average accuracy vs classes seen, one row per dataset, protocol and IPC,
-    shared y axis per row. None unless both modes are present."""
+    the experiences seen so far): average accuracy vs classes seen, one row per dataset, protocol, IPC and
+    number of steps, shared y axis per row. None unless both modes are present."""
     sel = _continual_curves(frame)
     if sel.empty or set(sel["memory_mode"].dropna()) < {"offline", "stream"}:
         return None
     has_per = any(isinstance(c, dict) and c.get("classes_per_step") for c in sel["config"])
     colours = _palette(sel["memory"])
-    keys = ["dataset", "protocol", "ipc"]
+    keys = ["dataset", "protocol", "ipc", "steps"]
     groups = _groups(sel, keys)
     fig, axes = plt.subplots(len(groups), 2, figsize=(12.0, 4.2 * len(groups)), squeeze=False, sharey="row")
     titles = {"offline": "offline: condensed with all classes visible",
@@ -246,15 +248,15 @@ def plot_offline_vs_stream(frame: pd.DataFrame, path: str | Path) -> Path | None
 
 def plot_memory_size_sweep(frame: pd.DataFrame, path: str | Path) -> Path | None:
     """Final average accuracy (last step) vs memory size (IPC) per memory, error bars = std over class orders,
-    one panel per dataset and protocol that ran at two or more IPCs (None when none did)."""
+    one panel per dataset, protocol and number of steps that ran at two or more IPCs (None when none did)."""
     sel = _continual_curves(frame)
     if sel.empty:
         return None
-    last = sel.groupby(["dataset", "protocol", "ipc"], dropna=False)["step"].transform("max")
+    last = sel.groupby(["dataset", "protocol", "steps", "ipc"], dropna=False)["step"].transform("max")
     sel = sel[(sel["step"] == last) & sel["ipc"].notna()].copy()
     sel["ipc"] = sel["ipc"].astype(float)
     colours = _palette(sel["memory"])
-    keys = ["dataset", "protocol"]
+    keys = ["dataset", "protocol", "steps"]
     groups = [(k, part) for k, part in _groups(sel, keys) if part["ipc"].nunique() > 1]  # sweeps only
     if not groups:
         return None
@@ -276,12 +278,12 @@ def plot_memory_size_sweep(frame: pd.DataFrame, path: str | Path) -> Path | None
 
 def plot_continual_matrices(frame: pd.DataFrame, path: str | Path) -> Path | None:
     """Accuracy matrices (row: experiences trained, column: experience evaluated; both 1-based in records),
-    mean over seeds, one heatmap per memory (with its mode), protocol, dataset and IPC."""
+    mean over seeds, one heatmap per memory (with its mode), protocol, dataset, IPC and number of steps."""
     sel = _stage(frame, "continual", ["step_accuracy"])
     sel = sel[sel["step"].notna() & sel["eval_step"].notna()]
     if sel.empty:
         return None
-    keys = ["method", "memory_mode", "protocol", "dataset", "ipc"]
+    keys = ["method", "memory_mode", "protocol", "dataset", "ipc", "steps"]
     groups = sorted(_groups(sel, keys), key=lambda t: (method_rank(t[0][0]), str(t[0][1:])))
     size = max(sel["step"].nunique(), sel["eval_step"].nunique())
     cell = 0.45 if size > 8 else 0.7

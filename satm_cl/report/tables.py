@@ -18,7 +18,7 @@ import pandas as pd
 
 from satm_cl.errors import SatmError
 
-GROUP_KEYS = ("stage", "method", "dataset", "ipc", "arch", "protocol", "memory_mode", "metric",
+GROUP_KEYS = ("stage", "method", "dataset", "ipc", "arch", "protocol", "memory_mode", "steps", "metric",
               "test_dataset", "step", "eval_step", "lr_protocol")
 STAGES = ("in-domain", "cross-arch", "ood", "continual")
 # Stages whose networks train with an evaluation LR protocol; their records without one were `learned`.
@@ -47,7 +47,7 @@ STAGE_LAYOUT: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "in-domain": (("method",), ("dataset", "ipc")),
     "cross-arch": (("method", "dataset", "ipc"), ("arch",)),
     "ood": (("method", "dataset", "ipc", "arch"), ("test_dataset",)),
-    "continual": (("method", "memory_mode", "protocol", "dataset", "ipc"), ("metric", "step")),
+    "continual": (("method", "memory_mode", "protocol", "dataset", "ipc", "steps"), ("metric", "step")),
 }
 STAGE_METRICS = {"continual": ("avg_accuracy", "avg_incremental_accuracy", "bwt", "forgetting")}
 # Continual memories whose images depend on classes not yet seen, for records written before `memory_mode`
@@ -58,8 +58,9 @@ MEMORY_MODE_NOTE = ("offline: condensed (or selected) with all classes visible; 
 
 
 def with_continual_keys(rec: Mapping[str, Any]) -> dict[str, Any]:
-    """A continual record with `protocol` and `memory_mode` lifted from its config (others unchanged), so
-    runs under different protocols and offline/stream memories are never pooled."""
+    """A continual record with `protocol`, `memory_mode` and `steps` lifted from its config (others
+    unchanged), so runs under different protocols, offline/stream memories or numbers of steps (step 2 of a
+    5-step run holds other classes than step 2 of a 10-step one) are never pooled."""
     out = dict(rec)
     if out.get("stage") != "continual":
         return out
@@ -68,6 +69,7 @@ def with_continual_keys(rec: Mapping[str, Any]) -> dict[str, Any]:
     out.setdefault("protocol", config.get("protocol", "retrain"))
     default = "offline" if out.get("method") in OFFLINE_MEMORIES else "stream"
     out.setdefault("memory_mode", config.get("memory_mode", default))
+    out.setdefault("steps", config.get("steps"))
     return out
 
 
@@ -251,6 +253,8 @@ def _label(key: str, value: Any) -> str:
         return "in-domain" if _is_missing(value) else str(value)
     if key == "step":
         return "" if _is_missing(value) else f"step {value}"
+    if key == "eval_step":
+        return DASH if _is_missing(value) else f"experience {value}"
     return DASH if _is_missing(value) else str(value)
 
 
@@ -322,6 +326,34 @@ def accuracy_table(summary: pd.DataFrame, stage: str, rows: Layout | None = None
     return pd.DataFrame(out_rows, columns=[("IPC" if k == "ipc" else k) for k in row_keys] + col_names)
 
 
+EXPERIENCE_CAPTION = ("Accuracy (%) on each experience's test classes after the last step (the final model's "
+                      "row of the accuracy matrix), mean ± std over class orders: which experiences a final "
+                      "average lost.")
+
+
+def experience_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Continual: accuracy on each experience's classes after a run's last step, a column per experience."""
+    sel = summary[(summary["stage"] == "continual") & (summary["metric"] == "step_accuracy")]
+    rows = STAGE_LAYOUT["continual"][0]
+    if sel.empty:
+        return pd.DataFrame(columns=list(rows))
+    run = pd.Series([tuple(r) for r in sel[list(rows)].itertuples(index=False)], index=sel.index)
+    last = sel["step"].astype(float).groupby(run.map(str)).transform("max")
+    final = sel[sel["step"].astype(float) == last].assign(stage="continual-experiences")
+    return accuracy_table(final, "continual-experiences", rows=rows, columns=("eval_step",),
+                          metrics=("step_accuracy",))
+
+
+def experience_markdown(summary: pd.DataFrame) -> list[str]:
+    """The per-experience table as Markdown lines under its own heading; none without step accuracies."""
+    table = experience_table(summary)
+    if table.empty:
+        return []
+    lead = len(STAGE_LAYOUT["continual"][0])
+    return ["### Accuracy per experience after the last step", "", EXPERIENCE_CAPTION, "",
+            to_markdown(table, lead)]
+
+
 # ----------------------------------------------------------------------------------------------- writers
 
 
@@ -376,7 +408,8 @@ def write_stage_tables(summary: pd.DataFrame, stage: str, out: str | Path,
     table = accuracy_table(summary, stage, paper=paper)
     lead = len(STAGE_LAYOUT.get(stage, STAGE_LAYOUT["in-domain"])[0]) + ("lr_protocol" in table.columns)
     md, csv, tex = out / f"{stage}.md", out / f"{stage}.csv", out / f"{stage}.tex"
-    md.write_text(f"# {stage}\n\n{stage_caption(stage)}\n\n{to_markdown(table, lead)}")
+    extra = experience_markdown(summary) if stage == "continual" else []
+    md.write_text("\n".join([f"# {stage}", "", stage_caption(stage), "", to_markdown(table, lead), *extra]))
     stage_csv(summary, stage, paper).to_csv(csv, index=False)
     tex.write_text(to_latex(table, caption=f"{stage}: {stage_caption(stage)}", lead=lead))
     return [md, csv, tex]

@@ -10,7 +10,7 @@ from _report_fixtures import rec, write_jsonl
 
 from satm_cl.report import build_report, plot_memory_size_sweep, plot_offline_vs_stream, records_frame
 from satm_cl.report.paired import paired_table
-from satm_cl.report.tables import accuracy_table, summarise, with_continual_keys
+from satm_cl.report.tables import accuracy_table, experience_table, summarise, with_continual_keys
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -93,3 +93,58 @@ def test_build_report_writes_the_continual_figures(tmp_path: Path) -> None:
     assert {"continual_offline_vs_stream.png", "continual_memory_size.png"} <= names
     readme = (tmp_path / "out" / "README.md").read_text()
     assert "offline: condensed (or selected) with all classes visible" in readme
+
+
+def _stepped(method: str, steps: int, final: float) -> list[dict[str, Any]]:
+    """Two class orders of a `steps`-step retrain run on 10 classes: avg_accuracy 90 at every step but the
+    last (`final` + order), and the final model's accuracy on each experience (experience e: 50 + e)."""
+    out = []
+    for s in range(2):
+        cfg = {"protocol": "retrain", "steps": steps, "classes_per_step": 10 // steps,
+               "memory_mode": "stream"}
+        common = {"dataset": "digits", "ipc": 10, "seed": s, "config": cfg}
+        for step in range(1, steps + 1):
+            value = final + s if step == steps else 90.0
+            out.append(rec("continual", method, value, metric="avg_accuracy", step=step, **common))
+        for e in range(1, steps + 1):
+            out.append(rec("continual", method, 50.0 + e, metric="step_accuracy", step=steps, eval_step=e,
+                           **common))
+        out.append(rec("continual", method, 99.0, metric="step_accuracy", step=1, eval_step=1, **common))
+    return out
+
+
+def _five_and_ten_steps() -> list[dict[str, Any]]:
+    return (_stepped("satm-stream-mem", 5, 80.0) + _stepped("reservoir", 5, 70.0)
+            + _stepped("satm-stream-mem", 10, 60.0) + _stepped("reservoir", 10, 65.0))
+
+
+def test_runs_with_other_numbers_of_steps_are_never_pooled() -> None:
+    """Step 2 of a 5-step run holds other classes than step 2 of a 10-step run: separate rows, and the paired
+    table compares each run kind at its own last step."""
+    table = accuracy_table(summarise(_five_and_ten_steps()), "continual")
+    mine = table[table["method"] == "satm-stream-mem"]
+    assert sorted(mine["steps"]) == [5, 10]
+    assert mine[mine["steps"] == 5].iloc[0]["avg_accuracy · step 5"] == "80.5 ± 0.7"  # not pooled with 90
+    assert mine[mine["steps"] == 10].iloc[0]["avg_accuracy · step 10"] == "60.5 ± 0.7"
+    pairs = paired_table(_five_and_ten_steps(), "satm-stream-mem")
+    assert sorted(zip(pairs["steps"], pairs["step"], pairs["diff_mean"], strict=True)) == [
+        (5, 5, 10.0),
+        (10, 10, -5.0),
+    ]
+
+
+def test_experience_table_reads_the_final_row_of_each_run() -> None:
+    table = experience_table(summarise(_five_and_ten_steps()))
+    row = table[(table["method"] == "reservoir") & (table["steps"] == 5)].iloc[0]
+    # the final model's accuracies (50 + e), not step 1's 99 on experience 1
+    assert [row[f"experience {e}"] for e in (1, 5)] == ["51.0 ± 0.0", "55.0 ± 0.0"]
+    assert row["experience 10"] == "–"
+    ten = table[(table["method"] == "reservoir") & (table["steps"] == 10)].iloc[0]
+    assert ten["experience 10"] == "60.0 ± 0.0"
+
+
+def test_continual_report_shows_the_per_experience_table(tmp_path: Path) -> None:
+    build_report([write_jsonl(tmp_path / "r.jsonl", _five_and_ten_steps())], tmp_path / "out")
+    for name in ("README.md", "continual.md"):
+        text = (tmp_path / "out" / name).read_text()
+        assert "Accuracy per experience after the last step" in text and "experience 10" in text
