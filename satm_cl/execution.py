@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from satm_cl.errors import SatmError
+from satm_cl.progress import line_mode
 from satm_cl.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -137,13 +138,16 @@ def raise_failures(results: Sequence[JobResult]) -> None:
         raise JobsFailed("\n".join([head, *lines]))
 
 
-def call_job(fn: Callable[[Any], Any], spec: Any, threads: int) -> tuple[bool, Any]:
-    """Worker side: run `fn(spec)` with `threads` torch threads; an exception becomes (False, one line)."""
+def call_job(fn: Callable[[Any], Any], spec: Any, threads: int, label: str | None = None) -> tuple[bool, Any]:
+    """Worker side: run `fn(spec)` with `threads` torch threads; an exception becomes (False, one line).
+    `label` (pool and Ray workers): the job's progress bars become lines prefixed with it (`progress`)."""
     import torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
+        if label is not None:
+            line_mode(f"[{label}]")
         return True, fn(spec)
     except Exception as exc:  # reported with the job's inputs by the driver; the grid goes on
         text = str(exc).strip().splitlines()
@@ -199,7 +203,7 @@ def _run_pool(jobs: Sequence[Job], cfg: ExecConfig, commit: Commit) -> list[JobR
             futures: dict[Future[Any], int] = {}
             for i in pending:
                 attempts[i] += 1
-                futures[pool.submit(call_job, jobs[i].fn, jobs[i].spec, cfg.threads)] = i
+                futures[pool.submit(call_job, jobs[i].fn, jobs[i].spec, cfg.threads, jobs[i].label)] = i
             waiting = set(futures)
             while waiting:
                 done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
@@ -380,7 +384,7 @@ def run_ray(jobs: Sequence[Job], cfg: ExecConfig, commit: Commit) -> list[JobRes
                 "max_retries": cfg.retries,
                 "retry_exceptions": False,
             }
-            refs[remote.options(**opts).remote(job.fn, job.spec, cfg.threads)] = i
+            refs[remote.options(**opts).remote(job.fn, job.spec, cfg.threads, job.label)] = i
         results = _InOrder(len(jobs), commit)
         waiting = list(refs)
         while waiting:

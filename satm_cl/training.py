@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from satm_cl.data.dsa import DSA
+from satm_cl.progress import progress_bar
 from satm_cl.registry import Registry
 from satm_cl.train_state import Position, TrainCheckpoint, load_state, save_state
 
@@ -95,7 +95,7 @@ def train_model(
     first = 1 if resumed is None else resumed.epoch
     last_save, saved = time.monotonic(), resumed is not None
     epochs = range(first, cfg.epochs + 1)
-    bar = tqdm(
+    bar = progress_bar(
         epochs, desc=progress, leave=False, disable=progress is None, total=cfg.epochs, initial=first - 1
     )
     for epoch in bar:

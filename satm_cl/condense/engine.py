@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file
-from tqdm.auto import tqdm
 
 from satm_cl.allocator import current as current_allocator
 from satm_cl.condense.hypergrad import HyperResult, InnerPlan, Unroller, sample_plan
@@ -25,6 +24,7 @@ from satm_cl.experts.store import TrajectoryStore
 from satm_cl.experts.train import PreparedData, expert_model
 from satm_cl.io import make_out_dir, sha256_file, write_json, write_tensors
 from satm_cl.models import ParamLayout, create_model
+from satm_cl.progress import progress_bar
 from satm_cl.replay_memory import MemoryImages, require_memory
 from satm_cl.seeding import derive_seed, make_generator
 from satm_cl.synthetic import SyntheticSet, make_meta
@@ -356,7 +356,7 @@ class Condenser:
                 row: dict[str, float] = {"iteration": 0}
                 self._maybe_validate(st, row)
         log_lines = len((self.out / LOG_FILE).read_text().splitlines())
-        bar = tqdm(
+        bar = progress_bar(
             total=cfg.iterations, initial=st.iteration, desc=f"condense {cfg.method}", disable=not progress
         )
         with (self.out / LOG_FILE).open("a") as log:

@@ -28,12 +28,12 @@ from avalanche.training import DER, ER_ACE, EWC, LwF, Naive
 from avalanche.training.plugins import EvaluationPlugin, GDumbPlugin, ReplayPlugin
 from avalanche.training.storage_policy import ClassBalancedBuffer, ExemplarsBuffer, ReservoirSamplingBuffer
 from torch import nn
-from tqdm.auto import tqdm
 
 from satm_cl.baselines import FEATURE_EPOCHS
 from satm_cl.continual.buffers import HerdingBuffer, LogitsBuffer, memory_tensors
 from satm_cl.continual.scenarios import Scenario
 from satm_cl.errors import SatmError
+from satm_cl.progress import progress_bar
 from satm_cl.registry import Registry
 from satm_cl.seeding import derive_seed, make_generator, seed_everything
 from satm_cl.training import TrainConfig, accuracy, train_model
@@ -165,7 +165,7 @@ def retrain_protocol(
     agent = _Agent(device)
     matrix: list[list[float]] = []
     averages: list[float] = []
-    steps = tqdm(enumerate(scenario.train_stream), total=scenario.steps, desc=progress, leave=False,
+    steps = progress_bar(enumerate(scenario.train_stream), total=scenario.steps, desc=progress, leave=False,
                  disable=progress is None)
     for i, exp in steps:
         agent.experience = exp
@@ -234,8 +234,8 @@ def strategy_protocol(
         matrix: list[list[float]] = []
         averages: list[float] = []
         result: dict[str, Any] = {}
-        steps = tqdm(enumerate(scenario.train_stream), total=scenario.steps, desc=progress, leave=False,
-                     disable=progress is None)
+        steps = progress_bar(enumerate(scenario.train_stream), total=scenario.steps, desc=progress,
+                             leave=False, disable=progress is None)
         for i, exp in steps:
             learner.train(exp)
             result = learner.eval(scenario.test_stream[: i + 1])

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from tqdm.auto import tqdm
 
 from satm_cl.config import CondenseConfig
 from satm_cl.continual.presets import PRESETS, condense_config
@@ -35,6 +34,7 @@ from satm_cl.device import resolve_device
 from satm_cl.errors import SatmError
 from satm_cl.execution import ExecConfig, Job, JobResult, raise_failures, run_jobs
 from satm_cl.io import check_out_dir, locked
+from satm_cl.progress import progress_bar
 from satm_cl.records import Record, RecordWriter, read_records
 from satm_cl.replay_memory import MemoryImages
 from satm_cl.synthetic import META_FILE, SyntheticSet, load_synthetic
@@ -144,7 +144,6 @@ def run_continual(req: ContinualRequest, executor: ExecConfig | None = None) -> 
     _check_existing(path, req, ctx.cfg.expert.arch, configs)
 
     worker_req = _absolute(req)
-    in_process = executor.executor == "local" and executor.jobs == 1
     jobs: list[Job] = []
     for memory in req.memories:
         key = {"stage": STAGE, "method": memory, "dataset": req.dataset, "ipc": req.ipc,
@@ -155,13 +154,13 @@ def run_continual(req: ContinualRequest, executor: ExecConfig | None = None) -> 
         if memory in protocols.SET_MEMORIES:
             ctx.source(memory)  # condense or select once, here, before any worker needs it
         jobs += [Job(f"continual {memory} {req.dataset} order {s}", continual_job,
-                     ContinualJob(worker_req, memory, s, req.progress and in_process)) for s in todo]
+                     ContinualJob(worker_req, memory, s, req.progress)) for s in todo]
     _CONTEXTS.clear()
     _CONTEXTS[worker_req] = (ctx, configs)  # in-process jobs reuse this context
     sizes: dict[str, int] = {}
     # one tick per (memory, class order) as the grid commits it: on workers a stream memory's job can run for
     # hours with nothing else on screen
-    bar = tqdm(total=len(jobs), desc=f"continual {req.dataset} ipc{req.ipc} {req.protocol}",
+    bar = progress_bar(total=len(jobs), desc=f"continual {req.dataset} ipc{req.ipc} {req.protocol}",
                disable=not req.progress or not jobs)
 
     def commit(result: JobResult) -> None:
@@ -239,7 +238,7 @@ def _absolute(req: ContinualRequest) -> ContinualRequest:
     synthetic = None if req.synthetic is None else {k: Path(v).resolve() for k, v in req.synthetic.items()}
     return replace(req, out=Path(req.out).resolve(), data_dir=absolute(req.data_dir),
                    cache_dir=absolute(req.cache_dir), memory_dir=absolute(req.memory_dir),
-                   synthetic=synthetic, progress=False)
+                   synthetic=synthetic)
 
 
 @dataclass

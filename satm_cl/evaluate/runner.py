@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from satm_cl.baselines import FULL_IPC, SELECTORS, create_baseline, preset_for
 from satm_cl.data import DSA, check_data_dir, create_dataset
@@ -66,6 +65,7 @@ from satm_cl.evaluate.suites import ALL, SUITES, Note, SuiteContext, Target
 from satm_cl.execution import ExecConfig, Job, JobResult, raise_failures, run_jobs
 from satm_cl.io import cache_dir, check_out_dir
 from satm_cl.models import list_models
+from satm_cl.progress import progress_bar
 from satm_cl.records import Record, RecordWriter, read_records
 from satm_cl.seeding import derive_seed
 from satm_cl.synthetic import META_FILE, SyntheticSet, load_synthetic
@@ -503,7 +503,7 @@ def _tune_lrs(
                 jobs.append(Job(f"tune {arch} epochs={epochs} lr={lr:g}", lr_job, spec))
     if scores:
         log.info("reusing %d finished LR candidate(s) from %s", len(scores), log_file.path)
-    bar = tqdm(total=len(jobs), desc="tune evaluation LRs", disable=not req.progress or not jobs)
+    bar = progress_bar(total=len(jobs), desc="tune evaluation LRs", disable=not req.progress or not jobs)
 
     def commit(result: JobResult) -> None:
         bar.update()
@@ -574,7 +574,8 @@ def run_evaluation(req: EvalRequest, executor: ExecConfig | None = None) -> Path
             for item in pending
             for job in _run_jobs(plan, req, worker_req, writer, item, choices, executor, device, fingerprint)
         ]
-        bar = tqdm(total=len(jobs), desc=f"evaluate {method} {plan.dataset}", disable=not req.progress)
+        bar = progress_bar(total=len(jobs), desc=f"evaluate {method} {plan.dataset}",
+                           disable=not req.progress)
 
         def commit(result: JobResult) -> None:
             bar.update()

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from tqdm.auto import tqdm
 
 from satm_cl.data import DatasetSplits, Preprocessor, Split, create_dataset
 from satm_cl.device import precision_warning
@@ -18,6 +17,7 @@ from satm_cl.experts.config import ExpertConfig
 from satm_cl.experts.store import TrajectoryStore, store_path
 from satm_cl.io import check_out_dir
 from satm_cl.models import ParamLayout, create_model
+from satm_cl.progress import progress_bar
 from satm_cl.replay_memory import MemoryImages, require_memory, with_memory
 from satm_cl.seeding import derive_seed, make_generator
 from satm_cl.training import TrainConfig, accuracy, train_model
@@ -204,7 +204,7 @@ def train_experts(
     acc_x, acc_y = subset(train_x, train_y, cfg.val_subset, derive_seed(cfg.seed, "train-acc-subset"))
     train_cfg = expert_train_config(cfg)
     test: tuple[torch.Tensor, torch.Tensor] | None = None
-    bar = tqdm(todo, desc=f"experts {cfg.dataset}/{cfg.arch}", disable=not progress)
+    bar = progress_bar(todo, desc=f"experts {cfg.dataset}/{cfg.arch}", disable=not progress)
     for i in bar:
         seed = derive_seed(cfg.seed, "expert", i)
         model = expert_model(cfg, splits, seed).to(device)
@@ -271,7 +271,7 @@ def _train_grid(
         for i in todo
     ]
     # a grid of experts can run for many minutes: one tick per expert as the grid commits it (in order)
-    bar = tqdm(total=len(jobs), desc=f"experts {cfg.dataset}/{cfg.arch}", disable=not progress)
+    bar = progress_bar(total=len(jobs), desc=f"experts {cfg.dataset}/{cfg.arch}", disable=not progress)
 
     def commit(result: JobResult) -> None:
         bar.update()

@@ -1,0 +1,71 @@
+"""Progress bars: plain tqdm in the driver; in grid workers, prefixed whole lines at most every N seconds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+import satm_cl.progress as progress
+from satm_cl.errors import SatmError
+from satm_cl.execution import ExecConfig, Job, call_job, run_jobs
+
+
+@pytest.fixture(autouse=True)
+def _driver_mode() -> Iterator[None]:
+    yield
+    progress._line_prefix, progress._line_every = None, progress.LINE_EVERY_S
+
+
+def count_with_a_bar(n: int) -> int:
+    """A grid job (module level, so spawned workers can import it) that runs one progress bar."""
+    total = 0
+    for i in progress.progress_bar(range(n), desc="counting"):
+        total += i
+    return total
+
+
+def test_line_mode_writes_prefixed_whole_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    progress.line_mode("[job 1]", every=0.0)
+    assert count_with_a_bar(3) == 3
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert lines and all(line.startswith("[job 1] counting") for line in lines)
+    assert "\r" not in err and "3/3" in lines[-1]
+
+
+def test_a_bar_younger_than_the_interval_stays_silent(capsys: pytest.CaptureFixture[str]) -> None:
+    progress.line_mode("[job 1]", every=3600.0)
+    count_with_a_bar(3)
+    assert capsys.readouterr().err == ""
+
+
+def test_the_interval_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(progress.EVERY_ENV, "12.5")
+    progress.line_mode("[x]")
+    assert progress._line_every == 12.5
+    monkeypatch.setenv(progress.EVERY_ENV, "soon")
+    with pytest.raises(SatmError, match="number of seconds"):
+        progress.line_mode("[x]")
+
+
+def test_in_the_driver_bars_are_plain_tqdm(capsys: pytest.CaptureFixture[str]) -> None:
+    count_with_a_bar(3)
+    assert "[" not in capsys.readouterr().err.split("counting")[0]  # no job prefix
+
+
+def test_call_job_with_a_label_puts_the_worker_in_line_mode() -> None:
+    assert call_job(count_with_a_bar, 4, 1, "continual satm order 0") == (True, 6)
+    assert progress._line_prefix == "[continual satm order 0]"
+
+
+def test_pool_workers_report_their_bars_as_labelled_lines(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(progress.EVERY_ENV, "0")  # spawned workers inherit it
+    jobs = [Job(f"job {n}", count_with_a_bar, n) for n in (3, 4)]
+    results = run_jobs(jobs, ExecConfig(jobs=2))
+    assert [r.value for r in results] == [3, 6]
+    err = capfd.readouterr().err
+    for n in (3, 4):
+        assert any(line.startswith(f"[job {n}] counting") and f"{n}/{n}" in line for line in err.splitlines())
