@@ -19,7 +19,8 @@ from satm_cl.registry import Registry
 
 DSA_DEFAULT = "color_crop_cutout_flip_scale_rotate"
 # Settings added after artifacts existed: left out of `to_dict` at these defaults (see `omit_late_defaults`).
-LATE_DEFAULTS: dict[str, Any] = {"precision": "fp32"}
+LATE_DEFAULTS: dict[str, Any] = {"precision": "fp32", "lr_img_scale": "none"}
+LR_IMG_SCALES = ("none", "images")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class CondenseConfig:
     expert_epochs: int = 2  # M: target is the expert M epochs after the start
     max_start_epoch: int = 10  # start epoch t drawn from [0, max_start_epoch)
     lr_img: float = 100.0
+    # images: lr_img x (images the student trains on / (ipc x the dataset's classes)), see Condenser
+    lr_img_scale: str = "none"
     lr_lr: float = 1e-5
     lr_init: float = 0.01  # initial inner learning rate α (MTT: lr_teacher)
     lr_floor: float = 1e-4  # α is projected onto [lr_floor, ∞) after every step: it stays positive
@@ -86,6 +89,7 @@ class CondenseConfig:
             (self.lr_grad in ("closed_form", "autograd"), "lr_grad must be closed_form or autograd"),
             (self.precision in PRECISION_NAMES, f"precision must be one of {', '.join(PRECISION_NAMES)}"),
             (self.init in ("real", "noise"), "init must be real or noise"),
+            (self.lr_img_scale in LR_IMG_SCALES, f"lr_img_scale must be one of {', '.join(LR_IMG_SCALES)}"),
             (self.lr_init > 0 and self.lr_floor > 0, "lr_init and lr_floor must be positive"),
             (self.rho >= 0 and self.smooth_sigma >= 0 and self.smooth_samples >= 0, "rho/sigma must be ≥ 0"),
             (self.eval_every >= 0 and self.checkpoint_every >= 1, "eval_every ≥ 0, checkpoint_every ≥ 1"),

@@ -83,6 +83,16 @@ def init_images(
     return data.train_x.cpu()[torch.cat(picks)].clone(), labels
 
 
+def image_lr(cfg: CondenseConfig, student_images: int, num_classes: int) -> float:
+    """The outer step size on the images. A preset's `lr_img` was set for a whole-dataset set (ipc x all
+    classes); each image's share of the student's gradient, hence of its hypergradient, goes as one over the
+    images the student trains on, so a smaller set (a class subset, plus any replay memory) takes larger
+    image steps at the same `lr_img`. `lr_img_scale: images` scales the step by that ratio to undo it."""
+    if cfg.lr_img_scale == "none":
+        return cfg.lr_img
+    return cfg.lr_img * student_images / (cfg.ipc * num_classes)
+
+
 class Condenser:
     """Runs one condensation (`cfg`) against an expert store, writing into `out`.
 
@@ -122,6 +132,7 @@ class Condenser:
         # the fixed memory images follow the learned ones in every inner-loop and validation set
         self.fixed_x = None if memory is None else memory.x.to(device)
         self.inner_labels = self.labels if memory is None else torch.cat([self.labels, memory.y.to(device)])
+        self.lr_img = image_lr(cfg, len(self.inner_labels), data.splits.num_classes)
 
     def inner_set(self, x: torch.Tensor) -> torch.Tensor:
         """The images the inner loop trains on: the learned `x`, then the fixed memory images if any."""
@@ -290,7 +301,7 @@ class Condenser:
             )
         with torch.no_grad():
             st.mom_x.mul_(cfg.momentum).add_(gx)
-            st.x.sub_(cfg.lr_img * st.mom_x)
+            st.x.sub_(self.lr_img * st.mom_x)
             st.mom_lr.mul_(cfg.momentum).add_(glr)
             st.lr.sub_(cfg.lr_lr * st.mom_lr).clamp_(min=cfg.lr_floor)
         if not (bool(torch.isfinite(st.x).all()) and bool(torch.isfinite(st.lr))):

@@ -94,3 +94,23 @@ def test_a_conditioned_config_without_its_memory_is_refused_before_any_work(tmp_
             memory=_memory(1),
         )
     assert not (tmp_path / "c" / "experts").exists()
+
+
+def test_image_lr_scaled_by_the_images_the_student_trains_on(cache_root: Path, tmp_path: Path) -> None:
+    """`lr_img_scale: images`: the first outer step (zero momentum) moves the images by exactly
+    (learned + memory images) / (ipc x dataset classes) of the unscaled step: here (2 + 4) / 10."""
+    from satm_cl.condense.api import starting_set
+
+    mem = _memory(0)
+    plain_cfg = replace(_config(mem), iterations=1, eval_every=0)
+    scaled_cfg = replace(plain_cfg, lr_img_scale="images")
+    start = starting_set(plain_cfg, tmp_path / "start").images
+    plain = condense(plain_cfg, tmp_path / "plain", CPU, cache_root=cache_root, progress=False, memory=mem)
+    scaled = condense(scaled_cfg, tmp_path / "scaled", CPU, cache_root=cache_root, progress=False, memory=mem)
+    step_plain, step_scaled = plain.images - start, scaled.images - start
+    assert step_plain.abs().max() > 0
+    torch.testing.assert_close(step_scaled, 0.6 * step_plain, rtol=1e-4, atol=1e-6)
+    assert scaled.meta["config"]["lr_img_scale"] == "images"
+    assert "lr_img_scale" not in plain.meta["config"]  # the default leaves old configs' dict form unchanged
+    with pytest.raises(SatmError, match="lr_img_scale"):
+        replace(plain_cfg, lr_img_scale="pixels")
