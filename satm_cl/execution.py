@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from satm_cl.errors import SatmError
-from satm_cl.progress import line_mode
+from satm_cl.progress import line_every, line_mode
 from satm_cl.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,7 @@ def run_jobs(
     cfg = cfg or ExecConfig()
     if cfg.jobs < 1 or cfg.threads < 1 or cfg.retries < 0:
         raise SatmError(f"--jobs and threads must be >= 1 and retries >= 0, got {cfg}")
+    line_every()  # a bad progress interval is refused here, not once per job in the workers
     executor = EXECUTORS.get(cfg.executor)
     return executor(list(jobs), cfg, commit or (lambda _r: None)) if jobs else []
 

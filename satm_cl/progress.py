@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from tqdm.auto import tqdm
+from tqdm.std import tqdm as std_tqdm
 
 from satm_cl.errors import SatmError
 
@@ -21,29 +22,35 @@ _line_prefix: str | None = None  # set in grid workers by `line_mode`
 _line_every = LINE_EVERY_S
 
 
+def line_every() -> float:
+    """Seconds between a worker's lines: $SATM_CL_PROGRESS_EVERY, else 300 (a bad value: one clear error)."""
+    raw = os.environ.get(EVERY_ENV, str(LINE_EVERY_S))
+    try:
+        every = float(raw)
+    except ValueError:
+        every = -1.0
+    if not every >= 0:
+        raise SatmError(f"{EVERY_ENV} must be a number of seconds >= 0, got {raw!r}")
+    return every
+
+
 def line_mode(prefix: str, every: float | None = None) -> None:
     """From now on in this process, bars write whole lines `prefix <bar>` to stderr at most every `every`
     seconds (default: $SATM_CL_PROGRESS_EVERY, else 300), and only once they have lived that long (short
     loops stay silent)."""
     global _line_prefix, _line_every
-    if every is None:
-        raw = os.environ.get(EVERY_ENV, str(LINE_EVERY_S))
-        try:
-            every = float(raw)
-        except ValueError:
-            raise SatmError(f"{EVERY_ENV} must be a number of seconds, got {raw!r}") from None
-    _line_prefix, _line_every = prefix, every
+    _line_prefix, _line_every = prefix, line_every() if every is None else every
 
 
 _ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # tqdm's cursor moves between nested bars
 
 
 class _Lines:
-    """A file for tqdm that turns one bar's refreshes into prefixed lines: at most one per `every` seconds
-    (a postfix update refreshes at once), plus the final one of a bar that is kept on close."""
+    """A file for tqdm that turns one bar's draws into prefixed lines: at most one per `every` seconds (a
+    postfix update redraws at once, so the spacing is kept here), and the last draw when the bar closes."""
 
     def __init__(self, prefix: str, every: float) -> None:
-        self.prefix, self.every, self._buf = prefix, every, ""
+        self.prefix, self.every, self._buf, self._text, self._shown = prefix, every, "", "", True
         self.born = self.last = time.monotonic()
 
     def write(self, s: str) -> int:
@@ -53,17 +60,40 @@ class _Lines:
     def flush(self) -> None:
         raw, self._buf = self._buf, ""
         text = _ESCAPE.sub("", raw).replace("\r", "").strip()
+        if text:
+            self._text, self._shown = text, False
+        # tqdm spaces its draws by `every` on its own clock: a little slack keeps them from being skipped
+        if time.monotonic() - self.last >= 0.9 * self.every:
+            self.show()
+
+    def show(self) -> None:
+        """Write the last draw unless it was written already or the bar is younger than `every`."""
         now = time.monotonic()
-        due = now - self.last >= self.every or "\n" in raw  # tqdm ends a kept bar with a newline
-        if text and now - self.born >= self.every and due:
-            self.last = now
-            sys.stderr.write(f"{self.prefix} {text}\n")
-            sys.stderr.flush()
+        if self._shown or not self._text or now - self.born < 0.9 * self.every:
+            return
+        self.last, self._shown = now, True
+        sys.stderr.write(f"{self.prefix} {self._text}\n")
+        sys.stderr.flush()
+
+
+class _LineBar(std_tqdm):  # type: ignore[misc]
+    """A tqdm bar drawing into `_Lines`; on close its last state is written (tqdm ends it without a flush)."""
+
+    lines: _Lines | None = None
+
+    def close(self) -> None:
+        super().close()
+        if self.lines is not None:
+            self.lines.show()
 
 
 def progress_bar(iterable: Iterable[Any] | None = None, **kwargs: Any) -> tqdm:
     """A tqdm bar (same arguments); in line mode its refreshes become prefixed lines (see `line_mode`)."""
-    if _line_prefix is not None and not kwargs.get("disable", False):
-        kwargs.update(file=_Lines(_line_prefix, _line_every), mininterval=_line_every,
-                      maxinterval=_line_every, ascii=True, ncols=100)
-    return tqdm(iterable, **kwargs)
+    if _line_prefix is None or kwargs.get("disable", False):
+        return tqdm(iterable, **kwargs)
+    lines = _Lines(_line_prefix, _line_every)
+    line_kwargs = {"file": lines, "mininterval": _line_every, "maxinterval": _line_every, "ascii": True,
+                   "ncols": 100}
+    bar = _LineBar(iterable, **{**kwargs, **line_kwargs})
+    bar.lines = lines
+    return bar

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import pytest
@@ -51,7 +52,8 @@ def test_the_interval_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch
 
 def test_in_the_driver_bars_are_plain_tqdm(capsys: pytest.CaptureFixture[str]) -> None:
     count_with_a_bar(3)
-    assert "[" not in capsys.readouterr().err.split("counting")[0]  # no job prefix
+    err = capsys.readouterr().err
+    assert "counting" in err and "[" not in err.split("counting")[0]  # a bar, and no job prefix
 
 
 def test_call_job_with_a_label_puts_the_worker_in_line_mode() -> None:
@@ -69,3 +71,25 @@ def test_pool_workers_report_their_bars_as_labelled_lines(
     err = capfd.readouterr().err
     for n in (3, 4):
         assert any(line.startswith(f"[job {n}] counting") and f"{n}/{n}" in line for line in err.splitlines())
+
+
+def test_a_long_bar_writes_its_last_state_when_it_closes(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between draws spaced by the interval, the final state (tqdm's close, with no flush after it) still
+    comes out once the bar has lived the interval."""
+    # the bar is born at 0; its first draw comes at 46 s (written), its final one at 48 s (too soon after)
+    clock = itertools.chain([0.0], itertools.count(46.0))
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    progress.line_mode("[job]", every=50.0)
+    for _ in progress.progress_bar(range(3), desc="slow"):
+        pass
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split("|")[0].split()[-1] for line in lines] == ["0%", "100%"]
+    assert all(line.startswith("[job] slow") for line in lines) and "3/3" in lines[-1]
+
+
+def test_a_bad_interval_is_refused_before_any_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(progress.EVERY_ENV, "-1")
+    with pytest.raises(SatmError, match="number of seconds"):
+        run_jobs([Job("job", count_with_a_bar, 3)], ExecConfig(jobs=2))

@@ -55,6 +55,10 @@ class StreamMemory:
     conditioned: bool = False  # experts and student also train on the memory held by then
     real_first: bool = False  # the first experience keeps its starting (real) images: nothing is condensed
 
+    def __post_init__(self) -> None:
+        if self.real_first and not self.conditioned:
+            raise SatmError("a stream memory keeps its first experience real only when conditioned on it")
+
 
 # Condensed on arrival, one experience at a time.
 STREAM_MEMORIES = {
@@ -467,7 +471,8 @@ def experience_condenser(
 
 def memory_config(memory: str, req: ContinualRequest) -> dict[str, Any]:
     """What a record's config says about its memory: `memory_mode`, `zca_fit` when it trains in a whitening
-    fitted on the first experience only, and any condensation overrides."""
+    fitted on the first experience only, `conditioned_on` and `first_experience` for conditioned stream
+    memories, and any condensation overrides."""
     out: dict[str, Any] = {"memory_mode": MEMORY_MODES[memory]}
     if stream_whitened(memory, req):
         out["zca_fit"] = "first experience"
@@ -475,7 +480,8 @@ def memory_config(memory: str, req: ContinualRequest) -> dict[str, Any]:
     if spec is not None and spec.conditioned:
         out["conditioned_on"] = "memory so far"
     if spec is not None and spec.real_first:
-        out["first_experience"] = "starting images (real)"
+        init = condense_config(req.dataset, req.ipc, spec.method, req.condense_overrides).init
+        out["first_experience"] = "starting images (real)" if init == "real" else f"starting images ({init})"
     if req.condense_overrides and memory in ("satm", "mtt", *STREAM_MEMORIES):
         out["condense_overrides"] = req.condense_overrides
     return out

@@ -141,6 +141,7 @@ def paired_markdown(table: pd.DataFrame) -> str:
     for r in table.itertuples(index=False):
         test_on = r.test_dataset if isinstance(r.test_dataset, str) else "own"
         arch = f"{r.arch} · {r.protocol}" if isinstance(r.protocol, str) else r.arch
+        arch = arch if _is_missing(r.steps) else f"{arch} · {int(r.steps)} steps"
         lines.append(
             f"| {r.stage} | {r.dataset} | {r.ipc} | {arch} | {test_on} | {r.other} | {r.n} | "
             f"{r.diff_mean:+.2f} ± {r.diff_std:.2f} | {r.wins}/{r.n} | {_p(r.t_test_p)} | "

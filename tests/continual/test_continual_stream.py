@@ -389,3 +389,11 @@ def test_real_first_memory_keeps_the_first_experience_real_and_conditions_on_it(
     )
     assert {r["config"]["first_experience"] for r in recs} == {"starting images (real)"}
     assert {r["config"]["conditioned_on"] for r in recs} == {"memory so far"}
+
+
+def test_a_real_first_memory_must_be_conditioned() -> None:
+    from satm_cl.continual.runner import STREAM_MEMORIES, StreamMemory
+
+    assert all(spec.conditioned for spec in STREAM_MEMORIES.values() if spec.real_first)
+    with pytest.raises(SatmError, match="only when conditioned"):
+        StreamMemory("satm", real_first=True)

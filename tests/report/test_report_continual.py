@@ -9,7 +9,7 @@ from typing import Any
 from _report_fixtures import rec, write_jsonl
 
 from satm_cl.report import build_report, plot_memory_size_sweep, plot_offline_vs_stream, records_frame
-from satm_cl.report.paired import paired_table
+from satm_cl.report.paired import paired_markdown, paired_table
 from satm_cl.report.tables import accuracy_table, experience_table, summarise, with_continual_keys
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -131,6 +131,8 @@ def test_runs_with_other_numbers_of_steps_are_never_pooled() -> None:
         (5, 5, 10.0),
         (10, 10, -5.0),
     ]
+    text = paired_markdown(pairs)
+    assert "retrain · 5 steps" in text and "retrain · 10 steps" in text  # the two rows can be told apart
 
 
 def test_experience_table_reads_the_final_row_of_each_run() -> None:
