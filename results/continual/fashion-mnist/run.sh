@@ -1,51 +1,96 @@
 #!/usr/bin/env bash
-# Fashion-MNIST, the full continual protocol (issue 12). Resumable: every step skips finished work, so
-# rerun the same script after an interruption. Extra flags for every `evaluate` (e.g. an executor and job
-# count) go in $EXTRA; the CLI in $SATM (default: satm-cl).
+# Fashion-MNIST, the full continual protocol (issue 12), at one of two scales. Resumable: every stage skips
+# finished work (sets on disk, records already written), so rerun the same command after an interruption.
 #
-#  A. retrain protocol (the paper's), 300 epochs per step, 3 class orders, every memory:
-#     5 steps x IPC 10 and IPC 1, offline (satm, mtt: condensed once with all classes visible) and stream
-#     (satm-stream, mtt-stream: experts + condensation on each experience's data only; satm-stream-mem: the
-#     same conditioned on the memory so far) side by side;
-#     10 steps (one class each) x IPC 10 without the plain stream memories (one class per experience leaves
-#     their experts nothing to learn; the runner refuses it) but with satm-stream-mem (memory-conditioned:
-#     from the second experience on its experts learn the new class against the memory's).
-#  B. memory-size sweep: 5 steps, IPC 1, 5, 10 (IPC 5 borrows the nearest preset, IPC overridden).
-#  C. Avalanche strategies where replay matters: Naive+replay, ER-ACE, DER (and LwF) at IPC 10, 20, 50
-#     (100-500 images) with satm-stream-mem, satm-stream, satm, herding, reservoir and random at the same size.
-#  D. One report over everything.
-# Presets: IPC 10, 20 and 50 use the whitened fashion-mnist-ipc10/50 presets (ZCA; stream-mode memories fit
-# it on the first experience only, docs/continual.md; bf16 forward passes, 26 experts and 700 iterations per set
-# since candidate H: per pair about 1.5x the condensation time of 300 fp32 iterations and 3x the expert time of 6
-# fp32 experts, an estimate), IPC 1 and 5 the
-# unwhitened ipc1 preset.
-# Memories are shared between all runs through --memory-dir (offline sets per IPC, stream sets per sorted
-# class pair, expert stores in the cache per class pair), so each class pair is condensed once per IPC.
+#   usage: [SCALE=cpu|full] bash results/continual/fashion-mnist/run.sh [stage ...]
+#   stages: a10 a1 b5 ten c report (default: all of them, in that order; `ten-mem` only when named)
+#   $SATM: the CLI (default satm-cl); $EXTRA: extra flags for every `evaluate` (e.g. `--jobs 2 --threads 1`);
+#   $DATA_DIR: where the Fashion-MNIST idx files are (default: the library's search, e.g. Debian's package).
+#
+#  a10  5 steps x IPC 10, retrain 300 epochs, 3 class orders, every memory: offline (satm, mtt: condensed
+#       once with all classes visible), stream (satm-stream, mtt-stream: experts + condensation on each
+#       experience's data only; satm-stream-mem: the same conditioned on the memory so far) and the
+#       real-image buffers, side by side.
+#  a1   the same at IPC 1;  b5  at IPC 5 (the memory-size sweep is a1, b5, a10; IPC 5 borrows the IPC 1
+#       preset with the IPC overridden).
+#  ten  10 steps (one class each) x IPC 10 without the plain stream memories (one class per experience
+#       leaves their experts nothing to learn; the runner refuses it).
+#  ten-mem  (SCALE=cpu; full runs it inside `ten`) the same with satm-stream-mem, the one stream memory
+#       that can run one class per step.
+#  c    Avalanche strategies where replay matters (Naive + replay, ER-ACE, DER, LwF) with condensed and
+#       real-image memories of the same size.
+#  report  one report over every run.
+#
+# SCALE=full: today's fashion-mnist presets (IPC 10/20/50: ZCA, 26 bf16 experts, 700 iterations), every
+#   memory at every IPC, Part C at IPC 10, 20, 50 with 4 strategies x 6 memories, 10 epochs per experience.
+#   For a GPU or a CPU with native bf16; on this project's 2-core AVX2 machine it is about 150 thread-hours
+#   before bf16's 6-8x slowdown there (README: cost).
+# SCALE=cpu (default): the documented reduced scale this project's machine runs, about 35 thread-hours:
+#   - condensation pinned to `condense.json` (the fashion-mnist-ipc10 preset of 2026-11-25: 6 fp32 experts x
+#     5 epochs, 300 iterations, no ZCA), so results/continual/fashion-mnist-stream's sets (stream pairs,
+#     offline SATM, herding) and results/continual/fashion-mnist-stream-mem's conditioned sets are copied
+#     in and reused, and one expert store per class pair serves every IPC and both methods;
+#   - satm-stream-mem only at 5 steps x IPC 10 (its experts are conditioned on the memory, so they are
+#     trained anew for every class order and IPC: about 6 thread-hours per order; `ten-mem` on request);
+#   - Part C at IPC 10 and 50, Naive + replay, ER-ACE and DER, memories satm-stream, satm, herding and
+#     reservoir, 3 epochs per experience.
+# Both scales: 3 class orders (seeds 0, 1, 2), retrain 300 epochs per step, one memory directory shared by
+# every run (offline sets per IPC, stream sets per sorted class pair, expert stores in the cache).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 R=results/continual/fashion-mnist
 SATM=${SATM:-satm-cl}
 EXTRA=${EXTRA:-}
+SCALE=${SCALE:-cpu}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-MEM=$R/memories
+MEM=$R/runs/$SCALE/memories
 ALL=satm-stream-mem,satm-stream,mtt-stream,satm,mtt,random,herding,reservoir,class_balanced,av_herding,gdumb
-ONE_CLASS=satm-stream-mem,satm,mtt,random,herding,reservoir,class_balanced,av_herding,gdumb
-STRAT=satm-stream-mem,satm-stream,satm,herding,reservoir,random
-run() {  # run OUT ARGS...: one continual evaluation into $R/runs/OUT
+ONE_CLASS=satm,mtt,random,herding,reservoir,class_balanced,av_herding,gdumb
+case $SCALE in
+  full)
+    PIN=()
+    ALL_SMALL=$ALL
+    ONE_CLASS=satm-stream-mem,$ONE_CLASS
+    STRAT_IPCS="10 20 50"; STRATS="naive er_ace der lwf"; STRAT_EPOCHS=10
+    STRAT=satm-stream-mem,satm-stream,satm,herding,reservoir,random ;;
+  cpu)
+    PIN=(--condense-config $R/condense.json)
+    ALL_SMALL=${ALL#satm-stream-mem,}
+    STRAT_IPCS="10 50"; STRATS="naive er_ace der"; STRAT_EPOCHS=3
+    STRAT=satm-stream,satm,herding,reservoir
+    mkdir -p $MEM
+    # reuse what the pinned settings already made (images only; the runner checks each set's config)
+    for src in results/continual/fashion-mnist-stream/memories results/continual/fashion-mnist-stream-mem/memories; do
+      [ -d $src ] && cp -rn $src/. $MEM/
+    done ;;
+  *) echo "SCALE must be cpu or full, not $SCALE" >&2; exit 2 ;;
+esac
+run() {  # run OUT ARGS...: one continual evaluation into $R/runs/$SCALE/OUT
   local out=$1; shift
-  $SATM evaluate --suite continual --dataset fashion-mnist --orders 3 --memory-dir $MEM \
-    --out $R/runs/$out "$@" $EXTRA
+  # shellcheck disable=SC2086
+  $SATM evaluate --suite continual --dataset fashion-mnist --orders 3 --memory-dir $MEM "${PIN[@]}" \
+    ${DATA_DIR:+--data-dir "$DATA_DIR"} --out $R/runs/$SCALE/$out "$@" $EXTRA
 }
-# A + B
-for ipc in 10 1 5; do
-  run 5steps-ipc$ipc-retrain --steps 5 --ipc $ipc --protocol retrain --epochs 300 --memories $ALL
-done
-run 10steps-ipc10-retrain --steps 10 --ipc 10 --protocol retrain --epochs 300 --memories $ONE_CLASS
-# C
-for ipc in 10 20 50; do
-  for p in naive er_ace der lwf; do
-    run 5steps-ipc$ipc-$p --steps 5 --ipc $ipc --protocol $p --memories $STRAT
-  done
-done
-# D
-$SATM report $R/runs/*/records.jsonl --out $R/report-full
+stage() {
+  case $1 in
+    a10) run 5steps-ipc10-retrain --steps 5 --ipc 10 --protocol retrain --epochs 300 --memories $ALL ;;
+    a1) run 5steps-ipc1-retrain --steps 5 --ipc 1 --protocol retrain --epochs 300 --memories $ALL_SMALL ;;
+    b5) run 5steps-ipc5-retrain --steps 5 --ipc 5 --protocol retrain --epochs 300 --memories $ALL_SMALL ;;
+    ten) run 10steps-ipc10-retrain --steps 10 --ipc 10 --protocol retrain --epochs 300 --memories $ONE_CLASS ;;
+    ten-mem) run 10steps-ipc10-retrain --steps 10 --ipc 10 --protocol retrain --epochs 300 \
+      --memories satm-stream-mem ;;
+    c)
+      for ipc in $STRAT_IPCS; do
+        for p in $STRATS; do
+          run 5steps-ipc$ipc-$p --steps 5 --ipc $ipc --protocol $p --epochs $STRAT_EPOCHS --memories $STRAT
+        done
+      done ;;
+    report)
+      # shellcheck disable=SC2046
+      $SATM report $(find $R/runs/$SCALE -name records.jsonl | sort) --out $R/report-$SCALE ;;
+    *) echo "unknown stage $1 (a10 a1 b5 ten ten-mem c report)" >&2; exit 2 ;;
+  esac
+}
+STAGES=("$@")
+[ ${#STAGES[@]} -gt 0 ] || STAGES=(a10 a1 b5 ten c report)
+for s in "${STAGES[@]}"; do stage "$s"; done
