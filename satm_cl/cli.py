@@ -260,8 +260,30 @@ def condense(
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in --out.")] = False,
     cache_dir: CacheDir = None,
     data_dir: DataDir = None,
+    executor: Annotated[
+        str, typer.Option(help="Where missing experts train: local (this machine) or ray (a Ray cluster).")
+    ] = "local",
+    jobs: Annotated[
+        int,
+        typer.Option(
+            help="Missing experts trained this many at a time, one worker process each (1 = one after "
+            "another in this process, with its threads). The unroll runs in this process either way."
+        ),
+    ] = 1,
+    ray_address: RayAddress = None,
+    threads: Annotated[
+        int,
+        typer.Option(
+            help="Torch threads per expert job (default 1 each with --jobs > 1 or ray; with neither, experts "
+            "use this process's threads); results depend on it."
+        ),
+    ] = 1,
+    gpus_per_job: GpusPerJob = 0.0,
 ) -> None:
-    """Condense a dataset into per-class synthetic images (a SyntheticSet artifact)."""
+    """Condense a dataset into per-class synthetic images (a SyntheticSet artifact).
+
+    Experts not yet in the cache are trained first; on a machine with several cores `--jobs N` trains N
+    at a time (same bytes as one after another with the same --threads)."""
 
     def body() -> None:
         from satm_cl.condense import condense as run
@@ -281,6 +303,12 @@ def condense(
             },
         )
         target = out or Path("artifacts") / f"{cfg.dataset}-ipc{cfg.ipc}-{cfg.method}-s{cfg.seed}"
+        # the default (one local job) keeps training experts in this process, as before the option existed
+        grid = (
+            _exec_config(executor, jobs, ray_address, threads, gpus_per_job)
+            if jobs != 1 or executor != "local" or threads != 1
+            else None
+        )
         syn = run(
             cfg,
             target,
@@ -289,6 +317,7 @@ def condense(
             data_dir=data_dir,
             resume=resume,
             say=lambda m: typer.echo(m, err=True),
+            executor=grid,
         )
         sel = syn.meta["selection"]
         typer.echo(

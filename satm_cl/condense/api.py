@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -19,6 +20,9 @@ from satm_cl.replay_memory import MemoryImages, require_memory
 from satm_cl.seeding import make_generator
 from satm_cl.synthetic import SyntheticSet, make_meta
 
+if TYPE_CHECKING:
+    from satm_cl.execution import ExecConfig
+
 log = logging.getLogger(__name__)
 
 
@@ -32,11 +36,14 @@ def condense(
     progress: bool = True,
     say: Callable[[str], None] = log.info,
     memory: MemoryImages | None = None,
+    executor: ExecConfig | None = None,
 ) -> SyntheticSet:
     """Condense `cfg.dataset` into `out`, training (and caching) the expert store first if needed.
 
     `memory`: the replay memory a memory-conditioned config (`cfg.expert.memory`) trains beside, in the
-    model-input space of this config (see `satm_cl.replay_memory`)."""
+    model-input space of this config (see `satm_cl.replay_memory`). `executor`: missing experts run as
+    the jobs of that grid (e.g. two at a time on two cores, each with its own threads) instead of one after
+    another in this process; the unroll always runs here."""
     check_out_dir(out)  # everything checkable is refused before experts are trained, not after
     require_memory(cfg.expert.memory, memory, cfg.expert.classes)
     root = check_out_dir(cache_dir(cache_root), "--cache-dir")
@@ -44,7 +51,8 @@ def condense(
     create_minimizer(cfg.minimizer, cfg.rho)
     DSA(cfg.dsa), DSA(cfg.expert.dsa)
     store = train_experts(
-        cfg.expert, root, device, data_dir=data_dir, progress=progress, say=say, memory=memory
+        cfg.expert, root, device, data_dir=data_dir, progress=progress, say=say, memory=memory,
+        executor=executor,
     )
     warning = precision_warning(cfg.precision, device, "the condensation unroll")
     if warning is not None:

@@ -156,7 +156,9 @@ def run_continual(req: ContinualRequest, executor: ExecConfig | None = None) -> 
         if not todo:
             continue
         if memory in protocols.SET_MEMORIES:
-            ctx.source(memory)  # condense or select once, here, before any worker needs it
+            # condense or select once, here, before any worker needs it; an offline set's missing experts
+            # train on the grid's workers (the cores are free until the grid starts)
+            ctx.source(memory, executor if executor.jobs > 1 or executor.executor != "local" else None)
         jobs += [Job(f"continual {memory} {req.dataset} order {s}", continual_job,
                      ContinualJob(worker_req, memory, s, req.progress)) for s in todo]
     _CONTEXTS.clear()
@@ -306,8 +308,9 @@ class _Context:
         n = self.splits.num_classes
         return create_model(exp.arch, c, n, (h, w), seed=seed % 2**31, **exp.arch_kwargs)
 
-    def source(self, memory: str) -> SyntheticSet:
-        """The SyntheticSet behind a set-backed memory: given, found in `<out>/memories`, or made now."""
+    def source(self, memory: str, executor: ExecConfig | None = None) -> SyntheticSet:
+        """The SyntheticSet behind a set-backed memory: given, found in `<out>/memories`, or made now
+        (`executor`: where a condensed set's missing experts train; default here, one after another)."""
         req = self.req
         given = (req.synthetic or {}).get(memory)
         if given is not None:
@@ -325,7 +328,7 @@ class _Context:
 
             made = condense(cfg, out,
                             self.device, resume=True, cache_root=req.cache_dir, data_dir=req.data_dir,
-                            progress=req.progress)
+                            progress=req.progress, executor=executor)
             return self._check(made, memory, str(out))
         out = self.memory_root / f"{req.dataset}-ipc{req.ipc}-{memory}-seed{req.seed}"
         if (out / META_FILE).exists():

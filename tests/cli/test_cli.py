@@ -251,3 +251,22 @@ def test_evaluate_help_names_every_continual_memory() -> None:
     text = " ".join(res.stdout.split())
     missing = [m for m in MEMORY_NAMES if m not in text.replace("│", " ")]
     assert not missing
+
+
+def test_condense_jobs_train_the_experts_on_a_grid(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`--jobs 2` hands condense a two-worker grid for the experts; the default keeps them in this process."""
+    import satm_cl.condense as condense_pkg
+    from satm_cl.errors import SatmError
+
+    seen: list[object] = []
+
+    def fake(*args: object, executor: object = None, **kwargs: object) -> None:
+        seen.append(executor)
+        raise SatmError("stop here")
+
+    monkeypatch.setattr(condense_pkg, "condense", fake)
+    out = str(tmp_path / "set")
+    assert _run("condense", "--out", out, "--jobs", "2")[0] == 2
+    assert _run("condense", "--out", out)[0] == 2
+    first, default = seen
+    assert (first.jobs, first.threads, default) == (2, 1, None)  # type: ignore[attr-defined]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,11 @@ def test_same_records_in_process_and_on_two_workers(tmp_path: Path, artifacts: d
 
     one = text(tmp_path / "one", ExecConfig())
     assert one == text(tmp_path / "two", ExecConfig(jobs=2))
-    assert one.count("\n") == 2 * 2 * 21  # every (memory, order) recorded once, in grid order
+    rows = [json.loads(line) for line in one.splitlines()]
+    order = list(dict.fromkeys((r["method"], r["seed"]) for r in rows))
+    # every (memory, order) recorded once, as one block, in grid order
+    assert order == [("random", 0), ("random", 1), ("reservoir", 0), ("reservoir", 1)]
+    assert len(rows) == 4 * sum((r["method"], r["seed"]) == order[0] for r in rows)
 
 
 def test_the_grid_shows_one_tick_per_memory_and_order(
@@ -45,3 +50,25 @@ def test_the_grid_shows_one_tick_per_memory_and_order(
     run_continual(req)
     last = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
     assert last.startswith("continual digits ipc1 retrain") and "2/2" in last
+
+
+def test_an_offline_set_made_before_the_grid_trains_its_experts_on_the_grid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the grid starts its cores are free: a missing offline SATM set gets the grid for its experts."""
+    import satm_cl.condense as condense_pkg
+    from satm_cl.errors import SatmError
+
+    seen: list[object] = []
+
+    def fake(*args: object, executor: object = None, **kwargs: object) -> None:
+        seen.append(executor)
+        raise SatmError("stop here")
+
+    monkeypatch.setattr(condense_pkg, "condense", fake)
+    for grid in (ExecConfig(jobs=2), ExecConfig()):
+        req = ContinualRequest(memories=("satm",), orders=1, out=tmp_path / str(grid.jobs), device="cpu",
+                               cache_dir=tmp_path / "cache", progress=False)
+        with pytest.raises(SatmError, match="stop here"):
+            run_continual(req, grid)
+    assert seen == [ExecConfig(jobs=2), None]

@@ -1,0 +1,32 @@
+"""`condense` with an executor: missing experts train as grid jobs, with the same bytes as in this process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from _tiny import tiny_config
+
+from satm_cl.condense import condense
+from satm_cl.execution import ExecConfig
+from satm_cl.experts.store import TrajectoryStore, store_path
+
+CPU = torch.device("cpu")
+
+
+def test_experts_on_two_workers_give_the_same_store_and_set(tmp_path: Path) -> None:
+    cfg = tiny_config(iterations=2)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # in-process experts with the threads each worker job gets
+    try:
+        here = condense(cfg, tmp_path / "here", CPU, cache_root=tmp_path / "c1", progress=False)
+    finally:
+        torch.set_num_threads(before)
+    grid = condense(cfg, tmp_path / "grid", CPU, cache_root=tmp_path / "c2", progress=False,
+                    executor=ExecConfig(jobs=2, threads=1))
+    a = TrajectoryStore.open(store_path(tmp_path / "c1", cfg.expert))
+    b = TrajectoryStore.open(store_path(tmp_path / "c2", cfg.expert))
+    assert b.done() == [0, 1]
+    for i in b.done():
+        assert a.file(i).read_bytes() == b.file(i).read_bytes()
+    torch.testing.assert_close(here.images, grid.images, rtol=0, atol=0)
