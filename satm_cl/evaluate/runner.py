@@ -7,7 +7,9 @@ appended as soon as it finishes, so an interrupted evaluation resumes where it s
 a training that outlasts `checkpoint_minutes` (a ResNet on a whole train split: hours on a CPU) also saves
 its state under `<out>/checkpoints/` and a rerun continues it mid-training (`satm_cl.train_state`).
 One training per (architecture, seed) serves every suite that asks for that model: the in-domain, the
-cross-arch ConvNet and the out-of-domain numbers of a set come from the same trained network.
+cross-arch ConvNet and the out-of-domain numbers of a set come from the same trained network. A rerun into
+an `--out` holding this set's runs (same base seed) made with other epochs, optimizer settings or images
+(`config.set_fingerprint`) is refused before any training: resuming would count those runs as done.
 
 Records: `stage` = suite, `metric` = `test_accuracy` (value in %), or `skipped` (value null, the reason in
 `config.note`); `ipc` is null for the whole-train-split baseline `full`; out-of-domain rows on a shifted
@@ -266,6 +268,8 @@ def _plan(req: EvalRequest, device: torch.device) -> tuple[_Plan, RecordWriter]:
         "decay_at": EVAL_DECAY_AT,
         "base_seed": req.seed,
         "preset": preset_for(dataset, ipc if ipc > 0 else None)[1],
+        # which images these are: a set extended or replaced in place keeps its path, not its fingerprint
+        "set_fingerprint": set_fingerprint(syn),
         **source,
         "resampled": dict(ctx.extra),
     }
@@ -273,6 +277,39 @@ def _plan(req: EvalRequest, device: torch.device) -> tuple[_Plan, RecordWriter]:
     val01 = (splits.val.x, splits.val.y) if "tuned" in protocols else None
     plan = _Plan(syn, dataset, targets, notes, ctx.tests, epochs, dsa, config, protocols, val01)
     return plan, writer
+
+
+# what makes a run's number: records of one (method, dataset, ipc, arch) in one records file that differ in
+# any of these came from another training or another set, so a resume must not skip or mix them
+SETTINGS_KEYS = ("epochs", "dsa", "batch_size", "momentum", "weight_decay", "decay_at", "baseline",
+                 "set_fingerprint")
+
+
+def _refuse_other_settings(writer: RecordWriter, plan: _Plan, req: EvalRequest) -> None:
+    """One line, before any training, if `<out>` already holds records of the runs this request would make
+    (same method, dataset, ipc and base seed) made with other epochs, optimizer settings or images: a rerun
+    would skip those runs as done, or add runs of the other kind beside them. Other base seeds are other
+    runs (e.g. one per condensation seed or baseline subset) and may share an --out."""
+    if not writer.path.is_file():
+        return
+    key = _key(plan, "", "", 0, METRIC, None)
+    own = set_arch(plan.syn)
+    for rec in read_records(writer.path):
+        if rec.get("metric") != METRIC or any(rec.get(k) != key[k] for k in ("method", "dataset", "ipc")):
+            continue
+        arch = str(rec.get("arch"))
+        epochs = plan.epochs if arch == own or req.cross_arch_epochs is None else req.cross_arch_epochs
+        want = {**plan.config, "epochs": epochs}
+        have = rec.get("config") or {}
+        if have.get("base_seed", req.seed) != req.seed:
+            continue
+        # older records lack the fingerprint: then their artifact path stands in for it
+        keys = SETTINGS_KEYS if "set_fingerprint" in have else (*SETTINGS_KEYS[:-1], "artifact")
+        diff = [k for k in keys if have.get(k) != want.get(k)]
+        if diff:
+            what = ", ".join(f"{k} {have.get(k)!r} there vs {want.get(k)!r} now" for k in diff)
+            raise SatmError(f"{writer.path} already holds {key['method']} {arch} results made with other "
+                            f"settings ({what}); use another --out")
 
 
 def _val_fraction(syn: SyntheticSet | None, dataset: str) -> float:
@@ -540,6 +577,7 @@ def run_evaluation(req: EvalRequest, executor: ExecConfig | None = None) -> Path
     """
     device = resolve_device(req.device)
     plan, writer = _plan(req, device)
+    _refuse_other_settings(writer, plan, req)
     executor = executor or ExecConfig()
     for note in plan.notes:
         log.info("%s/%s skipped: %s", note.stage, note.arch, note.text)

@@ -187,3 +187,23 @@ def test_ood_records_shifted_dataset_beside_in_domain(tmp_path: Path, count_trai
     assert all(r["stage"] == "ood" and r["arch"] == "convnet" for r in recs)
     assert len(count_training) == 1  # one trained ConvNet scores both test sets
     assert torch.tensor([r["value"] for r in recs]).le(100).all()
+
+
+def test_a_rerun_with_other_settings_or_images_is_refused_before_training(
+    tmp_path: Path, count_training: list[int]
+) -> None:
+    """Resume skips runs whose records exist: a rerun at other epochs, or of a set changed in place, must not
+    count those runs as done (nor add runs of another kind beside them)."""
+    art = create_baseline("random", "digits", 1, seed=0).save(tmp_path / "set")
+    req = _request(tmp_path / "out", synthetic=art, baseline=None, runs=1)
+    before = run_evaluation(req).read_text()
+    count_training.clear()
+    with pytest.raises(SatmError, match=r"other settings \(epochs 2 there vs 3 now\); use another --out"):
+        run_evaluation(dataclasses.replace(req, epochs=3, runs=2))
+    create_baseline("random", "digits", 1, seed=1).save(tmp_path / "set")  # the same path, other images
+    with pytest.raises(SatmError, match="set_fingerprint"):
+        run_evaluation(req)
+    assert count_training == [] and (tmp_path / "out" / "records.jsonl").read_text() == before
+    # another base seed is other runs (one per condensation seed, say): it may share the --out
+    run_evaluation(dataclasses.replace(req, seed=10))
+    assert len(count_training) == 1
