@@ -443,6 +443,30 @@ def report(
     _guard(body)
 
 
+def _check_continual_options(
+    suite: list[str], runs: int, archs: str | None, lr_protocol: str, baseline: str | None,
+    cross_arch_epochs: int | None,
+) -> None:
+    """`--suite continual` runs alone, and options of the other suites would be ignored: refuse them."""
+
+    if set(suite) != {"continual"}:
+        raise SatmError("--suite continual runs alone; run the other suites in a separate evaluate")
+    ignored = [name for name, given in (("--runs", runs != 5), ("--archs", archs is not None),
+                                        ("--lr-protocol", lr_protocol != "learned"),
+                                        ("--baseline", baseline is not None),
+                                        ("--cross-arch-epochs", cross_arch_epochs is not None)) if given]
+    if ignored:
+        raise SatmError(f"{', '.join(ignored)} do(es) not apply to --suite continual (class orders: "
+                        "--orders; memories: --memories)")
+
+
+def _set_method(path: Path) -> str:
+    """The memory a `--synthetic` set stands for in a continual run: the method it was made with."""
+    from satm_cl.synthetic import load_synthetic
+
+    return str(load_synthetic(path).meta["method"])
+
+
 @app.command()
 def evaluate(
     synthetic: Annotated[Path | None, typer.Option(help="A SyntheticSet directory to evaluate.")] = None,
@@ -527,12 +551,18 @@ def evaluate(
         if "continual" in suite:
             from satm_cl.continual.runner import ContinualRequest, run_continual
 
-            syn_map = {} if synthetic is None else {"satm": synthetic}
+            _check_continual_options(suite, runs, archs, lr_protocol, baseline, cross_arch_epochs)
+            syn_map = {} if synthetic is None else {_set_method(synthetic): synthetic}
+            wanted = [m for m in memories.split(",") if m]
+            for name in syn_map:
+                if name not in wanted:
+                    raise SatmError(f"--synthetic is a {name} set, but {name} is not among --memories "
+                                    f"({', '.join(wanted)}): add it, or it would not be used")
             path = run_continual(
                 ContinualRequest(
                     dataset=dataset or "digits",
                     steps=steps,
-                    ipc=ipc or 1,
+                    ipc=1 if ipc is None else ipc,
                     memories=tuple(m for m in memories.split(",") if m),
                     orders=orders,
                     out=out,

@@ -314,7 +314,10 @@ class _Context:
         req = self.req
         given = (req.synthetic or {}).get(memory)
         if given is not None:
-            return self._check(load_synthetic(given), memory, str(given))
+            found = load_synthetic(given)
+            if found.meta.get("method") != memory:  # its records would carry the wrong method's name
+                raise SatmError(f"{given} is a {found.meta.get('method')} set, not a {memory} one")
+            return self._check(found, memory, str(given))
         if memory in ("satm", "mtt"):
             out = self.memory_root / f"{req.dataset}-ipc{req.ipc}-{memory}"
             cfg = condense_config(req.dataset, req.ipc, memory, req.condense_overrides)

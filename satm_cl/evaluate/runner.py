@@ -129,7 +129,7 @@ def expand_suites(suites: tuple[str, ...]) -> tuple[str, ...]:
     out: list[str] = []
     for name in suites:
         if name not in valid:
-            raise SatmError(f"unknown suite {name!r}; valid: {', '.join(valid)}")
+            raise SatmError(f"unknown suite {name!r}; valid: {', '.join(valid)}, or continual (alone)")
         out += [s for s in (ALL if name == "all" else (name,)) if s not in out]
     if not out:
         raise SatmError(f"no suite given; valid: {', '.join(valid)}")

@@ -270,3 +270,46 @@ def test_condense_jobs_train_the_experts_on_a_grid(monkeypatch: pytest.MonkeyPat
     assert _run("condense", "--out", out)[0] == 2
     first, default = seen
     assert (first.jobs, first.threads, default) == (2, 1, None)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def random_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from satm_cl.baselines import create_baseline
+
+    return create_baseline("random", "digits", 1).save(tmp_path_factory.mktemp("set") / "random")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--ipc", "0"), "ipc must be >= 1, got 0"),
+        (("--suite", "in-domain"), "--suite continual runs alone"),
+        (("--runs", "3", "--archs", "mlp"), "--runs, --archs do(es) not apply to --suite continual"),
+        (("--lr-protocol", "tuned"), "--lr-protocol do(es) not apply"),
+        (("--synthetic", "SET", "--memories", "satm,reservoir"), "--synthetic is a random set, but random"),
+    ],
+)
+def test_continual_refuses_what_it_would_ignore_or_mislabel(
+    tmp_path: Path, random_set: Path, extra: tuple[str, ...], message: str
+) -> None:
+    """A continual evaluation must not quietly run at another IPC, drop other suites and options, or record
+    a given set under another method's name."""
+    extra = tuple(str(random_set) if a == "SET" else a for a in extra)
+    code, _, err = _run("evaluate", "--suite", "continual", "--memories", "random", "--orders", "1",
+                        "--out", str(tmp_path / "out"), *extra)
+    assert code == 2 and message in err, err
+    assert not (tmp_path / "out" / "records.jsonl").exists()
+
+
+def test_continual_records_a_given_set_under_its_own_method(tmp_path: Path, random_set: Path) -> None:
+    code, _, err = _run("evaluate", "--suite", "continual", "--synthetic", str(random_set), "--memories",
+                          "random", "--orders", "1", "--steps", "2", "--epochs", "1", "--out", str(tmp_path))
+    assert code == 0, err
+    methods = {json.loads(line)["method"] for line in (tmp_path / "records.jsonl").read_text().splitlines()}
+    assert methods == {"random"}
+    from satm_cl.continual import ContinualRequest, run_continual
+    from satm_cl.errors import SatmError
+
+    with pytest.raises(SatmError, match="is a random set, not a satm one"):
+        run_continual(ContinualRequest(memories=("satm",), orders=1, out=tmp_path / "x", device="cpu",
+                                       synthetic={"satm": random_set}, epochs=1, progress=False))
