@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -104,18 +105,40 @@ def _rel(path: Path, start: Path) -> str:
     return Path(os.path.relpath(path, start)).as_posix()
 
 
+def _merge_records(record_paths: Sequence[Path]) -> tuple[list[dict[str, Any]], int]:
+    """Every record of the files, a record present in several files (a file passed twice, or a run copied
+    into two outputs) once: counted twice it would pass for another seed or class order. The same run with
+    different values in two files is a SatmError (which one is right is for the user to say)."""
+    records: list[dict[str, Any]] = []
+    first: dict[str, tuple[Any, Path]] = {}
+    dropped = 0
+    for path in record_paths:
+        recs = read_records(path)
+        if not recs:
+            raise SatmError(f"no records in {path}")
+        for rec in recs:
+            ident = json.dumps({k: v for k, v in rec.items() if k != "value"}, sort_keys=True)
+            if ident not in first:
+                first[ident] = (rec.get("value"), Path(path))
+                records.append(rec)
+                continue
+            value, where = first[ident]
+            if value != rec.get("value"):
+                run = f"{rec.get('method')} {rec.get('stage')} {rec.get('metric')} seed {rec.get('seed')}"
+                raise SatmError(f"{where} and {path} both hold {run} with other values ({value} vs "
+                                f"{rec.get('value')}); pass only one of them")
+            dropped += 1
+    return records, dropped
+
+
 def build_report(record_paths: Sequence[Path], out: Path, artifacts: Sequence[Path] = ()) -> list[Path]:
     """Read all records (and artifacts), then write summary.csv, per-stage .md/.csv/.tex tables, plots and
     a README.md linking them into `out`; returns the written files. Bad input raises SatmError first."""
     out = check_out_dir(out)
     if not record_paths:
         raise SatmError("no records files given")
-    records: list[dict[str, Any]] = []
-    for path in record_paths:
-        recs = read_records(path)
-        if not recs:
-            raise SatmError(f"no records in {path}")
-        records.extend(with_continual_keys(r) for r in recs)
+    records, dropped = _merge_records(record_paths)
+    records = [with_continual_keys(r) for r in records]
     paper = load_paper_numbers()
     logs = [(Path(a), *read_condensation_log(a)) for a in artifacts]
     images = [(Path(a), _load_images(Path(a))) for a in artifacts]
@@ -134,6 +157,8 @@ def build_report(record_paths: Sequence[Path], out: Path, artifacts: Sequence[Pa
     readme = ["# SATM benchmark report", "",
               f"Records: {', '.join(f'`{p}`' for p in record_paths)} ({len(records)} records). "
               f"Full long-form summary: [summary.csv](summary.csv).", ""]
+    if dropped:
+        readme += [f"{dropped} records appeared in more than one records file and were counted once.", ""]
     if not paper.empty:
         readme += ["Rows and crosses marked *paper* are published numbers (benchmarks/paper_numbers.csv), "
                    "shown for reference beside ours; they were not produced by this code.", ""]

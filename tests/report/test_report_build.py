@@ -125,3 +125,18 @@ def test_build_report_with_real_synthetic_artifact(tmp_path: Path) -> None:
     grids = [p for p in written if p.name.startswith("images_")]
     assert len(grids) == 1 and grids[0].stat().st_size > 1024
     assert "satm · mnist · IPC 2" in (tmp_path / "out" / "README.md").read_text()
+
+
+def test_a_record_in_two_files_counts_once(tmp_path: Path) -> None:
+    """A records file passed twice (or a run copied into two outputs) is one run, not two seeds."""
+    recs = in_domain_records()
+    path = write_jsonl(tmp_path / "r.jsonl", recs)
+    build_report([path], tmp_path / "once")
+    build_report([path, path], tmp_path / "twice")
+    assert (tmp_path / "twice" / "summary.csv").read_text() == (tmp_path / "once" / "summary.csv").read_text()
+    assert f"{len(recs)} records appeared in more than one" in (tmp_path / "twice" / "README.md").read_text()
+    changed = [{**recs[0], "value": recs[0]["value"] + 1.0}, *recs[1:]]
+    other = write_jsonl(tmp_path / "other.jsonl", changed)
+    with pytest.raises(SatmError, match=r"both hold .* with other values"):
+        build_report([path, other], tmp_path / "clash")
+    assert not (tmp_path / "clash").exists()
