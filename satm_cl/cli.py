@@ -141,6 +141,27 @@ def datasets(data_dir: DataDir = None) -> None:
 
 
 @app.command()
+def download(
+    dataset: Annotated[str, typer.Argument(help="cifar10, cifar100, mnist or svhn.")],
+    data_dir: Annotated[Path, typer.Option(help="Directory to download into (created if missing).")],
+) -> None:
+    """Download a dataset torchvision can fetch into --data-dir; later commands read it from there."""
+
+    def body() -> None:
+        from satm_cl.data import DOWNLOADABLE, create_dataset
+
+        if dataset not in DOWNLOADABLE:
+            raise SatmError(f"satm-cl cannot download {dataset!r} (it can: {', '.join(DOWNLOADABLE)}); "
+                            "`satm-cl datasets` says where each dataset's files go")
+        data_dir.mkdir(parents=True, exist_ok=True)
+        splits = create_dataset(dataset, data_dir=data_dir, download=True)
+        n_train = len(splits.train.y) + len(splits.val.y)
+        typer.echo(f"{dataset} ready in {data_dir}: {n_train} train and {len(splits.test.y)} test images")
+
+    _guard(body)
+
+
+@app.command()
 def presets() -> None:
     """List condensation presets (DATASET-ipcK) and their main settings."""
     from satm_cl.config import PRESETS

@@ -19,12 +19,14 @@ from satm_cl.data import (  # noqa: F401  (imported to register the loaders)
     svhn,
     tinyimagenet,
 )
+from satm_cl.data._torchvision import DOWNLOADABLE
 from satm_cl.data.base import DATASETS, STATUS, DatasetOptions, DatasetSplits, Split
 from satm_cl.data.dsa import DSA, AugParams
 from satm_cl.data.preprocess import Preprocessor
 from satm_cl.errors import SatmError
 
 __all__ = [
+    "DOWNLOADABLE",
     "DSA",
     "AugParams",
     "DatasetOptions",

@@ -131,7 +131,7 @@ def require_data_dir(name: str, options: DatasetOptions, hint: str) -> Path:
 
 
 def not_found(
-    name: str, where: Path | str, hint: str = "and --download on a machine with internet"
+    name: str, where: Path | str, hint: str = "or fetch it with `satm-cl download` on a machine with internet"
 ) -> SatmError:
     """The one-line error for a dataset whose files are missing."""
     return SatmError(f"dataset {name} not found under {where}; pass --data-dir DIR ({hint})")

@@ -11,7 +11,9 @@ from satm_cl.errors import SatmError
 
 T = TypeVar("T")
 
-TORCHVISION_HINT = "and --download on a machine with internet"
+TORCHVISION_HINT = "or fetch it first with `satm-cl download NAME --data-dir DIR` on a machine with internet"
+# the datasets torchvision can download for us (the others: the user places their files in --data-dir)
+DOWNLOADABLE = ("cifar10", "cifar100", "mnist", "svhn")
 
 
 def open_torchvision(name: str, root: Path, download: bool, factory: Callable[[], T]) -> T:
@@ -32,4 +34,5 @@ def torchvision_status(name: str, root: Path | None, marker: str) -> str:
     """Status of a torchvision dataset: "ready" when `root/marker` exists, else the --data-dir hint."""
     if root is not None and (Path(root).expanduser() / marker).exists():
         return "ready"
-    return f"needs --data-dir (torchvision layout with {marker}; add --download on a machine with internet)"
+    return (f"needs --data-dir (torchvision layout with {marker}; `satm-cl download {name} --data-dir DIR` "
+            "fetches it on a machine with internet)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from satm_cl.data._common import finish, read_idx, to_labels, to_unit_images
@@ -28,6 +29,7 @@ FILES = {
 }
 # Where Debian's `dataset-fashion-mnist` package installs the files (tests may override this).
 SYSTEM_DIRS: tuple[Path, ...] = (Path("/usr/share/datasets/fashion-mnist"),)
+log = logging.getLogger(__name__)
 HINT = "apt-get install dataset-fashion-mnist, or pass --data-dir DIR holding the idx .gz files"
 
 
@@ -63,14 +65,31 @@ def load_fashion_mnist(options: DatasetOptions) -> DatasetSplits:
     if files is None:
         where = ", ".join(str(d) for d in candidate_dirs(options))
         raise SatmError(f"dataset fashion-mnist not found (looked in {where}); {HINT}")
+    elsewhere = _passed_over(options, files)
+    if elsewhere:
+        log.warning("%s", elsewhere)  # a mistyped --data-dir that exists must not go unnoticed
     train_x = to_unit_images(read_idx(files["train_x"]), 255.0, layout="NHW")
     test_x = to_unit_images(read_idx(files["test_x"]), 255.0, layout="NHW")
     train_y, test_y = to_labels(read_idx(files["train_y"])), to_labels(read_idx(files["test_y"]))
     return finish("fashion-mnist", train_x, train_y, test_x, test_y, CLASS_NAMES, options)
 
 
+def _passed_over(options: DatasetOptions, files: dict[str, Path]) -> str | None:
+    """A note when --data-dir was given but the files came from the system location instead."""
+    if options.data_dir is None:
+        return None
+    used = files["train_x"].parent
+    if used in candidate_dirs(DatasetOptions(data_dir=options.data_dir))[:2]:
+        return None
+    return f"fashion-mnist is not in --data-dir {options.data_dir}; using {used}"
+
+
 def _status(options: DatasetOptions) -> str:
-    return "ready" if find_files(options) is not None else f"needs --data-dir ({HINT})"
+    files = find_files(options)
+    if files is None:
+        return f"needs --data-dir ({HINT})"
+    elsewhere = _passed_over(options, files)
+    return "ready" if elsewhere is None else f"ready ({elsewhere})"
 
 
 STATUS["fashion-mnist"] = _status

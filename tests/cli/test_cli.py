@@ -313,3 +313,25 @@ def test_continual_records_a_given_set_under_its_own_method(tmp_path: Path, rand
     with pytest.raises(SatmError, match="is a random set, not a satm one"):
         run_continual(ContinualRequest(memories=("satm",), orders=1, out=tmp_path / "x", device="cpu",
                                        synthetic={"satm": random_set}, epochs=1, progress=False))
+
+
+def test_download_fetches_through_torchvision_or_says_why_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`download` asks the loader to download into --data-dir (no network in tests: the call is recorded);
+    a dataset torchvision cannot fetch is refused in one line."""
+    import satm_cl.data as data
+
+    calls: list[tuple[str, object, bool]] = []
+
+    def fake(name: str, data_dir: object = None, download: bool = False, **kw: object) -> object:
+        calls.append((name, data_dir, download))
+        return real("digits")
+
+    real = data.create_dataset
+    monkeypatch.setattr(data, "create_dataset", fake)
+    code, out, _ = _run("download", "cifar10", "--data-dir", str(tmp_path / "new"))
+    assert code == 0 and calls == [("cifar10", tmp_path / "new", True)]
+    assert out.startswith(f"cifar10 ready in {tmp_path / 'new'}: 1257 train and 540 test images")
+    code, _, err = _run("download", "fashion-mnist", "--data-dir", str(tmp_path))
+    assert code == 2 and "cannot download 'fashion-mnist' (it can: cifar10, cifar100, mnist, svhn)" in err

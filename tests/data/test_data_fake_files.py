@@ -283,6 +283,7 @@ def test_missing_data_dir_is_a_one_line_user_error(name: str, tmp_path: Path) ->
     assert dataset_status(name, tmp_path).startswith("needs --data-dir (")
 
 
-def test_torchvision_hint_mentions_download(tmp_path: Path) -> None:
-    with pytest.raises(SatmError, match=r"\(and --download on a machine with internet\)"):
+def test_torchvision_hint_names_the_download_command(tmp_path: Path) -> None:
+    with pytest.raises(SatmError, match=r"`satm-cl download NAME --data-dir DIR` on a machine with internet"):
         create_dataset("cifar10", data_dir=tmp_path)
+    assert "`satm-cl download cifar10 --data-dir DIR`" in dataset_status("cifar10", tmp_path)

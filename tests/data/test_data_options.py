@@ -39,3 +39,19 @@ def test_data_dir_that_is_a_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
     with pytest.raises(SatmError, match="is not a directory"):
         create_dataset("digits", data_dir=tmp_path / "f")
+
+
+def test_an_existing_data_dir_without_the_files_says_the_system_copy_is_used(
+    system_fashion: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A mistyped --data-dir that happens to exist must not go unnoticed when the system copy is read."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with caplog.at_level("WARNING"):
+        create_dataset("fashion-mnist", data_dir=empty)
+    assert f"fashion-mnist is not in --data-dir {empty}; using {system_fashion}" in caplog.text
+    assert dataset_status("fashion-mnist", empty).startswith("ready (fashion-mnist is not in --data-dir")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        create_dataset("fashion-mnist", data_dir=system_fashion)
+    assert caplog.text == "" and dataset_status("fashion-mnist", system_fashion) == "ready"
