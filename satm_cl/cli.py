@@ -253,10 +253,35 @@ def experts(
     _guard(body)
 
 
+def _condense_target(dataset: str | None, ipc: int | None, preset: str | None) -> tuple[str, int]:
+    """The (dataset, IPC) a condense command means: a --preset's unless --dataset says another dataset
+    (refused: the preset would silently replace it); without a preset for it, one line says so."""
+    from satm_cl.baselines.presets import preset_for
+    from satm_cl.config import PRESETS
+
+    if preset is not None:
+        name, _, text = preset.rpartition("-ipc")
+        if dataset is not None and name and dataset != name:
+            raise SatmError(f"--preset {preset} is for {name}, not --dataset {dataset}; drop one of them")
+        return (name or preset), int(text) if text.isdigit() else 1
+    name, size = dataset or "digits", 1 if ipc is None else ipc
+    if (name, size) not in PRESETS and any(d == name for d, _ in PRESETS):
+        nearest = preset_for(name, size)[1]
+        typer.echo(f"no {name}-ipc{size} preset: the library defaults apply (the continual suite and the "
+                   f"baselines borrow {nearest}'s settings; to match them pass --preset {nearest})", err=True)
+    return name, size
+
+
 @app.command()
 def condense(
-    dataset: Annotated[str, typer.Option(help="Registry dataset name.")] = "digits",
-    ipc: Annotated[int, typer.Option(help="Synthetic images per class.")] = 1,
+    dataset: Annotated[
+        str | None, typer.Option(help="Registry dataset name [default: the --preset's, else digits].")
+    ] = None,
+    ipc: Annotated[
+        int | None,
+        typer.Option(help="Synthetic images per class [default: the --preset's, else 1; with --preset: its "
+                     "settings at this IPC]."),
+    ] = None,
     method: Annotated[
         str, typer.Option(help="satm or mtt (MTT = SATM with sharpness and approximations off).")
     ] = "satm",
@@ -311,13 +336,15 @@ def condense(
         from satm_cl.config import resolve_config
         from satm_cl.device import resolve_device
 
+        name, size = _condense_target(dataset, ipc, preset)
         cfg = resolve_config(
-            dataset,
-            ipc,
+            name,
+            size,
             method,
             preset=preset,
             config_file=config,
             overrides={
+                "ipc": ipc,
                 "iterations": iterations,
                 "seed": seed,
                 **({} if precision is None else {"precision": precision, "expert": {"precision": precision}}),
@@ -341,10 +368,12 @@ def condense(
             executor=grid,
         )
         sel = syn.meta["selection"]
-        typer.echo(
-            f"wrote {target} ({syn.images.shape[0]} images, lr {syn.lr:.4g}, selected at iteration "
-            f"{sel['iteration']} by {sel['rule']}: {sel['val_accuracy']:.1f}% val)"
+        chosen = (
+            f"selected at iteration {sel['iteration']} by {sel['rule']}: {sel['val_accuracy']:.1f}% val"
+            if sel["iteration"] >= 0
+            else "the starting images: no iteration ran"
         )
+        typer.echo(f"wrote {target} ({syn.images.shape[0]} images, lr {syn.lr:.4g}, {chosen})")
 
     _guard(body)
 

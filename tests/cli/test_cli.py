@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -335,3 +336,34 @@ def test_download_fetches_through_torchvision_or_says_why_not(
     assert out.startswith(f"cifar10 ready in {tmp_path / 'new'}: 1257 train and 540 test images")
     code, _, err = _run("download", "fashion-mnist", "--data-dir", str(tmp_path))
     assert code == 2 and "cannot download 'fashion-mnist' (it can: cifar10, cifar100, mnist, svhn)" in err
+
+
+def test_condense_preset_and_dataset_must_agree(tmp_path: Path) -> None:
+    """A --preset of another dataset silently replaced --dataset (Fashion-MNIST experts for a digits run)."""
+    code, _, err = _run("condense", "--dataset", "digits", "--preset", "fashion-mnist-ipc10",
+                        "--out", str(tmp_path / "x"), "--cache-dir", str(tmp_path))
+    assert code == 2 and "--preset fashion-mnist-ipc10 is for fashion-mnist, not --dataset digits" in err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "experts").exists()
+
+
+def test_condense_without_a_preset_for_the_ipc_says_which_settings_apply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import satm_cl.condense as condense_pkg
+    from satm_cl.errors import SatmError
+
+    seen: list[Any] = []
+
+    def fake(cfg: Any, *args: object, **kwargs: object) -> None:
+        seen.append(cfg)
+        raise SatmError("stop here")
+
+    monkeypatch.setattr(condense_pkg, "condense", fake)
+    code, _, err = _run("condense", "--ipc", "3", "--out", str(tmp_path / "a"))
+    assert code == 2 and "no digits-ipc3 preset: the library defaults apply" in err
+    assert "pass --preset digits-ipc1" in err
+    code, _, err = _run("condense", "--preset", "digits-ipc1", "--ipc", "3", "--out", str(tmp_path / "b"))
+    assert code == 2 and "no digits-ipc3 preset" not in err
+    defaults, borrowed = seen
+    assert (defaults.ipc, borrowed.ipc, borrowed.dataset) == (3, 3, "digits")
+    assert borrowed.lr_init != defaults.lr_init  # the preset's settings at IPC 3, not the defaults

@@ -54,7 +54,8 @@ def test_status_of_every_dataset_is_a_string(tmp_path: Path) -> None:
         for where in (None, tmp_path):
             status = dataset_status(name, where)
             assert isinstance(status, str) and "\n" not in status
-            assert status == "ready" or status.startswith(("ready (", "needs --data-dir (", "needs extra mnist ("))
+            kinds = ("ready (", "needs --data-dir (", "needs extra mnist (")
+            assert status == "ready" or status.startswith(kinds)
     assert dataset_status("digits") == "ready"
 
 
