@@ -60,6 +60,16 @@ class State:
     wall_time_s: float = 0.0
 
 
+def _snapshot(st: State) -> State:
+    """A copy of `st` that later in-place updates (images, momenta, the generator) leave as it is."""
+    gen = torch.Generator(device=st.generator.device)
+    gen.set_state(st.generator.get_state())
+    best = None if st.best_x is None else st.best_x.detach().clone()
+    return State(st.x.detach().clone(), st.lr.detach().clone(), st.mom_x.detach().clone(),
+                 st.mom_lr.detach().clone(), gen, st.iteration, best, st.best_lr, st.best_val,
+                 st.best_iteration, st.wall_time_s)
+
+
 def synthetic_classes(cfg: CondenseConfig, num_classes: int) -> list[int]:
     """The classes that get synthetic images: all, or the expert config's class subset."""
     return sorted(cfg.expert.classes) if cfg.expert.classes is not None else list(range(num_classes))
@@ -370,21 +380,32 @@ class Condenser:
         bar = progress_bar(
             total=cfg.iterations, initial=st.iteration, desc=f"condense {cfg.method}", disable=not progress
         )
-        with (self.out / LOG_FILE).open("a") as log:
-            while st.iteration < cfg.iterations:
-                row = self.step(st)
-                self._maybe_validate(st, row)
-                log.write(json.dumps(row) + "\n")
-                log.flush()
-                log_lines += 1
-                bar.update(1)
-                bar.set_postfix(
-                    loss=f"{row['loss']:.4f}",
-                    lr=f"{row['lr']:.4g}",
-                    **({"val": f"{row['val_accuracy']:.1f}"} if "val_accuracy" in row else {}),
-                )
-                if st.iteration % cfg.checkpoint_every == 0 or st.iteration == cfg.iterations:
-                    self.save_checkpoint(st, log_lines)
+        # the state after the last finished iteration: an interrupt (ctrl-C) mid-iteration saves it as a
+        # checkpoint, so a rerun with --resume loses only that iteration and ends in the same bytes
+        done, done_lines, saved = _snapshot(st), log_lines, st.iteration if resume and has_ckpt else -1
+        try:
+            with (self.out / LOG_FILE).open("a") as log:
+                while st.iteration < cfg.iterations:
+                    row = self.step(st)
+                    self._maybe_validate(st, row)
+                    log.write(json.dumps(row) + "\n")
+                    log.flush()
+                    log_lines += 1
+                    bar.update(1)
+                    bar.set_postfix(
+                        loss=f"{row['loss']:.4f}",
+                        lr=f"{row['lr']:.4g}",
+                        **({"val": f"{row['val_accuracy']:.1f}"} if "val_accuracy" in row else {}),
+                    )
+                    if st.iteration % cfg.checkpoint_every == 0 or st.iteration == cfg.iterations:
+                        self.save_checkpoint(st, log_lines)
+                        saved = st.iteration
+                    done, done_lines = _snapshot(st), log_lines
+        except KeyboardInterrupt:
+            bar.close()
+            if done.iteration > saved:
+                self.save_checkpoint(done, done_lines)
+            raise
         bar.close()
         return self.finish(st)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -38,20 +39,22 @@ def test_same_seed_same_bytes(cache_root: Path, tmp_path: Path) -> None:
 def test_resume_ends_with_the_same_artifact(
     cache_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cfg = tiny_config(iterations=6, checkpoint_every=2, eval_every=3)
+    cfg = tiny_config(iterations=6, checkpoint_every=4, eval_every=2)
     condense(cfg, tmp_path / "full", CPU, cache_root=cache_root, progress=False)
-    real_step = Condenser.step
+    real = Condenser.hypergradients
 
-    def killed_after_five(self: Condenser, st: State) -> dict:
-        if st.iteration == 5:
-            raise KeyboardInterrupt  # the 6th iteration never happens; the last checkpoint is at 4
-        return real_step(self, st)
+    def killed_in_the_fourth(self: Condenser, st: State) -> Any:
+        out = real(self, st)  # the generator has moved on, the images not yet
+        if st.iteration == 3:
+            raise KeyboardInterrupt  # ctrl-C mid-iteration, before any periodic checkpoint
+        return out
 
-    monkeypatch.setattr(Condenser, "step", killed_after_five)
+    monkeypatch.setattr(Condenser, "hypergradients", killed_in_the_fourth)
     with pytest.raises(KeyboardInterrupt):
         condense(cfg, tmp_path / "cut", CPU, cache_root=cache_root, progress=False)
-    monkeypatch.setattr(Condenser, "step", real_step)
-    assert json.loads((tmp_path / "cut" / "checkpoint.json").read_text())["iteration"] == 4
+    monkeypatch.setattr(Condenser, "hypergradients", real)
+    # the interrupt saved the state after the last finished iteration (the periodic one would be at 4)
+    assert json.loads((tmp_path / "cut" / "checkpoint.json").read_text())["iteration"] == 3
     assert not (tmp_path / "cut" / TENSOR_FILE).exists()
     condense(cfg, tmp_path / "cut", CPU, cache_root=cache_root, resume=True, progress=False)
     assert (tmp_path / "full" / TENSOR_FILE).read_bytes() == (tmp_path / "cut" / TENSOR_FILE).read_bytes()
