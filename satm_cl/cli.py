@@ -510,6 +510,20 @@ def _check_continual_options(
                         "--orders; memories: --memories)")
 
 
+def _echo_summary(path: Path, methods: set[str], match: dict[str, Any]) -> None:
+    """One line per measured group of `methods` in the records file (mean ± std over runs or class
+    orders, n), so the command ends with its numbers, not only a path."""
+    from satm_cl.records import read_records
+    from satm_cl.report.tables import GROUP_KEYS, format_cell, summarise
+
+    recs = [r for r in read_records(path)
+            if r["method"] in methods and all(r.get(k) == v for k, v in match.items())]
+    for row in summarise(recs).to_dict("records"):
+        what = " ".join(f"{k}={row[k]}" if k in ("ipc", "steps") else str(row[k])
+                        for k in GROUP_KEYS if k not in ("metric", "step", "dataset") and row[k] is not None)
+        typer.echo(f"{what}: {format_cell(row['mean'], row['std'])} % (n={row['n']})")
+
+
 def _set_method(path: Path) -> str:
     """The memory a `--synthetic` set stands for in a continual run: the method it was made with."""
     from satm_cl.synthetic import load_synthetic
@@ -653,6 +667,11 @@ def evaluate(
                 ),
                 grid,
             )
+        if "continual" in suite:
+            _echo_summary(path, set(wanted), {"metric": "avg_accuracy", "step": steps})
+        else:
+            chosen = baseline if synthetic is None else _set_method(synthetic)
+            _echo_summary(path, {str(chosen)}, {"metric": "test_accuracy"})
         typer.echo(f"records: {path}")
 
     _guard(body)

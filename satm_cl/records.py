@@ -48,6 +48,10 @@ def record_key(rec: Mapping[str, Any]) -> tuple[Any, ...]:
 def read_records(path: str | Path) -> list[Record]:
     """Read a records file; a malformed line is a one-line error naming file and line."""
     path = Path(path)
+    if path.is_dir():  # an evaluate --out directory: its records file
+        if not (path / "records.jsonl").is_file():
+            raise SatmError(f"{path} is a directory without a records.jsonl")
+        path = path / "records.jsonl"
     if not path.is_file():
         raise SatmError(f"records file not found: {path}")
     out: list[Record] = []
@@ -61,7 +65,9 @@ def read_records(path: str | Path) -> list[Record]:
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:
-            raise SatmError(f"{path}:{lineno}: not a JSON record") from None
+            torn = lineno == len(text.splitlines()) and not text.endswith("\n")
+            hint = " (a torn last line: rerun the command that wrote it, which mends it)" if torn else ""
+            raise SatmError(f"{path}:{lineno}: not a JSON record{hint}") from None
         if not isinstance(rec, dict) or any(k not in rec for k in REQUIRED):
             missing = [k for k in REQUIRED if not isinstance(rec, dict) or k not in rec]
             raise SatmError(f"{path}:{lineno}: record lacks {', '.join(missing)}")

@@ -303,9 +303,11 @@ def test_continual_refuses_what_it_would_ignore_or_mislabel(
 
 
 def test_continual_records_a_given_set_under_its_own_method(tmp_path: Path, random_set: Path) -> None:
-    code, _, err = _run("evaluate", "--suite", "continual", "--synthetic", str(random_set), "--memories",
+    code, out, err = _run("evaluate", "--suite", "continual", "--synthetic", str(random_set), "--memories",
                           "random", "--orders", "1", "--steps", "2", "--epochs", "1", "--out", str(tmp_path))
     assert code == 0, err
+    # the command ends with its number (final average accuracy), not only the records' path
+    assert out.splitlines()[0].startswith("continual random ipc=1 convnet retrain") and "% (n=1)" in out
     methods = {json.loads(line)["method"] for line in (tmp_path / "records.jsonl").read_text().splitlines()}
     assert methods == {"random"}
     from satm_cl.continual import ContinualRequest, run_continual
@@ -367,3 +369,12 @@ def test_condense_without_a_preset_for_the_ipc_says_which_settings_apply(
     defaults, borrowed = seen
     assert (defaults.ipc, borrowed.ipc, borrowed.dataset) == (3, 3, "digits")
     assert borrowed.lr_init != defaults.lr_init  # the preset's settings at IPC 3, not the defaults
+
+
+def test_evaluate_ends_with_its_numbers(tmp_path: Path) -> None:
+    code, out, err = _run("evaluate", "--baseline", "random", "--dataset", "digits", "--ipc", "1",
+                          "--runs", "2", "--epochs", "2", "--out", str(tmp_path))
+    assert code == 0, err
+    first, last = out.splitlines()[0], out.splitlines()[-1]
+    assert first.startswith("in-domain random ipc=1 convnet learned: ") and first.endswith("% (n=2)")
+    assert last == f"records: {tmp_path / 'records.jsonl'}"

@@ -140,3 +140,17 @@ def test_a_record_in_two_files_counts_once(tmp_path: Path) -> None:
     with pytest.raises(SatmError, match=r"both hold .* with other values"):
         build_report([path, other], tmp_path / "clash")
     assert not (tmp_path / "clash").exists()
+
+
+def test_an_output_directory_stands_for_its_records_file_and_a_torn_line_says_how_to_mend_it(
+    tmp_path: Path,
+) -> None:
+    write_jsonl(tmp_path / "records.jsonl", in_domain_records())
+    build_report([tmp_path], tmp_path / "rep")
+    assert (tmp_path / "rep" / "summary.csv").is_file()
+    with pytest.raises(SatmError, match=r"is a directory without a records\.jsonl"):
+        build_report([tmp_path / "rep"], tmp_path / "rep2")
+    torn = tmp_path / "torn.jsonl"
+    torn.write_text((tmp_path / "records.jsonl").read_text() + '{"stage": "in-dom')
+    with pytest.raises(SatmError, match="a torn last line: rerun the command that wrote it"):
+        build_report([torn], tmp_path / "rep3")
