@@ -321,7 +321,7 @@ def condense(
         int,
         typer.Option(
             help="Torch threads per expert job (default 1 each with --jobs > 1 or ray; with neither, experts "
-            "use this process's threads); results depend on it."
+            "use this process's threads, e.g. OMP_NUM_THREADS); results depend on it."
         ),
     ] = 1,
     gpus_per_job: GpusPerJob = 0.0,
@@ -368,11 +368,13 @@ def condense(
             executor=grid,
         )
         sel = syn.meta["selection"]
-        chosen = (
-            f"selected at iteration {sel['iteration']} by {sel['rule']}: {sel['val_accuracy']:.1f}% val"
-            if sel["iteration"] >= 0
-            else "the starting images: no iteration ran"
-        )
+        if int(syn.meta["iterations"]) == 0:
+            chosen = "the starting images: no iteration ran"
+        elif sel["iteration"] < 0:  # no validation: the images of the last iteration
+            chosen = f"the images of the last iteration, {syn.meta['iterations']} (no validation)"
+        else:
+            chosen = (f"selected at iteration {sel['iteration']} by {sel['rule']}: "
+                      f"{sel['val_accuracy']:.1f}% val")
         typer.echo(f"wrote {target} ({syn.images.shape[0]} images, lr {syn.lr:.4g}, {chosen})")
 
     _guard(body)
@@ -495,7 +497,7 @@ def report(
 
 def _check_continual_options(
     suite: list[str], runs: int, archs: str | None, lr_protocol: str, baseline: str | None,
-    cross_arch_epochs: int | None,
+    cross_arch_epochs: int | None, corruptions: str | None, checkpoint_every: float,
 ) -> None:
     """`--suite continual` runs alone, and options of the other suites would be ignored: refuse them."""
 
@@ -504,23 +506,44 @@ def _check_continual_options(
     ignored = [name for name, given in (("--runs", runs != 5), ("--archs", archs is not None),
                                         ("--lr-protocol", lr_protocol != "learned"),
                                         ("--baseline", baseline is not None),
-                                        ("--cross-arch-epochs", cross_arch_epochs is not None)) if given]
+                                        ("--cross-arch-epochs", cross_arch_epochs is not None),
+                                        ("--corruptions", corruptions is not None),
+                                        ("--checkpoint-every", checkpoint_every != 10.0)) if given]
     if ignored:
         raise SatmError(f"{', '.join(ignored)} do(es) not apply to --suite continual (class orders: "
                         "--orders; memories: --memories)")
 
 
-def _echo_summary(path: Path, methods: set[str], match: dict[str, Any]) -> None:
-    """One line per measured group of `methods` in the records file (mean ± std over runs or class
-    orders, n), so the command ends with its numbers, not only a path."""
+def this_set(path: Path, seed: int) -> str | None:
+    """The set fingerprint of the records this evaluate call wrote last (its runs are the file's last
+    measured rows of its base seed; a resumed call wrote nothing new, so its set's rows are those)."""
+    from satm_cl.records import read_records
+
+    rows = [r for r in read_records(path)
+            if r.get("metric") == "test_accuracy" and (r.get("config") or {}).get("base_seed") == seed]
+    return (rows[-1].get("config") or {}).get("set_fingerprint") if rows else None
+
+
+def _echo_summary(
+    path: Path, methods: set[str] | None, match: dict[str, Any], config: dict[str, Any] | None = None,
+    fingerprint: str | None = None,
+) -> None:
+    """One line per measured group of this call's records (mean ± std over runs or class orders, n), so the
+    command ends with its numbers, not only a path: records of `methods` (any when None) matching `match`,
+    `config` values and, when given, the set `fingerprint`."""
     from satm_cl.records import read_records
     from satm_cl.report.tables import GROUP_KEYS, format_cell, summarise
 
-    recs = [r for r in read_records(path)
-            if r["method"] in methods and all(r.get(k) == v for k, v in match.items())]
-    for row in summarise(recs).to_dict("records"):
+    def mine(r: dict[str, Any]) -> bool:
+        cfg = r.get("config") or {}
+        return ((methods is None or r["method"] in methods)
+                and all(r.get(k) == v for k, v in match.items())
+                and all(cfg.get(k) == v for k, v in (config or {}).items())
+                and (fingerprint is None or cfg.get("set_fingerprint") == fingerprint))
+
+    for row in summarise([r for r in read_records(path) if mine(r)]).to_dict("records"):
         what = " ".join(f"{k}={row[k]}" if k in ("ipc", "steps") else str(row[k])
-                        for k in GROUP_KEYS if k not in ("metric", "step", "dataset") and row[k] is not None)
+                        for k in GROUP_KEYS if k not in ("metric", "step") and row[k] is not None)
         typer.echo(f"{what}: {format_cell(row['mean'], row['std'])} % (n={row['n']})")
 
 
@@ -615,7 +638,8 @@ def evaluate(
         if "continual" in suite:
             from satm_cl.continual.runner import ContinualRequest, run_continual
 
-            _check_continual_options(suite, runs, archs, lr_protocol, baseline, cross_arch_epochs)
+            _check_continual_options(suite, runs, archs, lr_protocol, baseline, cross_arch_epochs,
+                                     corruptions, checkpoint_every)
             syn_map = {} if synthetic is None else {_set_method(synthetic): synthetic}
             wanted = [m for m in memories.split(",") if m]
             for name in syn_map:
@@ -670,8 +694,7 @@ def evaluate(
         if "continual" in suite:
             _echo_summary(path, set(wanted), {"metric": "avg_accuracy", "step": steps})
         else:
-            chosen = baseline if synthetic is None else _set_method(synthetic)
-            _echo_summary(path, {str(chosen)}, {"metric": "test_accuracy"})
+            _echo_summary(path, None, {"metric": "test_accuracy"}, {"base_seed": seed}, this_set(path, seed))
         typer.echo(f"records: {path}")
 
     _guard(body)

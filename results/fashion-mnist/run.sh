@@ -5,7 +5,7 @@
 # evaluate skips rows already in its records.jsonl. JOBS=1 runs sequentially.
 #   usage: bash results/fashion-mnist/run.sh [select|heldout|benchmark|report|all|ipc1]   (default: all)
 #   ipc1: item 5 at IPC 1 only (selection, then held-out seeds): fp32 presets, so a CPU without native bf16
-#   can run it (about 27 thread-hours on the 2-core AVX2 machine; README: cost)
+#   can run it (about 33 thread-hours on the 2-core AVX2 machine; README: cost)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 R=results/fashion-mnist

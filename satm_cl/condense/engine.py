@@ -61,13 +61,17 @@ class State:
 
 
 def _snapshot(st: State) -> State:
-    """A copy of `st` that later in-place updates (images, momenta, the generator) leave as it is."""
+    """A copy of `st` that later in-place updates (images, momenta, the generator) leave as it is; its
+    tensors on the CPU (on a GPU a large set's copies would take device memory the unroll needs)."""
     gen = torch.Generator(device=st.generator.device)
     gen.set_state(st.generator.get_state())
-    best = None if st.best_x is None else st.best_x.detach().clone()
-    return State(st.x.detach().clone(), st.lr.detach().clone(), st.mom_x.detach().clone(),
-                 st.mom_lr.detach().clone(), gen, st.iteration, best, st.best_lr, st.best_val,
-                 st.best_iteration, st.wall_time_s)
+
+    def copy(t: torch.Tensor) -> torch.Tensor:
+        return t.detach().to("cpu", copy=True)
+
+    best = None if st.best_x is None else copy(st.best_x)
+    return State(copy(st.x), copy(st.lr), copy(st.mom_x), copy(st.mom_lr), gen, st.iteration, best,
+                 st.best_lr, st.best_val, st.best_iteration, st.wall_time_s)
 
 
 def synthetic_classes(cfg: CondenseConfig, num_classes: int) -> list[int]:
@@ -376,6 +380,8 @@ class Condenser:
             if cfg.eval_every > 0 and cfg.iterations > 0:
                 row: dict[str, float] = {"iteration": 0}
                 self._maybe_validate(st, row)
+                # the starting images' val accuracy: the selection may keep them (iteration 0)
+                (self.out / LOG_FILE).write_text(json.dumps(row) + "\n")
         log_lines = len((self.out / LOG_FILE).read_text().splitlines())
         bar = progress_bar(
             total=cfg.iterations, initial=st.iteration, desc=f"condense {cfg.method}", disable=not progress

@@ -8,8 +8,9 @@ a training that outlasts `checkpoint_minutes` (a ResNet on a whole train split: 
 its state under `<out>/checkpoints/` and a rerun continues it mid-training (`satm_cl.train_state`).
 One training per (architecture, seed) serves every suite that asks for that model: the in-domain, the
 cross-arch ConvNet and the out-of-domain numbers of a set come from the same trained network. A rerun into
-an `--out` holding this set's runs (same base seed) made with other epochs, optimizer settings or images
-(`config.set_fingerprint`) is refused before any training: resuming would count those runs as done.
+an `--out` holding records of the very runs it would make (same record keys) made with other epochs,
+optimizer settings or images (`config.set_fingerprint`) is refused before any training: resuming would
+count those runs as done.
 
 Records: `stage` = suite, `metric` = `test_accuracy` (value in %), or `skipped` (value null, the reason in
 `config.note`); `ipc` is null for the whole-train-split baseline `full`; out-of-domain rows on a shifted
@@ -68,7 +69,7 @@ from satm_cl.execution import ExecConfig, Job, JobResult, raise_failures, run_jo
 from satm_cl.io import cache_dir, check_out_dir
 from satm_cl.models import list_models
 from satm_cl.progress import progress_bar
-from satm_cl.records import Record, RecordWriter, read_records
+from satm_cl.records import Record, RecordWriter, read_records, record_key
 from satm_cl.seeding import derive_seed
 from satm_cl.synthetic import META_FILE, SyntheticSet, load_synthetic
 from satm_cl.train_state import TrainCheckpoint, discard
@@ -286,30 +287,32 @@ SETTINGS_KEYS = ("epochs", "dsa", "batch_size", "momentum", "weight_decay", "dec
 
 
 def _refuse_other_settings(writer: RecordWriter, plan: _Plan, req: EvalRequest) -> None:
-    """One line, before any training, if `<out>` already holds records of the runs this request would make
-    (same method, dataset, ipc and base seed) made with other epochs, optimizer settings or images: a rerun
-    would skip those runs as done, or add runs of the other kind beside them. Other base seeds are other
-    runs (e.g. one per condensation seed or baseline subset) and may share an --out."""
+    """One line, before any training, if `<out>` already holds records of runs this request would make
+    (the same record keys: stage, method, dataset, ipc, arch, run seed, test set, LR protocol) made with other
+    epochs, optimizer settings or images: resuming would count those runs as done. Records of other runs
+    (other architectures, run seeds that do not overlap) may share an --out."""
     if not writer.path.is_file():
         return
-    key = _key(plan, "", "", 0, METRIC, None)
     own = set_arch(plan.syn)
+    wanted: dict[tuple[Any, ...], int] = {}  # record key -> the epochs its run trains
+    for protocol in plan.protocols:
+        for t in plan.targets:
+            epochs = plan.epochs if t.arch == own or req.cross_arch_epochs is None else req.cross_arch_epochs
+            for r in range(req.runs):
+                key = _key(plan, t.stage, t.arch, run_seed(req.seed, r), METRIC, t.test_dataset, protocol)
+                wanted[record_key(key)] = epochs
     for rec in read_records(writer.path):
-        if rec.get("metric") != METRIC or any(rec.get(k) != key[k] for k in ("method", "dataset", "ipc")):
+        trains = wanted.get(record_key(rec))
+        if trains is None:
             continue
-        arch = str(rec.get("arch"))
-        epochs = plan.epochs if arch == own or req.cross_arch_epochs is None else req.cross_arch_epochs
-        want = {**plan.config, "epochs": epochs}
-        have = rec.get("config") or {}
-        if have.get("base_seed", req.seed) != req.seed:
-            continue
+        want, have = {**plan.config, "epochs": trains}, rec.get("config") or {}
         # older records lack the fingerprint: then their artifact path stands in for it
         keys = SETTINGS_KEYS if "set_fingerprint" in have else (*SETTINGS_KEYS[:-1], "artifact")
         diff = [k for k in keys if have.get(k) != want.get(k)]
         if diff:
             what = ", ".join(f"{k} {have.get(k)!r} there vs {want.get(k)!r} now" for k in diff)
-            raise SatmError(f"{writer.path} already holds {key['method']} {arch} results made with other "
-                            f"settings ({what}); use another --out")
+            raise SatmError(f"{writer.path} already holds {rec['method']} {rec['arch']} seed {rec['seed']} "
+                            f"results made with other settings ({what}); use another --out")
 
 
 def _val_fraction(syn: SyntheticSet | None, dataset: str) -> float:

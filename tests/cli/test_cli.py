@@ -307,7 +307,8 @@ def test_continual_records_a_given_set_under_its_own_method(tmp_path: Path, rand
                           "random", "--orders", "1", "--steps", "2", "--epochs", "1", "--out", str(tmp_path))
     assert code == 0, err
     # the command ends with its number (final average accuracy), not only the records' path
-    assert out.splitlines()[0].startswith("continual random ipc=1 convnet retrain") and "% (n=1)" in out
+    assert out.splitlines()[0].startswith("continual random digits ipc=1 convnet retrain")
+    assert "% (n=1)" in out
     methods = {json.loads(line)["method"] for line in (tmp_path / "records.jsonl").read_text().splitlines()}
     assert methods == {"random"}
     from satm_cl.continual import ContinualRequest, run_continual
@@ -376,5 +377,18 @@ def test_evaluate_ends_with_its_numbers(tmp_path: Path) -> None:
                           "--runs", "2", "--epochs", "2", "--out", str(tmp_path))
     assert code == 0, err
     first, last = out.splitlines()[0], out.splitlines()[-1]
-    assert first.startswith("in-domain random ipc=1 convnet learned: ") and first.endswith("% (n=2)")
+    assert first.startswith("in-domain random digits ipc=1 convnet learned: ") and first.endswith("% (n=2)")
     assert last == f"records: {tmp_path / 'records.jsonl'}"
+
+
+def test_condense_says_which_images_it_kept(tmp_path: Path) -> None:
+    """Without validation the last iteration's images are kept: not 'no iteration ran'."""
+    cfg = tmp_path / "tiny.json"
+    cfg.write_text(json.dumps({"eval_every": 0, "max_start_epoch": 1, "expert_epochs": 1, "syn_steps": 2,
+                               "truncate": 2, "expert": {"num_experts": 1, "epochs": 2}}))
+    base = ("condense", "--config", str(cfg), "--cache-dir", str(tmp_path / "cache"))
+    code, out, err = _run(*base, "--iterations", "2", "--out", str(tmp_path / "a"))
+    assert code == 0, err
+    assert out.strip().endswith("the images of the last iteration, 2 (no validation))")
+    code, out, err = _run(*base, "--iterations", "0", "--out", str(tmp_path / "b"))
+    assert code == 0 and out.strip().endswith("the starting images: no iteration ran)"), err

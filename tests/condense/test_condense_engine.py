@@ -59,11 +59,11 @@ def test_resume_ends_with_the_same_artifact(
     condense(cfg, tmp_path / "cut", CPU, cache_root=cache_root, resume=True, progress=False)
     assert (tmp_path / "full" / TENSOR_FILE).read_bytes() == (tmp_path / "cut" / TENSOR_FILE).read_bytes()
     assert _meta_without_timing(tmp_path / "full") == _meta_without_timing(tmp_path / "cut")
-    log_full = [
-        json.loads(line)["loss"] for line in (tmp_path / "full" / "log.jsonl").read_text().splitlines()
-    ]
-    log_cut = [json.loads(line)["loss"] for line in (tmp_path / "cut" / "log.jsonl").read_text().splitlines()]
-    assert log_full == log_cut
+    log_full = [json.loads(line) for line in (tmp_path / "full" / "log.jsonl").read_text().splitlines()]
+    log_cut = [json.loads(line) for line in (tmp_path / "cut" / "log.jsonl").read_text().splitlines()]
+    assert [r.get("loss") for r in log_full] == [r.get("loss") for r in log_cut]
+    assert set(log_full[0]) == {"iteration", "val_accuracy"}  # the starting images' val, logged
+    assert [r["iteration"] for r in log_full] == list(range(7))
 
 
 def test_existing_checkpoint_without_resume_is_refused(cache_root: Path, tmp_path: Path) -> None:

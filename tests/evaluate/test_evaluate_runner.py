@@ -195,15 +195,28 @@ def test_a_rerun_with_other_settings_or_images_is_refused_before_training(
     """Resume skips runs whose records exist: a rerun at other epochs, or of a set changed in place, must not
     count those runs as done (nor add runs of another kind beside them)."""
     art = create_baseline("random", "digits", 1, seed=0).save(tmp_path / "set")
-    req = _request(tmp_path / "out", synthetic=art, baseline=None, runs=1)
+    req = _request(tmp_path / "out", synthetic=art, baseline=None, runs=2)  # run seeds 0, 1
     before = run_evaluation(req).read_text()
     count_training.clear()
     with pytest.raises(SatmError, match=r"other settings \(epochs 2 there vs 3 now\); use another --out"):
-        run_evaluation(dataclasses.replace(req, epochs=3, runs=2))
+        run_evaluation(dataclasses.replace(req, epochs=3, runs=3))
     create_baseline("random", "digits", 1, seed=1).save(tmp_path / "set")  # the same path, other images
     with pytest.raises(SatmError, match="set_fingerprint"):
         run_evaluation(req)
+    # another set at --seed 1 would count the first set's run 1 as its own
+    with pytest.raises(SatmError, match="seed 1 results made with other settings"):
+        run_evaluation(dataclasses.replace(req, seed=1))
     assert count_training == [] and (tmp_path / "out" / "records.jsonl").read_text() == before
-    # another base seed is other runs (one per condensation seed, say): it may share the --out
+    # runs that do not overlap are other runs (one per condensation seed, say): they may share the --out
     run_evaluation(dataclasses.replace(req, seed=10))
-    assert len(count_training) == 1
+    assert len(count_training) == 2
+
+
+def test_other_architectures_trained_for_other_epochs_may_share_the_out(
+    tmp_path: Path, count_training: list[int]
+) -> None:
+    """cross-arch MLP runs at --cross-arch-epochs 1, then the ConvNet in-domain runs at 2: no run collides."""
+    req = _request(tmp_path, suites=("cross-arch",), archs=("mlp",), cross_arch_epochs=1, runs=1)
+    run_evaluation(req)
+    run_evaluation(dataclasses.replace(req, suites=("in-domain",), archs=None, cross_arch_epochs=None))
+    assert len(count_training) == 2
