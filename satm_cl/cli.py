@@ -543,8 +543,9 @@ def _echo_summary(
 
     for row in summarise([r for r in read_records(path) if mine(r)]).to_dict("records"):
         what = " ".join(f"{k}={row[k]}" if k in ("ipc", "steps") else str(row[k])
-                        for k in GROUP_KEYS if k not in ("metric", "step") and row[k] is not None)
-        typer.echo(f"{what}: {format_cell(row['mean'], row['std'])} % (n={row['n']})")
+                        for k in GROUP_KEYS if k not in ("metric", "step", "epochs") and row[k] is not None)
+        metric = "final average accuracy" if row["metric"] == "avg_accuracy" else "test accuracy"
+        typer.echo(f"{what}: {metric} {format_cell(row['mean'], row['std'])} % (n={row['n']})")
 
 
 def _set_method(path: Path) -> str:

@@ -21,7 +21,7 @@ from satm_cl.report.tables import _group_value, _is_missing, with_continual_keys
 
 # What must match for two records to be compared (the method is what differs).
 PAIR_KEYS = ("stage", "dataset", "ipc", "arch", "metric", "test_dataset", "step", "protocol", "steps",
-             "lr_protocol")
+             "lr_protocol", "epochs")
 # Higher-is-better metrics that get paired; continual rows are paired at their last step only.
 PAIRED_METRICS = ("test_accuracy", "avg_accuracy")
 COLUMNS = (

@@ -19,7 +19,7 @@ import pandas as pd
 from satm_cl.errors import SatmError
 
 GROUP_KEYS = ("stage", "method", "dataset", "ipc", "arch", "protocol", "memory_mode", "steps", "metric",
-              "test_dataset", "step", "eval_step", "lr_protocol")
+              "test_dataset", "step", "eval_step", "lr_protocol", "epochs")
 STAGES = ("in-domain", "cross-arch", "ood", "continual")
 # Stages whose networks train with an evaluation LR protocol; their records without one were `learned`.
 LR_PROTOCOL_STAGES = ("in-domain", "cross-arch", "ood")
@@ -118,6 +118,9 @@ def lr_protocol_of(rec: Mapping[str, Any]) -> Any:
 
 
 def _group_value(rec: Mapping[str, Any], key: str) -> Any:
+    if key == "epochs":  # training length, from the record's config: 2- and 60-epoch runs are not pooled
+        config = rec.get("config")
+        return config.get("epochs") if isinstance(config, dict) else None
     return lr_protocol_of(rec) if key == "lr_protocol" else rec.get(key)
 
 
@@ -242,6 +245,14 @@ def with_lr_protocol(keys: tuple[str, ...], rows: pd.DataFrame) -> tuple[str, ..
     return (*keys, "lr_protocol") if protocols - {"learned"} else keys
 
 
+def with_epochs(keys: tuple[str, ...], rows: pd.DataFrame) -> tuple[str, ...]:
+    """`keys` plus `epochs` when `rows` hold runs trained for different numbers of epochs (separate rows,
+    not one cell averaging them)."""
+    if "epochs" in keys or "epochs" not in rows:
+        return keys
+    return (*keys, "epochs") if len({e for e in rows["epochs"] if not _is_missing(e)}) > 1 else keys
+
+
 def _as_keys(layout: Layout) -> tuple[str, ...]:
     return (layout,) if isinstance(layout, str) else tuple(layout)
 
@@ -288,7 +299,7 @@ def accuracy_table(summary: pd.DataFrame, stage: str, rows: Layout | None = None
         if sel.empty:
             return pd.DataFrame(columns=list(row_keys))
     if rows is None:
-        row_keys = with_lr_protocol(row_keys, sel)
+        row_keys = with_epochs(with_lr_protocol(row_keys, sel), sel)
     if paper is not None and stage == "in-domain":
         sel = pd.concat([sel, _paper_rows(sel, paper)], ignore_index=True)
     cells: dict[tuple[Any, ...], dict[tuple[Any, ...], str]] = {}

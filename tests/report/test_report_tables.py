@@ -139,3 +139,16 @@ def test_write_stage_tables(tmp_path: Path) -> None:
     mtt = frame[(frame["method"] == "mtt") & (frame["ipc"] == 10)].iloc[0]
     assert mtt["paper_mean"] == pytest.approx(65.3) and mtt["paper_std"] == pytest.approx(0.7)
     assert "paper_source" in frame.columns
+
+
+def test_runs_trained_for_other_epochs_get_their_own_rows() -> None:
+    """Two evaluations of one method at 2 and 60 epochs averaged to 31.1 ± 25.2 in one cell."""
+    recs = [rec("in-domain", "random", 16.5, seed=0, config={"epochs": 2}),
+            rec("in-domain", "random", 16.7, seed=1, config={"epochs": 2}),
+            rec("in-domain", "random", 60.2, seed=5, config={"epochs": 60})]
+    summary = summarise(recs)
+    assert sorted(zip(summary["epochs"], summary["n"], strict=True)) == [(2, 2), (60, 1)]
+    table = accuracy_table(summary, "in-domain")
+    assert "epochs" in table.columns and len(table) == 2
+    same = summarise([r for r in recs if r["config"]["epochs"] == 2])
+    assert "epochs" not in accuracy_table(same, "in-domain").columns  # one length: no extra column
