@@ -375,6 +375,8 @@ def condense(
         else:
             chosen = (f"selected at iteration {sel['iteration']} by {sel['rule']}: "
                       f"{sel['val_accuracy']:.1f}% val")
+            if sel["iteration"] == 0:  # the condensation never beat its own starting images on val
+                chosen += "; these are the starting real images: no iteration improved on them"
         typer.echo(f"wrote {target} ({syn.images.shape[0]} images, lr {syn.lr:.4g}, {chosen})")
 
     _guard(body)
@@ -402,7 +404,9 @@ def show(
             title=f"{syn.meta['method']} {syn.meta['dataset']} ipc {syn.meta['ipc']}",
         )
         meta = {
-            k: syn.meta[k] for k in ("dataset", "method", "ipc", "image_shape", "zca", "iterations", "seed")
+            k: syn.meta[k]
+            for k in ("dataset", "method", "ipc", "image_shape", "zca", "iterations", "seed", "selection")
+            if k in syn.meta
         }
         typer.echo(json.dumps({**meta, "lr": syn.lr, "grid": str(path)}))
 

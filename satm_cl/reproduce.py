@@ -60,15 +60,17 @@ class Step:
             what = f"{e.synthetic}" if e.synthetic is not None else f"baseline {e.baseline} {e.dataset}"
             what += "" if e.synthetic is not None or e.ipc is None else f" ipc{e.ipc}"
             archs = f" archs {','.join(e.archs)}" if e.archs else ""
+            runs = f"{e.runs} run{'s' if e.runs != 1 else ''}"
             return (
-                f"evaluate {what}: {','.join(e.suites)}{archs}, {e.runs} runs from seed {e.seed} "
+                f"evaluate {what}: {','.join(e.suites)}{archs}, {runs} from seed {e.seed} "
                 f"-> {self.out / 'records.jsonl'}"
             )
         if self.continual is not None:
             c = self.continual
+            epochs = "the preset's eval epochs" if c.epochs is None else f"{c.epochs} epochs"
             return (
                 f"continual {c.dataset} {c.steps} steps ipc{c.ipc}: {','.join(c.memories)} x {c.orders} "
-                f"orders -> {self.out / 'records.jsonl'}"
+                f"orders, {c.protocol} {epochs} per step -> {self.out / 'records.jsonl'}"
             )
         return f"report {', '.join(map(str, self.records))} -> {self.out}"
 

@@ -51,12 +51,13 @@ def condense(
     create_minimizer(cfg.minimizer, cfg.rho)
     DSA(cfg.dsa), DSA(cfg.expert.dsa)
     store = train_experts(
-        cfg.expert, root, device, data_dir=data_dir, progress=progress, say=say, memory=memory,
+        cfg.expert, root, device, data_dir=data_dir, progress=progress, memory=memory,
+        say=None if say == log.info else say,  # None: its warnings go to log.warning
         executor=executor,
     )
     warning = precision_warning(cfg.precision, device, "the condensation unroll")
     if warning is not None:
-        say(warning)
+        (log.warning if say == log.info else say)(warning)  # API callers see it too, not only the CLI
     full = create_dataset(cfg.dataset, data_dir=data_dir, val_fraction=cfg.expert.val_fraction)
     splits = restrict_classes(full, cfg.expert.classes)
     data = prepare(splits, cfg.expert.zca, device, zca_fit_images(full, cfg.expert))

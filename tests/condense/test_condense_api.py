@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from _tiny import tiny_config
@@ -30,3 +31,14 @@ def test_experts_on_two_workers_give_the_same_store_and_set(tmp_path: Path) -> N
     for i in b.done():
         assert a.file(i).read_bytes() == b.file(i).read_bytes()
     torch.testing.assert_close(here.images, grid.images, rtol=0, atol=0)
+
+
+def test_a_precision_warning_reaches_api_callers(tmp_path: Path, monkeypatch: Any, caplog: Any) -> None:
+    """Called from Python (no `say`), the 'bf16 is emulated here' warning is logged as a warning, not
+    dropped at info level."""
+    import satm_cl.condense.api as api
+
+    monkeypatch.setattr(api, "precision_warning", lambda *a: "bf16 would be emulated here")
+    with caplog.at_level("WARNING"):
+        condense(tiny_config(iterations=1), tmp_path / "set", CPU, cache_root=tmp_path / "c", progress=False)
+    assert "bf16 would be emulated here" in caplog.text
