@@ -344,6 +344,10 @@ def run(
     if dry_run:
         for line in lines:
             echo(line)
+        try:  # say now what a real run would stop at, before it is started
+            check_datasets(steps, data_dir, f"{table} at {scale} scale")
+        except SatmError as exc:
+            echo(f"note: a real run would stop before its first step: {exc}")
         return steps
     from satm_cl.device import resolve_device
 

@@ -120,6 +120,10 @@ def test_paper_scale_fails_fast_naming_the_missing_dataset(
         run("in-domain", "paper", out=out, device="cpu", data_dir=tmp_path / "empty", echo=lambda _: None)
     assert "tinyimagenet" in str(err.value)
     assert not out.exists() and calls == []
+    lines: list[str] = []  # a dry run shows the plan and says where a real run would stop
+    run("in-domain", "paper", out=out, data_dir=tmp_path / "empty", dry_run=True, echo=lines.append)
+    assert lines[-1].startswith("note: a real run would stop before its first step: cannot reproduce")
+    assert "cifar10 needs --data-dir" in lines[-1] and not out.exists()
 
 
 def test_empty_scale_explains_itself() -> None:
