@@ -113,8 +113,8 @@ def test_er_ace_with_its_own_buffer_kind_is_avalanches_er_ace(
     def own(memory: object, model: nn.Module, common: dict, replay_batch: int) -> ER_ACE:
         return ER_ACE(mem_size=20, batch_size_mem=replay_batch, **common)  # keeps its own buffer
 
-    ours = strategy_protocol(sc, avalanche_buffer("class_balanced", 20), "er_ace", _model, seed=0, mem_size=20,
-                             epochs=1)
+    ours = strategy_protocol(sc, avalanche_buffer("class_balanced", 20), "er_ace", _model, seed=0,
+                             mem_size=20, epochs=1)
     monkeypatch.setitem(STRATEGY_BUILDERS._entries, "er_ace", own)
     theirs = strategy_protocol(sc, avalanche_buffer("class_balanced", 20), "er_ace", _model, seed=0,
                                mem_size=20, epochs=1)
