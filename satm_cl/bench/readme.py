@@ -100,6 +100,12 @@ def write_readme(out: Path, rows: list[Row], ctx: dict[str, Any]) -> Path:
         "job runs in a fresh process; peak memory is its growth over the process's memory before the "
         "first measured step (CPU: peak RSS; CUDA: max allocated).",
     ]
+    bare = sorted({r["suite"] for r in rows if r["role"] != "ceiling" and not r.get("ceiling")})
+    if bare:
+        asked = opts.get("condense_ceiling", True)
+        why = "its ceiling did not run" if asked else "`--no-ceiling` was given"
+        lines += ["", f"No ceiling for the rows of {', '.join(bare)} ({why}): their ceiling columns show "
+                  "`–` and their figures are absolute, so compare them only within this run."]
     for suite in dict.fromkeys(r["suite"] for r in rows):
         mine = [r for r in rows if r["suite"] == suite]
         lines += [

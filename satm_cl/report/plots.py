@@ -460,6 +460,6 @@ def plot_bench(rows: Sequence[dict[str, Any]], path: str | Path) -> Path | None:
         ax.set_xlabel("inner steps N (syn_steps)")
         ax.set_ylabel(label)
         ax.set_xticks(sorted(frame["syn_steps"].unique()))
-    axes[0].set_title("memory: full unroll grows with N, TUH stays flat")
+    axes[0].set_title("peak memory per outer iteration")
     axes[1].set_title("time per outer iteration")
     return _save(fig, path)

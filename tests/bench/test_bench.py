@@ -165,3 +165,21 @@ def test_interrupted_bench_keeps_the_previous_results(
     assert [json.loads(ln)["figure"] for ln in (tmp_path / runner.PARTIAL).read_text().splitlines()] == [
         "first"
     ]
+
+
+def test_readme_says_which_rows_have_no_ceiling(tmp_path: Path) -> None:
+    """With `--no-ceiling` the condensation rows stand alone: the README says so instead of promising one."""
+    from satm_cl.bench.readme import write_readme
+
+    rows = [
+        {"suite": "experts", "role": "ceiling", "group": "g", "figure": "c", "value": 10.0, "threads": 1},
+        {"suite": "experts", "role": "ours", "group": "g", "figure": "experts", "value": 8.0, "ceiling": 10.0,
+         "ratio": 0.8, "threads": 1},
+        {"suite": "condense", "role": "ours", "group": "N80", "figure": "satm", "value": 3.0, "threads": 1},
+    ]
+    ctx = {"command": "satm-cl bench --no-ceiling", "minutes": 1.0, "load_before": (0.0,),
+           "load_after": (0.0,), "options": {"condense_ceiling": False}}
+    readme = write_readme(tmp_path, rows, ctx).read_text()
+    assert "No ceiling for the rows of condense (`--no-ceiling` was given)" in readme
+    complete = write_readme(tmp_path, rows[:2], ctx).read_text()
+    assert "No ceiling" not in complete
