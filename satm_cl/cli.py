@@ -167,9 +167,10 @@ def presets() -> None:
     from satm_cl.config import PRESETS
     from satm_cl.experts.config import ExpertConfig
 
+    width = max(len(f"{name}-ipc{ipc}") for name, ipc in PRESETS)
     for (name, ipc), p in sorted(PRESETS.items()):
         typer.echo(
-            f"{name}-ipc{ipc:<4d} syn_steps={p['syn_steps']} expert_epochs={p['expert_epochs']} "
+            f"{f'{name}-ipc{ipc}':<{width}}  syn_steps={p['syn_steps']} expert_epochs={p['expert_epochs']} "
             f"max_start={p['max_start_epoch']} lr_img={p['lr_img']:g} iterations={p['iterations']} "
             f"eval_epochs={p['eval_epochs']} zca={p['expert'].get('zca', False)} "
             f"experts={p['expert'].get('num_experts', ExpertConfig.num_experts)}x"

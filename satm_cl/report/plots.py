@@ -412,6 +412,8 @@ def plot_image_grid(pixels: Any, labels: Any, class_names: Sequence[str], path: 
     classes = sorted(set(lab.tolist()))
     names = [str(class_names[k]) if 0 <= k < len(class_names) else str(k) for k in classes]
     per = min(max_per_class, max(int((lab == k).sum()) for k in classes))
+    if per == 1 and len(classes) <= 20:  # one image per class: a labelled row, not a one-column strip
+        return _image_row(px, lab, classes, names, path, title)
     # Blocks of `per` images per class; `across` blocks side by side so the mosaic stays roughly square.
     across = 1 if len(classes) <= 20 else max(1, round(math.sqrt(len(classes) / per)))
     down = math.ceil(len(classes) / across)
@@ -443,6 +445,29 @@ def plot_image_grid(pixels: Any, labels: Any, class_names: Sequence[str], path: 
             ax.text((n % across) * block_w, (n // across) * cell_h + label_h - 1, name, fontsize=size,
                     va="bottom", ha="left", clip_on=True)
     ax.set_title(title or "Synthetic images (rows = classes)")
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    return _save(fig, path)
+
+
+def _image_row(px: np.ndarray, lab: np.ndarray, classes: list[int], names: list[str], path: str | Path,
+               title: str | None) -> Path | None:
+    """One image per class, side by side, each labelled with its class below."""
+    _, c, h, w = px.shape
+    pad = max(1, w // 16)
+    mosaic = np.ones((h, len(classes) * (w + pad) - pad, 3), dtype=np.float32)
+    for n, k in enumerate(classes):
+        img = px[int(np.flatnonzero(lab == k)[0])].transpose(1, 2, 0)
+        img = np.repeat(img[..., :1], 3, axis=2) if c == 1 else img[..., :3]
+        mosaic[:, n * (w + pad): n * (w + pad) + w] = img
+    fig, ax = plt.subplots(figsize=(min(18.0, max(4.0, 0.9 * len(classes) + 1.0)), 2.4))
+    ax.imshow(mosaic, interpolation="nearest")
+    ax.grid(False)
+    ax.set_yticks([])
+    long = max(len(n) for n in names) > 6
+    ax.set_xticks([n * (w + pad) + w / 2 for n in range(len(classes))], names, fontsize=8,
+                  rotation=45 if long else 0, ha="right" if long else "center")
+    ax.set_title(title or "Synthetic images (one per class)")
     for spine in ax.spines.values():
         spine.set_visible(False)
     return _save(fig, path)

@@ -242,6 +242,7 @@ def test_presets_listing_shows_evaluation_epochs_and_zca() -> None:
     # and how many expert trajectories it trains, and in which precision (candidate H: 26 bf16 experts)
     assert "experts=26x5 precision=bf16" in lines["fashion-mnist-ipc10"]
     assert "experts=6x5 precision=fp32" in lines["fashion-mnist-ipc1"]
+    assert len({line.index(" syn_steps=") for line in lines.values()}) == 1  # one column for every preset
 
 
 def test_evaluate_help_names_every_continual_memory() -> None:

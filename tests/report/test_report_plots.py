@@ -94,3 +94,13 @@ def test_image_grid_empty_and_bad_shape(tmp_path: Path) -> None:
     assert plot_image_grid(torch.zeros(0, 1, 8, 8), empty, [], tmp_path / "e.png") is None
     with pytest.raises(SatmError, match="image grid"):
         plot_image_grid(torch.zeros(4, 8, 8), torch.zeros(4, dtype=torch.long), [], tmp_path / "x.png")
+
+
+def test_image_grid_at_one_image_per_class_is_a_row(tmp_path: Path) -> None:
+    from PIL import Image
+
+    pixels = torch.rand(10, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    path = plot_image_grid(pixels, torch.arange(10), [str(k) for k in range(10)], tmp_path / "row.png")
+    assert_png(path)
+    width, height = Image.open(path).size
+    assert width > 2 * height  # ten images side by side, not a one-column strip
