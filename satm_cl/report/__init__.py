@@ -105,6 +105,39 @@ def _rel(path: Path, start: Path) -> str:
     return Path(os.path.relpath(path, start)).as_posix()
 
 
+def _identity(rec: dict[str, Any]) -> dict[str, Any]:
+    """A record without its value; a set known by its fingerprint is the same set wherever its directory was
+    (the same artifact evaluated from two paths is one measurement, not two runs)."""
+    ident = {k: v for k, v in rec.items() if k != "value"}
+    config = ident.get("config")
+    if isinstance(config, dict) and config.get("set_fingerprint") is not None:
+        ident["config"] = {k: v for k, v in config.items() if k != "artifact"}
+    return ident
+
+
+def _pooled_sets(records: Sequence[dict[str, Any]]) -> list[str]:
+    """README lines naming every table row that pools runs of several synthetic sets (by fingerprint): the
+    condensation seeds of a study, or sets made with other settings, which the records cannot tell apart."""
+    sets: dict[tuple[Any, ...], dict[str, set[str]]] = {}
+    for rec in records:
+        config = rec.get("config")
+        if not isinstance(config, dict) or config.get("set_fingerprint") is None:
+            continue
+        key = (rec.get("stage"), rec.get("method"), rec.get("dataset"), rec.get("ipc"), rec.get("arch"))
+        paths = sets.setdefault(key, {}).setdefault(str(config["set_fingerprint"]), set())
+        paths.add(str(config.get("artifact", "?")))
+    pooled = {k: v for k, v in sets.items() if len(v) > 1}
+    if not pooled:
+        return []
+    lines = ["Rows pooling the runs of several synthetic sets (their mean ± std is over all those runs): the "
+             "condensation seeds of one setting, or sets made with other settings, which records cannot tell "
+             "apart; check they are what you meant.", ""]
+    for (stage, method, dataset, ipc, arch), by_set in sorted(pooled.items(), key=lambda kv: str(kv[0])):
+        where = "; ".join(f"{fp[:8]}: {', '.join(sorted(paths))}" for fp, paths in sorted(by_set.items()))
+        lines.append(f"- {stage} · {method} · {dataset} · IPC {ipc} · {arch}: {len(by_set)} sets ({where})")
+    return [*lines, ""]
+
+
 def _merge_records(record_paths: Sequence[Path]) -> tuple[list[dict[str, Any]], int]:
     """Every record of the files, a record present in several files (a file passed twice, or a run copied
     into two outputs) once: counted twice it would pass for another seed or class order. The same run with
@@ -117,7 +150,7 @@ def _merge_records(record_paths: Sequence[Path]) -> tuple[list[dict[str, Any]], 
         if not recs:
             raise SatmError(f"no records in {path}")
         for rec in recs:
-            ident = json.dumps({k: v for k, v in rec.items() if k != "value"}, sort_keys=True)
+            ident = json.dumps(_identity(rec), sort_keys=True)
             if ident not in first:
                 first[ident] = (rec.get("value"), Path(path))
                 records.append(rec)
@@ -158,7 +191,9 @@ def build_report(record_paths: Sequence[Path], out: Path, artifacts: Sequence[Pa
               f"Records: {', '.join(f'`{p}`' for p in record_paths)} ({len(records)} records). "
               f"Full long-form summary: [summary.csv](summary.csv).", ""]
     if dropped:
-        readme += [f"{dropped} records appeared in more than one records file and were counted once.", ""]
+        readme += [f"{dropped} records appeared in more than one records file (or were measured on the same "
+                   "set from another directory) and were counted once.", ""]
+    readme += _pooled_sets(records)
     if not paper.empty:
         readme += ["Rows and crosses marked *paper* are published numbers (benchmarks/paper_numbers.csv), "
                    "shown for reference beside ours; they were not produced by this code.", ""]

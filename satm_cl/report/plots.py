@@ -19,7 +19,7 @@ import pandas as pd
 import seaborn as sns
 
 from satm_cl.errors import SatmError
-from satm_cl.report.tables import is_corrupted, method_rank, paper_match, with_lr_protocol
+from satm_cl.report.tables import is_corrupted, method_rank, paper_match, with_epochs, with_lr_protocol
 
 DPI = 120
 sns.set_theme(style="whitegrid", context="notebook")
@@ -69,7 +69,8 @@ def _group_title(keys: Sequence[str], values: Sequence[Any]) -> str:
     for k, v in zip(keys, values, strict=True):
         if v is None or (isinstance(v, float) and math.isnan(v)):
             continue
-        labels = {"ipc": f"IPC {v}", "lr_protocol": f"{v} LR", "steps": f"{v} steps"}
+        labels = {"ipc": f"IPC {v}", "lr_protocol": f"{v} LR", "steps": f"{v} steps",
+                  "epochs": f"{v} epochs"}
         parts.append(labels.get(k, str(v)))
     return " · ".join(parts)
 
@@ -89,7 +90,7 @@ def plot_accuracy_vs_ipc(frame: pd.DataFrame, path: str | Path,
     if sel.empty:
         return None
     colours = _palette(sel["method"].astype(str))
-    keys = with_lr_protocol(("dataset",), sel)
+    keys = with_epochs(with_lr_protocol(("dataset",), sel), sel)
     groups = _groups(sel, keys)
     fig, axes = _grid(len(groups), size=(5.5, 4.2))
     for ax, (key, part) in zip(axes, groups, strict=True):
@@ -126,7 +127,7 @@ def plot_cross_arch(frame: pd.DataFrame, path: str | Path) -> Path | None:
     if sel.empty:
         return None
     colours = _palette(sel["method"].astype(str))
-    keys = with_lr_protocol(("dataset", "ipc"), sel)
+    keys = with_epochs(with_lr_protocol(("dataset", "ipc"), sel), sel)
     groups = _groups(sel, keys)
     n_arch = sel["arch"].nunique()
     fig, axes = _grid(len(groups), ncols=2, size=(max(5.0, 1.4 * n_arch + 2), 4.2))
@@ -149,7 +150,7 @@ def plot_ood(frame: pd.DataFrame, path: str | Path) -> Path | None:
     if sel.empty or (any(corrupted) and sel["test_dataset"].isna().all()):
         return None
     sel["test data"] = [("in-domain" if t is None else str(t)) for t in sel["test_dataset"]]
-    keys = with_lr_protocol(("dataset", "ipc"), sel)
+    keys = with_epochs(with_lr_protocol(("dataset", "ipc"), sel), sel)
     groups = _groups(sel, keys)
     n_methods = sel["method"].nunique()
     fig, axes = _grid(len(groups), ncols=2, size=(max(5.0, 1.5 * n_methods + 2), 4.2))

@@ -154,3 +154,25 @@ def test_an_output_directory_stands_for_its_records_file_and_a_torn_line_says_ho
     torn.write_text((tmp_path / "records.jsonl").read_text() + '{"stage": "in-dom')
     with pytest.raises(SatmError, match="a torn last line: rerun the command that wrote it"):
         build_report([torn], tmp_path / "rep3")
+
+
+def _with_set(rec: dict[str, Any], fingerprint: str, artifact: str) -> dict[str, Any]:
+    return {**rec, "config": {**rec.get("config", {}), "set_fingerprint": fingerprint, "artifact": artifact}}
+
+
+def test_one_set_evaluated_from_two_directories_counts_once_and_pooled_sets_are_named(tmp_path: Path) -> None:
+    """The same artifact (same fingerprint) evaluated from two paths is one measurement; two different sets
+    in one row (seeds of a study, or other settings) are pooled, and the README names the row and the sets."""
+    recs = [r for r in in_domain_records() if r["method"] == "satm"]
+    a = write_jsonl(tmp_path / "a.jsonl", [_with_set(r, "f" * 16, "runs/a") for r in recs])
+    copy = write_jsonl(tmp_path / "copy.jsonl", [_with_set(r, "f" * 16, "elsewhere/a") for r in recs])
+    build_report([a], tmp_path / "once")
+    build_report([a, copy], tmp_path / "copied")
+    summary = (tmp_path / "once" / "summary.csv").read_text()
+    assert (tmp_path / "copied" / "summary.csv").read_text() == summary
+    assert "Rows pooling" not in (tmp_path / "once" / "README.md").read_text()
+    other = write_jsonl(tmp_path / "b.jsonl", [_with_set(r, "e" * 16, "runs/b") for r in recs])
+    build_report([a, other], tmp_path / "pooled")
+    readme = (tmp_path / "pooled" / "README.md").read_text()
+    assert "Rows pooling the runs of several synthetic sets" in readme
+    assert "2 sets (eeeeeeee: runs/b; ffffffff: runs/a)" in readme

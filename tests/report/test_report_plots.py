@@ -104,3 +104,15 @@ def test_image_grid_at_one_image_per_class_is_a_row(tmp_path: Path) -> None:
     assert_png(path)
     width, height = Image.open(path).size
     assert width > 2 * height  # ten images side by side, not a one-column strip
+
+
+def test_accuracy_vs_ipc_keeps_runs_of_other_epochs_apart(tmp_path: Path) -> None:
+    """Runs trained for other numbers of epochs get their own panel, as they get their own table rows."""
+    from PIL import Image
+
+    recs = [{**r, "config": {"epochs": 100}} for r in in_domain_records() if r["dataset"] == "cifar10"]
+    longer = [{**r, "config": {"epochs": 300}} for r in recs]
+    one = plot_accuracy_vs_ipc(records_frame(recs), tmp_path / "one.png")
+    two = plot_accuracy_vs_ipc(records_frame(recs + longer), tmp_path / "two.png")
+    assert one is not None and two is not None
+    assert Image.open(two).size[0] > 1.5 * Image.open(one).size[0]  # two panels side by side
