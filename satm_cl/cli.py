@@ -254,23 +254,17 @@ def experts(
     _guard(body)
 
 
-def _condense_target(dataset: str | None, ipc: int | None, preset: str | None) -> tuple[str, int]:
+def _condense_target(
+    dataset: str | None, ipc: int | None, preset: str | None
+) -> tuple[str | None, int | None]:
     """The (dataset, IPC) a condense command means: a --preset's unless --dataset says another dataset
-    (refused: the preset would silently replace it); without a preset for it, one line says so."""
-    from satm_cl.baselines.presets import preset_for
-    from satm_cl.config import PRESETS
-
+    (refused: the preset would silently replace it)."""
     if preset is not None:
         name, _, text = preset.rpartition("-ipc")
         if dataset is not None and name and dataset != name:
             raise SatmError(f"--preset {preset} is for {name}, not --dataset {dataset}; drop one of them")
         return (name or preset), int(text) if text.isdigit() else 1
-    name, size = dataset or "digits", 1 if ipc is None else ipc
-    if (name, size) not in PRESETS and any(d == name for d, _ in PRESETS):
-        nearest = preset_for(name, size)[1]
-        typer.echo(f"no {name}-ipc{size} preset: the library defaults apply (the continual suite and the "
-                   f"baselines borrow {nearest}'s settings; to match them pass --preset {nearest})", err=True)
-    return name, size
+    return dataset, ipc
 
 
 @app.command()
@@ -344,6 +338,7 @@ def condense(
             method,
             preset=preset,
             config_file=config,
+            note=lambda line: typer.echo(line, err=True),
             overrides={
                 "ipc": ipc,
                 "iterations": iterations,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,8 @@ from satm_cl.errors import SatmError
 from satm_cl.experts.config import ExpertConfig
 from satm_cl.fields import PRECISION_NAMES, check_field_types, omit_late_defaults
 from satm_cl.registry import Registry
+
+log = logging.getLogger(__name__)
 
 DSA_DEFAULT = "color_crop_cutout_flip_scale_rotate"
 # Settings added after artifacts existed: left out of `to_dict` at these defaults (see `omit_late_defaults`).
@@ -66,6 +70,13 @@ class CondenseConfig:
     def __post_init__(self) -> None:
         check_field_types(self, "condense config")
         checks = [
+            (self.method in METHODS, f"method must be one of {', '.join(METHODS.names())}: {self.method!r}"),
+            (
+                self.method not in METHODS or (self.method == "mtt") == (self.minimizer == "none"),
+                f"method {self.method} with minimizer {self.minimizer}: mtt is matching without a "
+                "sharpness-aware minimizer (minimizer none), satm needs one (sam or asam); the method names "
+                "the artifact and every record of it (resolve_config(method=...) sets both)",
+            ),
             (self.ipc >= 1, "ipc must be ≥ 1"),
             (self.iterations >= 0, "iterations must be ≥ 0"),
             (self.syn_steps >= 1, "syn_steps must be ≥ 1"),
@@ -316,17 +327,35 @@ PRESETS[("fashion-mnist", 50)] = {**PRESETS[("fashion-mnist", 10)]}
 PRESETS[("digits", 1)]["per_method"] = {"satm": {"syn_steps": 80, "rho": 0.1}}
 
 
+def nearest_preset(dataset: str, ipc: int | None) -> str | None:
+    """The name of `dataset`'s preset closest to `ipc` (its smallest for None), or None if it has none: the
+    settings the baselines and the continual suite borrow at an IPC without its own preset."""
+    ipcs = sorted(i for d, i in PRESETS if d == dataset)
+    if not ipcs:
+        return None
+    want = ipcs[0] if ipc is None else ipc
+    return f"{dataset}-ipc{min(ipcs, key=lambda i: (abs(i - want), i))}"
+
+
 def resolve_config(
-    dataset: str = "digits",
-    ipc: int = 1,
+    dataset: str | None = None,
+    ipc: int | None = None,
     method: str = "satm",
     preset: str | None = None,
     config_file: Path | None = None,
     overrides: dict[str, Any] | None = None,
+    note: Callable[[str], None] = log.warning,
 ) -> CondenseConfig:
-    """Merge defaults, preset, method defaults, the preset's values for this method, a JSON config file
-    and explicit overrides (later wins)."""
-    key = (dataset, ipc)
+    """The condense config for `dataset` at `ipc` images per class: defaults, then the preset (`preset`, a
+    DATASET-ipcK name from `satm-cl presets`, else the (dataset, ipc) preset if there is one), the method's
+    settings (`METHODS`) and the preset's for it, a JSON `config_file`, then `overrides` (CondenseConfig
+    fields; `expert` a dict of ExpertConfig fields); later wins. With `preset`, `dataset` defaults to the
+    preset's (another one is refused) and `ipc` means the preset's settings at that IPC. Without any preset
+    for (dataset, ipc) the library defaults apply, and `note` says which preset the baselines borrow."""
+    if overrides is not None and not isinstance(overrides, dict):
+        raise SatmError(f"overrides must be a dict of condense config fields, got {type(overrides).__name__}")
+    if overrides is not None and "expert" in overrides and not isinstance(overrides["expert"], dict | None):
+        raise SatmError("overrides: expert must be a dict of expert settings")
     if preset is not None:
         try:
             name, ipc_text = preset.rsplit("-ipc", 1)
@@ -337,10 +366,19 @@ def resolve_config(
             ) from None
         if key not in PRESETS:
             raise SatmError(f"unknown preset {preset!r}; valid: {', '.join(preset_names())}")
+        if dataset is not None and dataset != name:
+            raise SatmError(f"preset {preset} is for {name}, not dataset {dataset}; drop one of them")
+    else:
+        key = (dataset or "digits", 1 if ipc is None else ipc)
+        nearest = nearest_preset(*key)
+        if key not in PRESETS and nearest is not None:
+            note(f"no {key[0]}-ipc{key[1]} preset: the library defaults apply (the continual suite and the "
+                 f"baselines borrow {nearest}'s settings; to match them use that preset: --preset {nearest}, "
+                 f"or preset=\"{nearest}\" in Python)")
     from satm_cl.data import DATASETS
 
     DATASETS.get(key[0])  # unknown dataset: one line listing the valid names, before any work
-    merged: dict[str, Any] = {"dataset": key[0], "ipc": key[1], "method": method}
+    merged: dict[str, Any] = {"dataset": key[0], "ipc": key[1] if ipc is None else ipc, "method": method}
     preset_values = dict(PRESETS.get(key, {"expert": {"dataset": key[0]}}))
     per_method = preset_values.pop("per_method", {})
     _merge(merged, preset_values)

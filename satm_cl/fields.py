@@ -38,6 +38,8 @@ def _type_ok(value: Any, hint: Any) -> bool:
         return isinstance(value, dict) and all(isinstance(k, str) for k in value)
     if origin is list:
         return isinstance(value, list) and all(_type_ok(v, args[0]) for v in value)
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return isinstance(value, tuple) and all(_type_ok(v, args[0]) for v in value)
     if hint is Any:
         return True
     return isinstance(value, hint) if isinstance(hint, type) else True

@@ -116,3 +116,46 @@ def test_fashion_mnist_presets_whiten_where_val_chose_it(ipc: int, zca: bool) ->
     assert cfg.expert.zca is zca
     assert cfg.eval_runs == (2 if zca else 1)
     assert cfg.eval_epochs == 1000  # the paper's and DSA's evaluation length
+
+
+def test_method_names_the_minimizer_it_ran() -> None:
+    """`method` labels the artifact and every record: it must be a known method and agree with the minimizer
+    (MTT runs none), so `dataclasses.replace(cfg, method="mtt")` cannot label a SATM run as MTT."""
+    from dataclasses import replace
+
+    from satm_cl.errors import SatmError
+
+    cfg = resolve_config("digits", 1, "satm")
+    with pytest.raises(SatmError, match="method mtt with minimizer sam"):
+        replace(cfg, method="mtt")
+    with pytest.raises(SatmError, match="method must be one of mtt, satm"):
+        replace(cfg, method="sotm")
+    with pytest.raises(SatmError, match="method satm with minimizer none"):
+        replace(cfg, minimizer="none")
+    assert replace(cfg, minimizer="asam").minimizer == "asam"
+    assert resolve_config("digits", 1, "mtt").minimizer == "none"
+
+
+def test_preset_with_another_dataset_is_refused_and_ipc_means_its_settings_there() -> None:
+    from satm_cl.errors import SatmError
+
+    with pytest.raises(SatmError, match="preset digits-ipc1 is for digits, not dataset mnist5k"):
+        resolve_config("mnist5k", 1, preset="digits-ipc1")
+    at5 = resolve_config(ipc=5, preset="digits-ipc1")
+    base = resolve_config(preset="digits-ipc1")
+    assert (at5.dataset, at5.ipc, base.ipc) == ("digits", 5, 1)
+    assert at5.dsa == base.dsa and at5.expert == base.expert
+
+
+def test_an_ipc_without_a_preset_is_said_and_bad_overrides_are_one_line_errors() -> None:
+    from satm_cl.errors import SatmError
+
+    notes: list[str] = []
+    resolve_config("digits", 5, note=notes.append)
+    resolve_config("digits", 1, note=notes.append)
+    assert len(notes) == 1 and "no digits-ipc5 preset: the library defaults apply" in notes[0]
+    assert 'preset="digits-ipc1"' in notes[0]
+    with pytest.raises(SatmError, match="overrides must be a dict"):
+        resolve_config("digits", 1, overrides=[1, 2])  # type: ignore[arg-type]
+    with pytest.raises(SatmError, match="expert must be a dict"):
+        resolve_config("digits", 1, overrides={"expert": 3})

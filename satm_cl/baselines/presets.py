@@ -8,7 +8,7 @@ no preset at all get `CondenseConfig`'s defaults.
 
 from __future__ import annotations
 
-from satm_cl.config import PRESETS, CondenseConfig, resolve_config
+from satm_cl.config import CondenseConfig, nearest_preset, resolve_config
 
 
 def preset_for(dataset: str, ipc: int | None) -> tuple[CondenseConfig, str]:
@@ -16,10 +16,7 @@ def preset_for(dataset: str, ipc: int | None) -> tuple[CondenseConfig, str]:
 
     `ipc=None` (the whole-train-split baseline) borrows the dataset's smallest-IPC preset.
     """
-    ipcs = sorted(i for d, i in PRESETS if d == dataset)
-    if not ipcs:
+    name = nearest_preset(dataset, ipc)
+    if name is None:
         return resolve_config(dataset, ipc or 1), "defaults"
-    want = ipcs[0] if ipc is None else ipc
-    nearest = min(ipcs, key=lambda i: (abs(i - want), i))
-    name = f"{dataset}-ipc{nearest}"
-    return resolve_config(dataset, nearest, preset=name, overrides={"ipc": want}), name
+    return resolve_config(preset=name, ipc=ipc), name

@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from satm_cl.condense.engine import Condenser, init_images
+from satm_cl.condense.engine import Condenser, init_images, synthetic_classes
 from satm_cl.condense.minimizers import create_minimizer
 from satm_cl.config import CondenseConfig
 from satm_cl.data import DSA, check_data_dir, create_dataset
-from satm_cl.device import precision_warning
+from satm_cl.device import precision_warning, resolve_device
+from satm_cl.errors import SatmError
 from satm_cl.experts.train import prepare, restrict_classes, train_experts, zca_fit_images
 from satm_cl.io import cache_dir, check_out_dir, make_out_dir
 from satm_cl.replay_memory import MemoryImages, require_memory
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 def condense(
     cfg: CondenseConfig,
     out: Path,
-    device: torch.device,
+    device: torch.device | str = "auto",
     cache_root: Path | None = None,
     data_dir: Path | None = None,
     resume: bool = False,
@@ -38,18 +39,32 @@ def condense(
     memory: MemoryImages | None = None,
     executor: ExecConfig | None = None,
 ) -> SyntheticSet:
-    """Condense `cfg.dataset` into `out`, training (and caching) the expert store first if needed.
+    """Condense `cfg.dataset` into `out`, training (and caching) the expert store first if needed, and return
+    the saved set. `cfg`: from `resolve_config`. `device`: a torch.device or a name ("auto", "cpu", "cuda").
+    `out` must not hold another run's checkpoint; `resume=True` continues the one there (a finished run is
+    reloaded, not redone). Progress checkpoints stay in `out` beside the artifact.
 
     `memory`: the replay memory a memory-conditioned config (`cfg.expert.memory`) trains beside, in the
     model-input space of this config (see `satm_cl.replay_memory`). `executor`: missing experts run as
     the jobs of that grid (e.g. two at a time on two cores, each with its own threads) instead of one after
     another in this process; the unroll always runs here."""
+    if not isinstance(cfg, CondenseConfig):
+        raise SatmError(f"condense needs a CondenseConfig (see resolve_config), got {type(cfg).__name__}")
+    device = resolve_device(device) if isinstance(device, str) else device
     check_out_dir(out)  # everything checkable is refused before experts are trained, not after
     require_memory(cfg.expert.memory, memory, cfg.expert.classes)
     root = check_out_dir(cache_dir(cache_root), "--cache-dir")
     check_data_dir(data_dir)
     create_minimizer(cfg.minimizer, cfg.rho)
     DSA(cfg.dsa), DSA(cfg.expert.dsa)
+    full = create_dataset(cfg.dataset, data_dir=data_dir, val_fraction=cfg.expert.val_fraction)
+    splits = restrict_classes(full, cfg.expert.classes)
+    if cfg.init == "real":  # a set larger than a class is refused now, not after hours of experts
+        counts = torch.bincount(splits.train.y, minlength=splits.num_classes)
+        short = [c for c in synthetic_classes(cfg, splits.num_classes) if int(counts[c]) < cfg.ipc]
+        if short:
+            raise SatmError(f"class {short[0]} has {int(counts[short[0]])} train images, fewer than "
+                            f"ipc={cfg.ipc}")
     store = train_experts(
         cfg.expert, root, device, data_dir=data_dir, progress=progress, memory=memory,
         say=None if say == log.info else say,  # None: its warnings go to log.warning
@@ -58,8 +73,6 @@ def condense(
     warning = precision_warning(cfg.precision, device, "the condensation unroll")
     if warning is not None:
         (log.warning if say == log.info else say)(warning)  # API callers see it too, not only the CLI
-    full = create_dataset(cfg.dataset, data_dir=data_dir, val_fraction=cfg.expert.val_fraction)
-    splits = restrict_classes(full, cfg.expert.classes)
     data = prepare(splits, cfg.expert.zca, device, zca_fit_images(full, cfg.expert))
     return Condenser(cfg, store, data, device, out, memory).run(resume=resume, progress=progress)
 

@@ -211,7 +211,8 @@ class Condenser:
             raise SatmError(f"unreadable checkpoint {meta_file}") from None
         if not _same_but_longer(meta.get("config"), self.cfg.to_dict()):
             raise SatmError(
-                f"{meta_file} was made with a different config; use another --out or drop --resume"
+                f"{meta_file} was made with a different config; use another --out (or delete {self.out} to "
+                "start over)"
             )
         if meta["iteration"] > self.cfg.iterations:
             raise SatmError(
@@ -372,7 +373,8 @@ class Condenser:
         has_ckpt = (self.out / CKPT_META).exists()
         if has_ckpt and not resume:
             raise SatmError(
-                f"{self.out} holds a checkpoint; pass --resume to continue it or choose another --out"
+                f"{self.out} holds a checkpoint; pass --resume (resume=True in Python) to continue it, or "
+                "choose another --out"
             )
         st = self.load_checkpoint() if resume and has_ckpt else self.fresh_state()
         if not (resume and has_ckpt):

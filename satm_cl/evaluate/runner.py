@@ -66,6 +66,7 @@ from satm_cl.evaluate.protocol import (
 )
 from satm_cl.evaluate.suites import ALL, SUITES, Note, SuiteContext, Target
 from satm_cl.execution import ExecConfig, Job, JobResult, raise_failures, run_jobs
+from satm_cl.fields import check_field_types
 from satm_cl.io import cache_dir, check_out_dir
 from satm_cl.models import list_models
 from satm_cl.progress import progress_bar
@@ -83,7 +84,10 @@ CHECKPOINT_DIR = "checkpoints"  # <out>/checkpoints/<hash>.safetensors: unfinish
 
 @dataclass(frozen=True)
 class EvalRequest:
-    """What to evaluate (an artifact, or a baseline of dataset/ipc), with which suites, runs and epochs."""
+    """What `run_evaluation` measures: an artifact (`synthetic`), or a real-subset `baseline` (random,
+    herding, kcenter, full) of `dataset` at `ipc`; `suites` among in-domain, cross-arch, ood, all; `runs`
+    seeded trainings each; `epochs` [the set's / preset's]; `lr_protocol` learned, tuned or both. Paths may
+    be given as strings and `suites` / `archs` as one comma-separated string."""
 
     synthetic: Path | None
     baseline: str | None
@@ -109,6 +113,18 @@ class EvalRequest:
     # continues it (`satm_cl.train_state`); 0: never. Short trainings finish before the first save.
     checkpoint_minutes: float = 10.0
 
+    def __post_init__(self) -> None:
+        for name in ("synthetic", "out", "data_dir", "cache_dir"):  # str paths, as a user types them
+            if isinstance(getattr(self, name), str):
+                object.__setattr__(self, name, Path(getattr(self, name)))
+        for name in ("suites", "archs"):  # "in-domain" is one suite, not nine one-letter names
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, tuple(p.strip() for p in value.split(",") if p.strip()))
+            elif isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+        check_field_types(self, "evaluation request")
+
 
 @dataclass(frozen=True)
 class _Plan:
@@ -130,6 +146,9 @@ def expand_suites(suites: tuple[str, ...]) -> tuple[str, ...]:
     out: list[str] = []
     for name in suites:
         if name not in valid:
+            if name == "continual":
+                raise SatmError("the continual suite runs alone (`satm-cl evaluate --suite continual`; "
+                                "satm_cl.continual.run_continual in Python), not with these suites")
             raise SatmError(f"unknown suite {name!r}; valid: {', '.join(valid)}, or continual (alone)")
         out += [s for s in (ALL if name == "all" else (name,)) if s not in out]
     if not out:

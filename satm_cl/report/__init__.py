@@ -164,10 +164,20 @@ def _merge_records(record_paths: Sequence[Path]) -> tuple[list[dict[str, Any]], 
     return records, dropped
 
 
-def build_report(record_paths: Sequence[Path], out: Path, artifacts: Sequence[Path] = ()) -> list[Path]:
+def build_report(
+    record_paths: Sequence[str | Path] | str | Path,
+    out: str | Path,
+    artifacts: Sequence[str | Path] | str | Path = (),
+) -> list[Path]:
     """Read all records (and artifacts), then write summary.csv, per-stage .md/.csv/.tex tables, plots and
-    a README.md linking them into `out`; returns the written files. Bad input raises SatmError first."""
-    out = check_out_dir(out)
+    a README.md linking them into `out`; returns the written files. Bad input raises SatmError first.
+    A single records file or artifact may be given as a path instead of a list."""
+    paths = [Path(record_paths)] if isinstance(record_paths, str | Path) else [Path(p) for p in record_paths]
+    arts = [Path(artifacts)] if isinstance(artifacts, str | Path) else [Path(a) for a in artifacts]
+    return _build_report(paths, check_out_dir(Path(out)), arts)
+
+
+def _build_report(record_paths: list[Path], out: Path, artifacts: list[Path]) -> list[Path]:
     if not record_paths:
         raise SatmError("no records files given")
     records, dropped = _merge_records(record_paths)

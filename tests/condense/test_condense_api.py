@@ -42,3 +42,25 @@ def test_a_precision_warning_reaches_api_callers(tmp_path: Path, monkeypatch: An
     with caplog.at_level("WARNING"):
         condense(tiny_config(iterations=1), tmp_path / "set", CPU, cache_root=tmp_path / "c", progress=False)
     assert "bf16 would be emulated here" in caplog.text
+
+
+def test_bad_input_is_refused_before_any_expert_is_trained(tmp_path: Path) -> None:
+    """A set larger than a class, or something that is not a config, is a one-line error before the (possibly
+    hours of) expert training, with nothing written to the cache."""
+    import pytest
+
+    from satm_cl.errors import SatmError
+
+    cache = tmp_path / "cache"
+    with pytest.raises(SatmError, match=r"class 0 has \d+ train images, fewer than ipc=1000"):
+        condense(tiny_config(ipc=1000), tmp_path / "big", "cpu", cache_root=cache, progress=False)
+    with pytest.raises(SatmError, match="condense needs a CondenseConfig"):
+        condense({"dataset": "digits"}, tmp_path / "dict", "cpu", cache_root=cache)  # type: ignore[arg-type]
+    assert not (cache / "experts").exists() or not any((cache / "experts").iterdir())
+
+
+def test_a_device_name_is_accepted_and_a_finished_set_reloads_with_resume(tmp_path: Path) -> None:
+    cfg = tiny_config(iterations=1)
+    first = condense(cfg, tmp_path / "set", "cpu", cache_root=tmp_path / "c", progress=False)
+    again = condense(cfg, tmp_path / "set", "cpu", cache_root=tmp_path / "c", progress=False, resume=True)
+    assert torch.equal(first.images, again.images) and first.lr == again.lr

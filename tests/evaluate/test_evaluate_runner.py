@@ -154,6 +154,9 @@ def _bad_artifact(tmp_path: Path, **change: Any) -> Path:
         ({"baseline": "nope"}, "unknown baseline 'nope'"),
         ({"ipc": None}, "needs --ipc"),
         ({"runs": 0}, "--runs must be >= 1"),
+        ({"runs": "2"}, "bad evaluation request: runs must be int, got '2'"),
+        ({"epochs": 2.5}, "bad evaluation request: epochs must be int | None, got 2.5"),
+        ({"suites": ("continual",)}, "the continual suite runs alone"),
         (
             {"dataset": "mnist5k", "synthetic": "ART", "baseline": None},
             "condensed on digits, not on --dataset",
@@ -220,3 +223,11 @@ def test_other_architectures_trained_for_other_epochs_may_share_the_out(
     run_evaluation(req)
     run_evaluation(dataclasses.replace(req, suites=("in-domain",), archs=None, cross_arch_epochs=None))
     assert len(count_training) == 2
+
+
+def test_a_request_takes_paths_and_suites_as_strings(tmp_path: Path) -> None:
+    """As a user types them in Python: "in-domain" is one suite (not nine one-letter names), "a,b" two."""
+    req = EvalRequest(synthetic=str(tmp_path / "set"), baseline=None, dataset=None, ipc=None,  # type: ignore[arg-type]
+                      suites="in-domain", archs="convnet, lenet", out=str(tmp_path / "out"))  # type: ignore[arg-type]
+    assert req.suites == ("in-domain",) and req.archs == ("convnet", "lenet")
+    assert req.synthetic == tmp_path / "set" and req.out == tmp_path / "out"

@@ -176,3 +176,10 @@ def test_one_set_evaluated_from_two_directories_counts_once_and_pooled_sets_are_
     readme = (tmp_path / "pooled" / "README.md").read_text()
     assert "Rows pooling the runs of several synthetic sets" in readme
     assert "2 sets (eeeeeeee: runs/b; ffffffff: runs/a)" in readme
+
+
+def test_a_single_records_path_as_a_string_is_one_file(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "r.jsonl", in_domain_records())
+    build_report([path], tmp_path / "list")
+    build_report(str(path), str(tmp_path / "str"))  # not the one-letter paths of its characters
+    assert (tmp_path / "str" / "summary.csv").read_text() == (tmp_path / "list" / "summary.csv").read_text()
