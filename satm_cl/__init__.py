@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "resolve_config": "satm_cl.config",
     "CondenseConfig": "satm_cl.config",
+    "ExpertConfig": "satm_cl.experts.config",
     "condense": "satm_cl.condense.api",
     "resolve_device": "satm_cl.device",
     "SyntheticSet": "satm_cl.synthetic",
@@ -27,8 +28,9 @@ _EXPORTS = {
     "SatmError": "satm_cl.errors",
 }
 __all__ = [
-    "CondenseConfig", "EvalRequest", "SatmError", "SyntheticSet", "__version__", "build_report", "condense",
-    "load_synthetic", "read_records", "resolve_config", "resolve_device", "run_evaluation",
+    "CondenseConfig", "EvalRequest", "ExpertConfig", "SatmError", "SyntheticSet", "__version__",
+    "build_report", "condense", "load_synthetic", "read_records", "resolve_config", "resolve_device",
+    "run_evaluation",
 ]
 
 if TYPE_CHECKING:
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from satm_cl.device import resolve_device
     from satm_cl.errors import SatmError
     from satm_cl.evaluate.runner import EvalRequest, run_evaluation
+    from satm_cl.experts.config import ExpertConfig
     from satm_cl.records import read_records
     from satm_cl.report import build_report
     from satm_cl.synthetic import SyntheticSet, load_synthetic

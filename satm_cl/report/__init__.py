@@ -248,6 +248,8 @@ def _build_report(record_paths: list[Path], out: Path, artifacts: list[Path]) ->
                        f"({_rel(curves, out)})", ""]
         else:
             readme += ["No condensation logs (log.jsonl) in the given artifacts.", ""]
+        kinds = [artifact_label({**m, **(im[3] if im else {})}, a)
+                 for (a, m, _), (_, im) in zip(logs, images, strict=True)]
         for i, (art, loaded) in enumerate(images):
             meta = next(m for a, m, _ in logs if a == art)
             if loaded is None:
@@ -255,6 +257,8 @@ def _build_report(record_paths: list[Path], out: Path, artifacts: list[Path]) ->
                 continue
             pixels, labels, names, syn_meta = loaded
             label = artifact_label({**meta, **syn_meta}, art)
+            if kinds.count(label) > 1:
+                label += f" ({art.name})"  # two sets of one kind: say which is which
             names = names or list(meta.get("class_names", []))
             png = plot_image_grid(pixels, labels, names, plot_dir / f"images_{i:02d}_{art.name}.png",
                                   title=f"Synthetic images: {label}")

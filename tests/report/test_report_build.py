@@ -125,6 +125,13 @@ def test_build_report_with_real_synthetic_artifact(tmp_path: Path) -> None:
     grids = [p for p in written if p.name.startswith("images_")]
     assert len(grids) == 1 and grids[0].stat().st_size > 1024
     assert "satm · mnist · IPC 2" in (tmp_path / "out" / "README.md").read_text()
+    # two sets of one kind: their captions say which directory each is
+    other = tmp_path / "seed1"
+    syn.save(other)
+    (other / "log.jsonl").write_text((art / "log.jsonl").read_text())
+    build_report([records], tmp_path / "two", [art, other])
+    readme = (tmp_path / "two" / "README.md").read_text()
+    assert "satm · mnist · IPC 2 (art)" in readme and "satm · mnist · IPC 2 (seed1)" in readme
 
 
 def test_a_record_in_two_files_counts_once(tmp_path: Path) -> None:
