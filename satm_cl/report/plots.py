@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.ticker import MaxNLocator
 
 from satm_cl.errors import SatmError
 from satm_cl.report.tables import is_corrupted, method_rank, paper_match, with_epochs, with_lr_protocol
@@ -388,6 +389,7 @@ def plot_condensation_curves(artifacts: Sequence[str | Path], path: str | Path,
                 ax.set_yscale("log")
         ax.set_title(f"{ylabel} during condensation")
         ax.set_xlabel("outer iteration")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no iteration 2.5
         ax.set_ylabel(ylabel)
         ax.legend(fontsize="small")
     return _save(fig, path)
