@@ -1,7 +1,7 @@
 """satm-cl: Sharpness-Aware Trajectory Matching for dataset condensation, and its benchmarks.
 
 The Python API in one import (each name is loaded on first use, so `import satm_cl` stays light):
-`resolve_config` → `condense` → `load_synthetic` / `run_evaluation(EvalRequest)` → `build_report`;
+`resolve_config` → `run_condensation` → `load_synthetic` / `run_evaluation(EvalRequest)` → `build_report`;
 `resolve_device("auto")` picks CUDA when present. README.md's "Python API" section runs these end to end.
 """
 
@@ -17,7 +17,7 @@ _EXPORTS = {
     "resolve_config": "satm_cl.config",
     "CondenseConfig": "satm_cl.config",
     "ExpertConfig": "satm_cl.experts.config",
-    "condense": "satm_cl.condense.api",
+    "run_condensation": "satm_cl.condense.api",  # the subpackage satm_cl.condense owns that name
     "resolve_device": "satm_cl.device",
     "SyntheticSet": "satm_cl.synthetic",
     "load_synthetic": "satm_cl.synthetic",
@@ -27,14 +27,15 @@ _EXPORTS = {
     "build_report": "satm_cl.report",
     "SatmError": "satm_cl.errors",
 }
+_SOURCE_NAMES = {"run_condensation": "condense"}  # exported name -> its name in its module
 __all__ = [
     "CondenseConfig", "EvalRequest", "ExpertConfig", "SatmError", "SyntheticSet", "__version__",
-    "build_report", "condense", "load_synthetic", "read_records", "resolve_config", "resolve_device",
-    "run_evaluation",
+    "build_report", "load_synthetic", "read_records", "resolve_config", "resolve_device",
+    "run_condensation", "run_evaluation",
 ]
 
 if TYPE_CHECKING:
-    from satm_cl.condense.api import condense
+    from satm_cl.condense.api import condense as run_condensation
     from satm_cl.config import CondenseConfig, resolve_config
     from satm_cl.device import resolve_device
     from satm_cl.errors import SatmError
@@ -50,7 +51,7 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'satm_cl' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
+    value = getattr(import_module(module), _SOURCE_NAMES.get(name, name))
     globals()[name] = value
     return value
 

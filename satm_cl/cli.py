@@ -225,7 +225,8 @@ def experts(
         from satm_cl.experts.train import train_experts
         from satm_cl.io import cache_dir as default_cache
 
-        cfg = resolve_config(dataset, ipc, config_file=config).expert
+        # experts have no --preset: an IPC without one simply trains the library defaults' experts
+        cfg = resolve_config(dataset, ipc, config_file=config, note=lambda _line: None).expert
         changes: dict[str, Any] = {"seed": seed}
         if num_experts is not None:
             changes["num_experts"] = num_experts

@@ -327,6 +327,10 @@ PRESETS[("fashion-mnist", 50)] = {**PRESETS[("fashion-mnist", 10)]}
 PRESETS[("digits", 1)]["per_method"] = {"satm": {"syn_steps": 80, "rho": 0.1}}
 
 
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 def nearest_preset(dataset: str, ipc: int | None) -> str | None:
     """The name of `dataset`'s preset closest to `ipc` (its smallest for None), or None if it has none: the
     settings the baselines and the continual suite borrow at an IPC without its own preset."""
@@ -370,7 +374,7 @@ def resolve_config(
             raise SatmError(f"preset {preset} is for {name}, not dataset {dataset}; drop one of them")
     else:
         key = (dataset or "digits", 1 if ipc is None else ipc)
-        nearest = nearest_preset(*key)
+        nearest = nearest_preset(*key) if _is_count(key[1]) else None  # a bad ipc: the config refuses it
         if key not in PRESETS and nearest is not None:
             note(f"no {key[0]}-ipc{key[1]} preset: the library defaults apply (the continual suite and the "
                  f"baselines borrow {nearest}'s settings; to match them use that preset: --preset {nearest}, "

@@ -25,9 +25,14 @@ def readme_snippet() -> str:
 
 
 def test_exports_resolve_and_import_is_light() -> None:
+    import satm_cl.condense.engine  # binds the subpackage satm_cl.condense, as any user's import does
+    from satm_cl.condense.api import condense
+
     assert set(satm_cl.__all__) == {"__version__", *satm_cl._EXPORTS}
     for name in satm_cl.__all__:
-        assert getattr(satm_cl, name) is not None
+        value = getattr(satm_cl, name)
+        assert callable(value) or name == "__version__", name  # functions and classes, never a module
+    assert satm_cl.run_condensation is condense
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         satm_cl.nope  # noqa: B018
     # `import satm_cl` alone loads no torch (the CLI's --help and the exports load what they use)

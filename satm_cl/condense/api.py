@@ -57,14 +57,8 @@ def condense(
     check_data_dir(data_dir)
     create_minimizer(cfg.minimizer, cfg.rho)
     DSA(cfg.dsa), DSA(cfg.expert.dsa)
-    full = create_dataset(cfg.dataset, data_dir=data_dir, val_fraction=cfg.expert.val_fraction)
-    splits = restrict_classes(full, cfg.expert.classes)
-    if cfg.init == "real":  # a set larger than a class is refused now, not after hours of experts
-        counts = torch.bincount(splits.train.y, minlength=splits.num_classes)
-        short = [c for c in synthetic_classes(cfg, splits.num_classes) if int(counts[c]) < cfg.ipc]
-        if short:
-            raise SatmError(f"class {short[0]} has {int(counts[short[0]])} train images, fewer than "
-                            f"ipc={cfg.ipc}")
+    if cfg.init == "real":
+        _check_class_sizes(cfg, data_dir)
     store = train_experts(
         cfg.expert, root, device, data_dir=data_dir, progress=progress, memory=memory,
         say=None if say == log.info else say,  # None: its warnings go to log.warning
@@ -73,8 +67,22 @@ def condense(
     warning = precision_warning(cfg.precision, device, "the condensation unroll")
     if warning is not None:
         (log.warning if say == log.info else say)(warning)  # API callers see it too, not only the CLI
+    full = create_dataset(cfg.dataset, data_dir=data_dir, val_fraction=cfg.expert.val_fraction)
+    splits = restrict_classes(full, cfg.expert.classes)
     data = prepare(splits, cfg.expert.zca, device, zca_fit_images(full, cfg.expert))
     return Condenser(cfg, store, data, device, out, memory).run(resume=resume, progress=progress)
+
+
+def _check_class_sizes(cfg: CondenseConfig, data_dir: Path | None) -> None:
+    """A set larger than one of its classes is refused before (possibly hours of) expert training; only the
+    labels are kept, so the dataset is not held twice while the experts load their own copy."""
+    splits = create_dataset(cfg.dataset, data_dir=data_dir, val_fraction=cfg.expert.val_fraction)
+    counts = torch.bincount(splits.train.y, minlength=splits.num_classes)
+    del splits
+    short = [c for c in synthetic_classes(cfg, len(counts)) if int(counts[c]) < cfg.ipc]
+    if short:
+        c = short[0]
+        raise SatmError(f"class {c} has {int(counts[c])} train images, fewer than ipc={cfg.ipc}")
 
 
 def starting_set(

@@ -117,6 +117,8 @@ class EvalRequest:
         for name in ("synthetic", "out", "data_dir", "cache_dir"):  # str paths, as a user types them
             if isinstance(getattr(self, name), str):
                 object.__setattr__(self, name, Path(getattr(self, name)))
+        if isinstance(self.corruptions, list):
+            object.__setattr__(self, "corruptions", tuple(self.corruptions))
         for name in ("suites", "archs"):  # "in-domain" is one suite, not nine one-letter names
             value = getattr(self, name)
             if isinstance(value, str):

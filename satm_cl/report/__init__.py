@@ -123,18 +123,23 @@ def _pooled_sets(records: Sequence[dict[str, Any]]) -> list[str]:
         config = rec.get("config")
         if not isinstance(config, dict) or config.get("set_fingerprint") is None:
             continue
-        key = (rec.get("stage"), rec.get("method"), rec.get("dataset"), rec.get("ipc"), rec.get("arch"))
+        # the table's row keys: other LR protocols, training lengths or test sets are other rows already
+        key = (rec.get("stage"), rec.get("method"), rec.get("dataset"), rec.get("ipc"), rec.get("arch"),
+               rec.get("lr_protocol", "learned"), config.get("epochs"), rec.get("test_dataset"))
         paths = sets.setdefault(key, {}).setdefault(str(config["set_fingerprint"]), set())
-        paths.add(str(config.get("artifact", "?")))
+        paths.add(str(config.get("artifact") or f"{rec.get('method')} baseline"))
     pooled = {k: v for k, v in sets.items() if len(v) > 1}
     if not pooled:
         return []
     lines = ["Rows pooling the runs of several synthetic sets (their mean ± std is over all those runs): the "
              "condensation seeds of one setting, or sets made with other settings, which records cannot tell "
              "apart; check they are what you meant.", ""]
-    for (stage, method, dataset, ipc, arch), by_set in sorted(pooled.items(), key=lambda kv: str(kv[0])):
+    for key, by_set in sorted(pooled.items(), key=lambda kv: str(kv[0])):
+        stage, method, dataset, ipc, arch, protocol, epochs, test = key
+        row = " · ".join(str(v) for v in (stage, method, dataset, f"IPC {ipc}", arch, f"{protocol} LR",
+                                          f"{epochs} epochs", test) if v is not None)
         where = "; ".join(f"{fp[:8]}: {', '.join(sorted(paths))}" for fp, paths in sorted(by_set.items()))
-        lines.append(f"- {stage} · {method} · {dataset} · IPC {ipc} · {arch}: {len(by_set)} sets ({where})")
+        lines.append(f"- {row}: {len(by_set)} sets ({where})")
     return [*lines, ""]
 
 
@@ -257,8 +262,8 @@ def _build_report(record_paths: list[Path], out: Path, artifacts: list[Path]) ->
                 continue
             pixels, labels, names, syn_meta = loaded
             label = artifact_label({**meta, **syn_meta}, art)
-            if kinds.count(label) > 1:
-                label += f" ({art.name})"  # two sets of one kind: say which is which
+            if kinds.count(label) > 1:  # two sets of one kind: say which is which
+                label += f" ({art.name})" if [a.name for a in artifacts].count(art.name) == 1 else f" ({art})"
             names = names or list(meta.get("class_names", []))
             png = plot_image_grid(pixels, labels, names, plot_dir / f"images_{i:02d}_{art.name}.png",
                                   title=f"Synthetic images: {label}")

@@ -23,6 +23,8 @@ from satm_cl.errors import SatmError
 from satm_cl.report.tables import is_corrupted, method_rank, paper_match, with_epochs, with_lr_protocol
 
 DPI = 120
+# what makes two records the same kind of run in a plot, apart from its training length
+SAME_RUNS = ("method", "dataset", "ipc", "arch", "test_dataset", "lr_protocol")
 sns.set_theme(style="whitegrid", context="notebook")
 
 
@@ -91,7 +93,7 @@ def plot_accuracy_vs_ipc(frame: pd.DataFrame, path: str | Path,
     if sel.empty:
         return None
     colours = _palette(sel["method"].astype(str))
-    keys = with_epochs(with_lr_protocol(("dataset",), sel), sel)
+    keys = with_epochs(with_lr_protocol(("dataset",), sel), sel, within=SAME_RUNS)
     groups = _groups(sel, keys)
     fig, axes = _grid(len(groups), size=(5.5, 4.2))
     for ax, (key, part) in zip(axes, groups, strict=True):
@@ -128,7 +130,7 @@ def plot_cross_arch(frame: pd.DataFrame, path: str | Path) -> Path | None:
     if sel.empty:
         return None
     colours = _palette(sel["method"].astype(str))
-    keys = with_epochs(with_lr_protocol(("dataset", "ipc"), sel), sel)
+    keys = with_epochs(with_lr_protocol(("dataset", "ipc"), sel), sel, within=SAME_RUNS)
     groups = _groups(sel, keys)
     n_arch = sel["arch"].nunique()
     fig, axes = _grid(len(groups), ncols=2, size=(max(5.0, 1.4 * n_arch + 2), 4.2))
@@ -151,7 +153,7 @@ def plot_ood(frame: pd.DataFrame, path: str | Path) -> Path | None:
     if sel.empty or (any(corrupted) and sel["test_dataset"].isna().all()):
         return None
     sel["test data"] = [("in-domain" if t is None else str(t)) for t in sel["test_dataset"]]
-    keys = with_epochs(with_lr_protocol(("dataset", "ipc"), sel), sel)
+    keys = with_epochs(with_lr_protocol(("dataset", "ipc"), sel), sel, within=SAME_RUNS)
     groups = _groups(sel, keys)
     n_methods = sel["method"].nunique()
     fig, axes = _grid(len(groups), ncols=2, size=(max(5.0, 1.5 * n_methods + 2), 4.2))

@@ -245,12 +245,17 @@ def with_lr_protocol(keys: tuple[str, ...], rows: pd.DataFrame) -> tuple[str, ..
     return (*keys, "lr_protocol") if protocols - {"learned"} else keys
 
 
-def with_epochs(keys: tuple[str, ...], rows: pd.DataFrame) -> tuple[str, ...]:
+def with_epochs(keys: tuple[str, ...], rows: pd.DataFrame, within: tuple[str, ...] = ()) -> tuple[str, ...]:
     """`keys` plus `epochs` when `rows` hold runs trained for different numbers of epochs (separate rows,
-    not one cell averaging them)."""
+    not one cell averaging them); with `within` (e.g. method, arch), only when the epochs differ inside one
+    such group (cross-arch trains other architectures for other epochs by design: not a reason to split)."""
     if "epochs" in keys or "epochs" not in rows:
         return keys
-    return (*keys, "epochs") if len({e for e in rows["epochs"] if not _is_missing(e)}) > 1 else keys
+    seen: dict[tuple[Any, ...], set[Any]] = {}
+    for _, row in rows.iterrows():
+        if not _is_missing(row["epochs"]):
+            seen.setdefault(tuple(str(row.get(k)) for k in within), set()).add(row["epochs"])
+    return (*keys, "epochs") if any(len(v) > 1 for v in seen.values()) else keys
 
 
 def _as_keys(layout: Layout) -> tuple[str, ...]:

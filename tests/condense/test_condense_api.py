@@ -62,5 +62,7 @@ def test_bad_input_is_refused_before_any_expert_is_trained(tmp_path: Path) -> No
 def test_a_device_name_is_accepted_and_a_finished_set_reloads_with_resume(tmp_path: Path) -> None:
     cfg = tiny_config(iterations=1)
     first = condense(cfg, tmp_path / "set", "cpu", cache_root=tmp_path / "c", progress=False)
+    log = (tmp_path / "set" / "log.jsonl").read_text()  # holds wall times: a redone run would rewrite them
     again = condense(cfg, tmp_path / "set", "cpu", cache_root=tmp_path / "c", progress=False, resume=True)
     assert torch.equal(first.images, again.images) and first.lr == again.lr
+    assert (tmp_path / "set" / "log.jsonl").read_text() == log

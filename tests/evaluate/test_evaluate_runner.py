@@ -155,7 +155,7 @@ def _bad_artifact(tmp_path: Path, **change: Any) -> Path:
         ({"ipc": None}, "needs --ipc"),
         ({"runs": 0}, "--runs must be >= 1"),
         ({"runs": "2"}, "bad evaluation request: runs must be int, got '2'"),
-        ({"epochs": 2.5}, "bad evaluation request: epochs must be int | None, got 2.5"),
+        ({"epochs": 2.5}, r"bad evaluation request: epochs must be int \| None, got 2\.5"),
         ({"suites": ("continual",)}, "the continual suite runs alone"),
         (
             {"dataset": "mnist5k", "synthetic": "ART", "baseline": None},

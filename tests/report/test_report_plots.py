@@ -116,3 +116,17 @@ def test_accuracy_vs_ipc_keeps_runs_of_other_epochs_apart(tmp_path: Path) -> Non
     two = plot_accuracy_vs_ipc(records_frame(recs + longer), tmp_path / "two.png")
     assert one is not None and two is not None
     assert Image.open(two).size[0] > 1.5 * Image.open(one).size[0]  # two panels side by side
+
+
+def test_cross_arch_epochs_by_design_stay_in_one_panel(tmp_path: Path) -> None:
+    """MTT's cross-arch protocol trains other architectures for other epochs: one panel, not two."""
+    from PIL import Image
+
+    from satm_cl.report.plots import plot_cross_arch
+
+    recs = [{**r, "config": {"epochs": 300 if r["arch"] == "convnet" else 100}} for r in cross_arch_records()]
+    same = [{**r, "config": {"epochs": 300}} for r in cross_arch_records()]
+    mixed = plot_cross_arch(records_frame(recs), tmp_path / "mixed.png")
+    plain = plot_cross_arch(records_frame(same), tmp_path / "plain.png")
+    assert mixed is not None and plain is not None
+    assert Image.open(mixed).size == Image.open(plain).size
