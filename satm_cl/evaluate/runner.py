@@ -89,11 +89,11 @@ class EvalRequest:
     seeded trainings each; `epochs` [the set's / preset's]; `lr_protocol` learned, tuned or both. Paths may
     be given as strings and `suites` / `archs` as one comma-separated string."""
 
-    synthetic: Path | None
-    baseline: str | None
-    dataset: str | None
-    ipc: int | None
-    suites: tuple[str, ...]
+    synthetic: Path | None = None
+    baseline: str | None = None
+    dataset: str | None = None
+    ipc: int | None = None
+    suites: tuple[str, ...] = ("in-domain",)
     runs: int = 5
     archs: tuple[str, ...] | None = None
     epochs: int | None = None  # None: the set's / preset's eval_epochs
