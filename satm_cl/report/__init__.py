@@ -143,6 +143,30 @@ def _pooled_sets(records: Sequence[dict[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
+def _settings(meta: dict[str, Any]) -> str:
+    """The condensation settings a reader needs beside a set's numbers (from its synthetic.json; what the
+    artifact does not record is left out)."""
+    cfg: dict[str, Any] = meta["config"] if isinstance(meta.get("config"), dict) else {}
+    expert: dict[str, Any] = cfg["expert"] if isinstance(cfg.get("expert"), dict) else {}
+    parts = []
+    if cfg.get("iterations") is not None:
+        parts.append(f"{cfg['iterations']} iterations")
+    if cfg.get("syn_steps") is not None:
+        tuh = "" if cfg.get("truncate") is None else f" (TUH {cfg['truncate']})"
+        parts.append(f"N {cfg['syn_steps']}{tuh}")
+    if expert.get("num_experts") is not None:
+        parts.append(f"{expert['num_experts']} experts × {expert.get('epochs')} epochs")
+    if cfg.get("minimizer") is not None:
+        rho = "" if cfg["minimizer"] == "none" else f" ρ {cfg.get('rho')}"
+        parts.append(f"minimizer {cfg['minimizer']}{rho}")
+    if meta.get("seed") is not None:
+        parts.append(f"seed {meta['seed']}")
+    selection = meta.get("selection")
+    if isinstance(selection, dict) and selection.get("rule"):
+        parts.append(f"kept: {selection['rule']}")
+    return ", ".join(parts) or "no settings recorded"
+
+
 def _merge_records(record_paths: Sequence[Path]) -> tuple[list[dict[str, Any]], int]:
     """Every record of the files, a record present in several files (a file passed twice, or a run copied
     into two outputs) once: counted twice it would pass for another seed or class order. The same run with
@@ -270,6 +294,7 @@ def _build_report(record_paths: list[Path], out: Path, artifacts: list[Path]) ->
             if png is not None:
                 written.append(png)
                 readme += [f"![Synthetic images: {label}]({_rel(png, out)})", ""]
+            readme += [f"`{art}`: {_settings({**meta, **syn_meta})}.", ""]
 
     readme_path = out / "README.md"
     readme_path.write_text("\n".join(readme).rstrip() + "\n")

@@ -132,6 +132,7 @@ def test_build_report_with_real_synthetic_artifact(tmp_path: Path) -> None:
     build_report([records], tmp_path / "two", [art, other])
     readme = (tmp_path / "two" / "README.md").read_text()
     assert "satm · mnist · IPC 2 (art)" in readme and "satm · mnist · IPC 2 (seed1)" in readme
+    assert f"`{art}`: seed 0" in readme  # the settings the artifact records (here only its seed)
 
 
 def test_a_record_in_two_files_counts_once(tmp_path: Path) -> None:
