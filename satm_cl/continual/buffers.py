@@ -143,12 +143,13 @@ class CondensedBuffer(ExemplarsBuffer):
 
 
 def memory_tensors(memory: ExemplarsBuffer) -> tuple[torch.Tensor, torch.Tensor]:
-    """The buffer's contents as (x, y) tensors, without train-time transforms."""
+    """The buffer's contents as (x, y) tensors, without train-time transforms. Reading leaves the global
+    RNG untouched (the loader's base seed comes from a private generator), so it cannot shift later draws."""
     if isinstance(memory, CondensedBuffer):
         return memory.tensors()
     data = memory.buffer.eval()
     xs, ys = [], []
-    for x, y, *_ in DataLoader(data, batch_size=1024, shuffle=False):
+    for x, y, *_ in DataLoader(data, batch_size=1024, shuffle=False, generator=torch.Generator()):
         xs.append(x)
         ys.append(y)
     if not xs:
@@ -167,6 +168,9 @@ class LogitsBuffer(ExemplarsBuffer):
 
     def post_adapt(self, agent_state: Any, exp: Any) -> None:
         """Update the wrapped memory, then give every newly entered sample its logits."""
+        # DER's own update builds a DataLoader over the experience (one base-seed draw from the global RNG)
+        # before its buffer samples; drawing the same keeps a run with this storage identical to DER's own
+        torch.empty((), dtype=torch.int64).random_()
         self.inner.post_adapt(agent_state, exp)
         x, y = memory_tensors(self.inner)
         keys = [xi.numpy().tobytes() + int(yi).to_bytes(8, "little") for xi, yi in zip(x, y, strict=True)]

@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 from _continual_fixtures import FakeSet
-from avalanche.training import ER_ACE
+from avalanche.training import DER, ER_ACE
 from torch import nn
 
 from satm_cl.continual.buffers import CondensedBuffer, HerdingBuffer
 from satm_cl.continual.protocols import (
+    DER_ALPHA,
+    DER_BETA,
     STRATEGIES,
     STRATEGY_BUILDERS,
     ContinualResult,
@@ -120,6 +122,26 @@ def test_er_ace_with_its_own_buffer_kind_is_avalanches_er_ace(
                                mem_size=20, epochs=1)
     assert ours == theirs
     assert len({round(v, 3) for row in ours.matrix for v in row}) > 2  # a run that learned something
+
+
+def test_der_with_its_own_buffer_kind_is_avalanches_der(
+    digits: DatasetSplits, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for DER: with a class-balanced memory wrapped in `LogitsBuffer` (logits at entry), our run
+    is Avalanche's own DER with its `ClassBalancedBufferWithLogits`, bit for bit: same samples, same stored
+    logits, same replay draws."""
+    sc = _scenario(digits)
+
+    def own(memory: object, model: nn.Module, common: dict, replay_batch: int) -> DER:
+        return DER(mem_size=20, batch_size_mem=replay_batch, alpha=DER_ALPHA, beta=DER_BETA, **common)
+
+    ours = strategy_protocol(sc, avalanche_buffer("class_balanced", 20), "der", _model, seed=0,
+                             mem_size=20, epochs=1)
+    monkeypatch.setitem(STRATEGY_BUILDERS._entries, "der", own)
+    theirs = strategy_protocol(sc, avalanche_buffer("class_balanced", 20), "der", _model, seed=0,
+                               mem_size=20, epochs=1)
+    assert ours == theirs
+    assert len({round(v, 3) for row in ours.matrix for v in row}) > 2
 
 
 def test_gdumb_and_determinism(digits: DatasetSplits) -> None:
