@@ -32,7 +32,9 @@ from satm_cl.continual.presets import PRESETS, condense_config
 from satm_cl.data import DatasetSplits, Preprocessor, check_data_dir, create_dataset
 from satm_cl.device import resolve_device
 from satm_cl.errors import SatmError
+from satm_cl.evaluate.runner import set_fingerprint
 from satm_cl.execution import ExecConfig, Job, JobResult, raise_failures, run_jobs
+from satm_cl.fields import check_field_types
 from satm_cl.io import check_out_dir, locked
 from satm_cl.progress import progress_bar
 from satm_cl.records import Record, RecordWriter, read_records
@@ -88,7 +90,7 @@ class ContinualRequest:
     ipc: int = 1
     memories: tuple[str, ...] = ("satm", "mtt", "random", "herding", "reservoir", "gdumb")
     orders: int = 3
-    out: Path = Path("results/continual")
+    out: Path = Path("runs/continual")
     device: str = "auto"
     data_dir: Path | None = None
     cache_dir: Path | None = None
@@ -101,6 +103,17 @@ class ContinualRequest:
     # the arch, DSA, LR, default epochs and whitening every memory trains with
     condense_overrides: dict[str, Any] | None = field(default=None, hash=False)
     memory_dir: Path | None = None  # where memories are found or made; default <out>/memories
+
+    def __post_init__(self) -> None:
+        for name in ("out", "data_dir", "cache_dir", "memory_dir"):  # str paths, as a user types them
+            if isinstance(getattr(self, name), str):
+                object.__setattr__(self, name, Path(getattr(self, name)))
+        if isinstance(self.memories, str):  # "satm,herding" is two memories, not 11 one-letter names
+            names = tuple(p.strip() for p in self.memories.split(",") if p.strip())
+            object.__setattr__(self, "memories", names)
+        elif isinstance(self.memories, list):
+            object.__setattr__(self, "memories", tuple(self.memories))
+        check_field_types(self, "continual request")
 
 
 def preset_request(name: str, **overrides: Any) -> ContinualRequest:
@@ -131,6 +144,20 @@ def validate(req: ContinualRequest) -> None:
         raise SatmError(f"synthetic artifacts are for satm, mtt, random or herding, not {unknown[0]!r}")
 
 
+def check_classes_per_step(req: ContinualRequest, num_classes: int) -> None:
+    """Refuse, before any work, a plain stream memory with one class per experience: experts trained on a
+    single class have nothing to learn, so there is no trajectory to match."""
+    if num_classes // req.steps >= 2:
+        return
+    for memory in req.memories:
+        spec = STREAM_MEMORIES.get(memory)
+        if spec is not None and not spec.conditioned:
+            raise SatmError(f"{memory} needs at least 2 classes per experience ({req.dataset} in {req.steps} "
+                            f"steps gives 1): experts trained on one class have nothing to learn; use fewer "
+                            f"steps, or the memory-conditioned {spec.method}-stream-mem, whose experts also "
+                            "learn the memory's classes")
+
+
 def run_continual(req: ContinualRequest, executor: ExecConfig | None = None) -> Path:
     """Run every (memory, class order) not yet recorded; return `<out>/records.jsonl`.
 
@@ -138,11 +165,14 @@ def run_continual(req: ContinualRequest, executor: ExecConfig | None = None) -> 
     a grid run by `executor` (default: here, in turn), its records written in grid order."""
     validate(req)
     check_out_dir(req.out)
+    if req.memory_dir is not None:
+        check_out_dir(req.memory_dir, "--memory-dir")
     check_data_dir(req.data_dir)
     from satm_cl.continual import protocols
 
     executor = executor or ExecConfig()
     ctx, configs = _setup(req)
+    check_classes_per_step(req, ctx.splits.num_classes)
     path = Path(req.out) / "records.jsonl"
     writer = RecordWriter(path)
     _check_existing(path, req, ctx.cfg.expert.arch, configs)
@@ -158,7 +188,9 @@ def run_continual(req: ContinualRequest, executor: ExecConfig | None = None) -> 
         if memory in protocols.SET_MEMORIES:
             # condense or select once, here, before any worker needs it; an offline set's missing experts
             # train on the grid's workers (the cores are free until the grid starts)
-            ctx.source(memory, executor if executor.jobs > 1 or executor.executor != "local" else None)
+            spread = executor.jobs > 1 or executor.executor != "local"
+            source = ctx.source(memory, executor if spread else None)
+            _check_set(path, req, memory, set_fingerprint(source))
         jobs += [Job(f"continual {memory} {req.dataset} order {s}", continual_job,
                      ContinualJob(worker_req, memory, s, req.progress)) for s in todo]
     _CONTEXTS.clear()
@@ -234,7 +266,10 @@ def continual_job(job: ContinualJob) -> tuple[int, list[Record]]:
     label = f"{job.memory} order {job.order_seed}" if job.progress else None
     result = ctx.run(job.memory, source, job.order_seed, label)
     seed, arch = job.order_seed, ctx.cfg.expert.arch
-    return result.mem_size, _records(job.req, job.memory, arch, seed, result, configs[seed])
+    config = dict(configs[seed])
+    if source is not None:  # which set: two artifacts of one method never pool unnoticed
+        config["set_fingerprint"] = set_fingerprint(source)
+    return result.mem_size, _records(job.req, job.memory, arch, seed, result, config)
 
 
 def _absolute(req: ContinualRequest) -> ContinualRequest:
@@ -323,9 +358,11 @@ class _Context:
             cfg = condense_config(req.dataset, req.ipc, memory, req.condense_overrides)
             if (out / META_FILE).exists():
                 found = load_synthetic(out)
-                if found.meta.get("config") != json.loads(json.dumps(cfg.to_dict())):  # e.g. an older preset
-                    raise SatmError(f"{out} was condensed with other settings than today's {memory} config; "
-                                    "remove it or use another --memory-dir")
+                want = json.loads(json.dumps(cfg.to_dict()))
+                if found.meta.get("config") != want:  # e.g. an older preset
+                    raise SatmError(f"{out} was condensed with other settings than today's {memory} config "
+                                    f"({_differences(found.meta.get('config') or {}, want)}); remove it or "
+                                    "use another --memory-dir")
                 return self._check(found, memory, str(out))
             from satm_cl.condense import condense
 
@@ -392,11 +429,7 @@ class _Context:
         """Per-experience condensation for a stream memory; artifacts under `<memory root>/stream/`. A ZCA
         preset's whitening is fitted on the first experience of `order_seed`'s class order."""
         req, spec = self.req, STREAM_MEMORIES[memory]
-        if self.splits.num_classes // req.steps < 2 and not spec.conditioned:
-            raise SatmError(f"{memory} needs at least 2 classes per experience: experts trained on a single "
-                            "class have nothing to learn, so there is no trajectory to match (the "
-                            "memory-conditioned satm-stream-mem / mtt-stream-mem can: their experts also "
-                            "learn the memory's classes)")
+        check_classes_per_step(req, self.splits.num_classes)  # also here for workers given a job directly
         first = first_experience(self.splits.num_classes, req.steps, order_seed)
         return experience_condenser(spec.method, req.dataset, req.ipc, self.memory_root / "stream",
                                     self.device, req.cache_dir, req.data_dir, req.progress,
@@ -500,21 +533,67 @@ def _config(
             "class_order": order, "mem_size": mem_size, "epochs": epochs}
 
 
+# the parts of a record's config that make one run setup: every memory in one `out` shares them
+SETUP_KEYS = ("protocol", "steps", "classes_per_step", "mem_size", "epochs")
+
+
+def _differences(have: dict[str, Any], want: dict[str, Any]) -> str:
+    """`key X there vs Y now` for every key whose value differs (one level of nesting spelled `a.b`)."""
+    parts = []
+    for key in sorted(set(have) | set(want)):
+        a, b = have.get(key), want.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            inner = _differences(a, b)
+            parts += [f"{key}.{p}" for p in inner.split(", ")] if inner else []
+        elif a != b:
+            parts.append(f"{key} {a!r} there vs {b!r} now")
+    return ", ".join(parts)
+
+
 def _check_existing(path: Path, req: ContinualRequest, arch: str, configs: dict[int, dict[str, Any]]) -> None:
-    """Refuse to mix records of different settings (protocol, steps, epochs...) under one identity."""
+    """Refuse to mix records of different settings in one `out`: every continual record there must share this
+    request's setup (dataset, IPC, arch, protocol, steps, memory size, epochs; a class order per seed), and a
+    memory rerun must have its memory's settings."""
     if not path.exists():
         return
+    setup = {"dataset": req.dataset, "ipc": req.ipc, "arch": arch}
+    some = next(iter(configs.values()))
     for rec in read_records(path):
-        if (rec["stage"], rec["dataset"], rec["ipc"], rec["arch"]) != (STAGE, req.dataset, req.ipc, arch):
+        if rec["stage"] != STAGE:
             continue
+        cfg = rec.get("config") or {}
+        have = {**{k: rec[k] for k in setup}, **{k: cfg.get(k) for k in SETUP_KEYS}}
+        want = {**setup, **{k: some[k] for k in SETUP_KEYS}}
+        if rec["seed"] in configs:
+            have["class_order"] = cfg.get("class_order")
+            want["class_order"] = configs[rec["seed"]]["class_order"]
+        if have != want:
+            what = f"{rec['method']} order {rec['seed']}: {_differences(have, want)}"
+            raise SatmError(f"{path} already holds continual results made with other settings ({what}); "
+                            "use another --out")
         if rec["method"] not in req.memories or rec["seed"] not in configs:
             continue
         want = {**configs[rec["seed"]], **memory_config(rec["method"], req)}
-        if "memory_mode" not in (rec.get("config") or {}):  # written before memory_mode was recorded
-            want.pop("memory_mode")
-        if rec.get("config") != want:
+        for key in ("memory_mode", "set_fingerprint"):  # absent from records written before they were kept
+            if key not in cfg:
+                want.pop(key, None)
+        if "set_fingerprint" in cfg:  # checked against the set itself once it is loaded (`_check_set`)
+            want["set_fingerprint"] = cfg["set_fingerprint"]
+        if cfg != want:
             raise SatmError(f"{path} already holds {rec['method']} order {rec['seed']} results with other "
-                            f"settings ({rec.get('config')}); use another --out")
+                            f"settings ({_differences(cfg, want)}); use another --out")
+
+
+def _check_set(path: Path, req: ContinualRequest, memory: str, fingerprint: str) -> None:
+    """Refuse to add results of another `memory` set (another `--synthetic`, a re-made memory) to records of
+    the set already measured in `path` (`config.set_fingerprint`, SHA-256 of images, labels and LR)."""
+    if not path.exists():
+        return
+    for rec in read_records(path):
+        have = (rec.get("config") or {}).get("set_fingerprint")
+        if rec["stage"] == STAGE and rec["method"] == memory and have not in (None, fingerprint):
+            raise SatmError(f"{path} already holds {memory} results of another set (fingerprint {have} there "
+                            f"vs {fingerprint} now, e.g. another --synthetic); use another --out")
 
 
 def _records(

@@ -7,12 +7,16 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from _continual_fixtures import fake_set
 
 from satm_cl.continual import ContinualRequest, preset_request, run_continual
 from satm_cl.continual.presets import PRESETS, condense_config
 from satm_cl.continual.scenarios import draw_class_order
+from satm_cl.data import DatasetSplits
 from satm_cl.errors import SatmError
+from satm_cl.evaluate.runner import set_fingerprint
 from satm_cl.records import read_records
+from satm_cl.synthetic import load_synthetic
 
 
 def _req(tmp: Path, artifacts: dict[str, Path], **kw: object) -> ContinualRequest:
@@ -37,7 +41,8 @@ def test_records_written_and_resumed(tmp_path: Path, artifacts: dict[str, Path])
     assert last["bwt"] == pytest.approx(-last["forgetting"])
     cfg = one[0]["config"]
     assert cfg == {"protocol": "retrain", "steps": 5, "classes_per_step": 2, "mem_size": 10, "epochs": 2,
-                   "class_order": draw_class_order(10, 1), "memory_mode": "offline"}
+                   "class_order": draw_class_order(10, 1), "memory_mode": "offline",
+                   "set_fingerprint": set_fingerprint(load_synthetic(artifacts["satm"]))}
     modes = {r["method"]: r["config"]["memory_mode"] for r in recs}
     assert modes == {"satm": "offline", "random": "stream", "reservoir": "stream", "gdumb": "stream"}
     before = path.read_text()
@@ -58,6 +63,48 @@ def test_other_settings_in_same_out_is_an_error(tmp_path: Path, artifacts: dict[
     run_continual(_req(tmp_path, artifacts, memories=("random",), orders=1))
     with pytest.raises(SatmError, match="other settings"):
         run_continual(_req(tmp_path, artifacts, memories=("random",), orders=1, epochs=3))
+
+
+def test_another_memory_with_another_setup_in_same_out_is_an_error(
+    tmp_path: Path, artifacts: dict[str, Path]
+) -> None:
+    path = run_continual(_req(tmp_path, artifacts, memories=("random",), orders=1))
+    before = path.read_text()
+    with pytest.raises(SatmError, match=r"other settings \(random order 0: epochs 2 there vs 3 now\)"):
+        run_continual(_req(tmp_path, artifacts, memories=("reservoir",), orders=1, epochs=3))
+    with pytest.raises(SatmError, match="protocol 'retrain' there vs 'naive' now"):
+        run_continual(_req(tmp_path, artifacts, memories=("reservoir",), orders=1, protocol="naive"))
+    assert path.read_text() == before
+
+
+def test_another_set_of_one_memory_in_same_out_is_an_error(
+    tmp_path: Path, artifacts: dict[str, Path], digits: DatasetSplits
+) -> None:
+    """Two `--synthetic` sets of one method never pool: the records carry the set's fingerprint."""
+    path = run_continual(_req(tmp_path, artifacts, memories=("satm",), orders=1))
+    before = path.read_text()
+    other = fake_set(digits, method="satm", offset=7).save(tmp_path / "other-satm")
+    with pytest.raises(SatmError, match="another set"):
+        run_continual(_req(tmp_path, {**artifacts, "satm": other}, memories=("satm",), orders=2))
+    assert path.read_text() == before
+    # the same set resumes
+    assert run_continual(_req(tmp_path, artifacts, memories=("satm",), orders=2)) == path
+    assert {r["seed"] for r in read_records(path)} == {0, 1}
+
+
+def test_request_coerces_what_a_user_types(tmp_path: Path) -> None:
+    req = ContinualRequest(memories="satm, herding", out=str(tmp_path), memory_dir=str(tmp_path / "m"))
+    assert req.memories == ("satm", "herding") and req.out == tmp_path and req.memory_dir == tmp_path / "m"
+    assert ContinualRequest(memories=["reservoir"]).memories == ("reservoir",)  # type: ignore[arg-type]
+    with pytest.raises(SatmError, match="orders must be int"):
+        ContinualRequest(orders="3")  # type: ignore[arg-type]
+
+
+def test_memory_dir_that_is_a_file_is_refused_first(tmp_path: Path, artifacts: dict[str, Path]) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SatmError, match="--memory-dir"):
+        run_continual(_req(tmp_path / "out", artifacts, memories=("herding",), memory_dir=tmp_path / "file"))
+    assert not (tmp_path / "out").exists()
 
 
 def test_bad_names_are_errors(tmp_path: Path, artifacts: dict[str, Path]) -> None:
@@ -98,6 +145,7 @@ def test_records_from_before_memory_mode_still_resume(tmp_path: Path, artifacts:
     for line in path.read_text().splitlines():
         rec = json.loads(line)
         rec["config"].pop("memory_mode")
+        rec["config"].pop("set_fingerprint", None)
         old.append(json.dumps(rec, sort_keys=True))
     path.write_text("\n".join(old) + "\n")
     assert run_continual(_req(tmp_path, artifacts, memories=("random",), orders=1)) == path
