@@ -99,7 +99,7 @@ class EvalRequest:
     epochs: int | None = None  # None: the set's / preset's eval_epochs
     # epochs for cross-arch models other than the set's own ConvNet; None: same as `epochs` (MTT's protocol)
     cross_arch_epochs: int | None = None
-    out: Path = Path("results/eval")
+    out: Path = Path("runs/eval")
     device: str = "auto"
     data_dir: Path | None = None
     seed: int = 0
@@ -591,6 +591,15 @@ def _tune_lrs(
 _Pending = tuple[str, str, list[Target], dict[str, Any], int]  # protocol, arch, targets, arch kwargs, epochs
 
 
+@dataclass(frozen=True)
+class Evaluated:
+    """What one evaluation measured: its records file and the `set_fingerprint` of the set it evaluated
+    (the key to this call's rows in a records file other sets share)."""
+
+    records: Path
+    set_fingerprint: str
+
+
 def run_evaluation(req: EvalRequest, executor: ExecConfig | None = None) -> Path:
     """Run the requested suites for a synthetic set or a baseline and return `<out>/records.jsonl`.
 
@@ -599,6 +608,12 @@ def run_evaluation(req: EvalRequest, executor: ExecConfig | None = None) -> Path
     one job of a grid run by `executor` (default: here, in turn); the records are written in grid order
     whatever the executor, and failed jobs are raised at the end.
     """
+    return evaluate_request(req, executor).records
+
+
+def evaluate_request(req: EvalRequest, executor: ExecConfig | None = None) -> Evaluated:
+    """`run_evaluation`, also saying which set was evaluated (its fingerprint), e.g. to summarise this
+    call's rows of a records file shared with other sets."""
     device = resolve_device(req.device)
     plan, writer = _plan(req, device)
     _refuse_other_settings(writer, plan, req)
@@ -652,7 +667,7 @@ def run_evaluation(req: EvalRequest, executor: ExecConfig | None = None) -> Path
     finally:
         _INPUTS.clear()
     raise_failures(results)
-    return writer.path
+    return Evaluated(writer.path, str(plan.config["set_fingerprint"]))
 
 
 def _run_jobs(

@@ -231,3 +231,18 @@ def test_a_request_takes_paths_and_suites_as_strings(tmp_path: Path) -> None:
                       suites="in-domain", archs="convnet, lenet", out=str(tmp_path / "out"))  # type: ignore[arg-type]
     assert req.suites == ("in-domain",) and req.archs == ("convnet", "lenet")
     assert req.synthetic == tmp_path / "set" and req.out == tmp_path / "out"
+
+
+def test_evaluate_request_names_the_set_it_evaluated(tmp_path: Path) -> None:
+    """A second set's rows in the same records file must not be taken for this call's (the CLI summary)."""
+    from satm_cl.evaluate.runner import evaluate_request, set_fingerprint
+
+    art = create_baseline("random", "digits", 1, seed=3)
+    art = dataclasses.replace(art, meta={**art.meta, "method": "satm"}).save(tmp_path / "art")
+    mine = evaluate_request(_request(tmp_path / "out", synthetic=art, baseline=None, runs=1, epochs=1))
+    other = evaluate_request(_request(tmp_path / "out", runs=1, epochs=1))
+    again = evaluate_request(_request(tmp_path / "out", synthetic=art, baseline=None, runs=1, epochs=1))
+    assert mine.set_fingerprint == again.set_fingerprint == set_fingerprint(load_synthetic(art))
+    assert other.set_fingerprint != mine.set_fingerprint and other.records == mine.records
+    prints = [r["config"]["set_fingerprint"] for r in read_records(mine.records)]
+    assert prints == [mine.set_fingerprint, other.set_fingerprint]
