@@ -96,8 +96,12 @@ def _exec_config(
     return cfg
 
 
-def _guard(fn: Callable[[], T]) -> T:
-    """Run a command body; a SatmError becomes one line on stderr and exit code 2."""
+RERUN = "rerun the same command"  # what resumes an interrupted command, unless it says otherwise
+
+
+def _guard(fn: Callable[[], T], resume: str = RERUN) -> T:
+    """Run a command body; a SatmError becomes one line on stderr and exit code 2, an interrupt exit code
+    130 with how to continue (`resume`: what the user reruns)."""
     try:
         return fn()
     except SatmError as exc:
@@ -108,11 +112,14 @@ def _guard(fn: Callable[[], T]) -> T:
         typer.echo(f"error: {exc.strerror or exc}{where}", err=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
-        typer.echo(
-            "interrupted; finished work is saved (rerun the same command, with --resume for condense)",
-            err=True,
-        )
+        typer.echo(f"interrupted; finished work is saved ({resume})", err=True)
         raise typer.Exit(130) from None
+
+
+def split_list(*values: str) -> list[str]:
+    """The names of comma-separated (and/or repeated) list options, each stripped of surrounding
+    whitespace, empty ones dropped: `"satm, herding"` is satm and herding, not satm and ' herding'."""
+    return [name.strip() for value in values for name in value.split(",") if name.strip()]
 
 
 def _read_json(path: Path | None) -> dict[str, Any] | None:
@@ -368,7 +375,8 @@ def condense(
         if int(syn.meta["iterations"]) == 0:
             chosen = "the starting images: no iteration ran"
         elif sel["iteration"] < 0:  # no validation: the images of the last iteration
-            chosen = f"the images of the last iteration, {syn.meta['iterations']} (no validation)"
+            last = syn.meta["iterations"]
+            chosen = f"the images of iteration {last}, the last one: no validation ran to select another"
         else:
             chosen = (f"selected at iteration {sel['iteration']} by {sel['rule']}: "
                       f"{sel['val_accuracy']:.1f}% val")
@@ -376,7 +384,7 @@ def condense(
                 chosen += "; these are the starting real images: no iteration improved on them"
         typer.echo(f"wrote {target} ({syn.images.shape[0]} images, lr {syn.lr:.4g}, {chosen})")
 
-    _guard(body)
+    _guard(body, resume="rerun the same command with --resume to continue from its last checkpoint")
 
 
 @app.command()
@@ -467,19 +475,26 @@ def bench(
             keep=keep,
             width=width,
             ipc=ipc,
-            variants=tuple(v for v in variants.split(",") if v),
-            allocators=tuple(a for a in allocators.split(",") if a),
+            variants=tuple(split_list(variants)),
+            allocators=tuple(split_list(allocators)),
             condense_ceiling=ceiling,
             timeout_s=timeout,
         )
-        run_bench(out, list(suite), opts, echo=typer.echo, command=" ".join(["satm-cl", *sys.argv[1:]]))
+        command = " ".join(["satm-cl", *sys.argv[1:]])
+        run_bench(out, split_list(*suite), opts, echo=typer.echo, command=command)
 
     _guard(body)
 
 
 @app.command()
 def report(
-    records: Annotated[list[Path], typer.Argument(help="records.jsonl files from `satm-cl evaluate`.")],
+    records: Annotated[
+        list[Path],
+        typer.Argument(
+            help="records.jsonl files of `satm-cl evaluate`, or directories holding them (any suite, "
+            "continual included)."
+        ),
+    ],
     out: Annotated[Path, typer.Option(help="Report directory.")] = Path("report"),
     artifact: Annotated[
         list[Path] | None, typer.Option(help="SyntheticSet dirs: image grids and condensation curves.")
@@ -515,16 +530,6 @@ def _check_continual_options(
                         "--orders; memories: --memories)")
 
 
-def this_set(path: Path, seed: int) -> str | None:
-    """The set fingerprint of the records this evaluate call wrote last (its runs are the file's last
-    measured rows of its base seed; a resumed call wrote nothing new, so its set's rows are those)."""
-    from satm_cl.records import read_records
-
-    rows = [r for r in read_records(path)
-            if r.get("metric") == "test_accuracy" and (r.get("config") or {}).get("base_seed") == seed]
-    return (rows[-1].get("config") or {}).get("set_fingerprint") if rows else None
-
-
 def _echo_summary(
     path: Path, methods: set[str] | None, match: dict[str, Any], config: dict[str, Any] | None = None,
     fingerprint: str | None = None,
@@ -549,6 +554,10 @@ def _echo_summary(
         typer.echo(f"{what}: {metric} {format_cell(row['mean'], row['std'])} % (n={row['n']})")
 
 
+# satm_cl.continual.protocols.STRATEGY_EPOCHS, for --help (importing it loads avalanche); a test checks it
+STRATEGY_EPOCHS_DEFAULT = 10
+
+
 def _set_method(path: Path) -> str:
     """The memory a `--synthetic` set stands for in a continual run: the method it was made with."""
     from satm_cl.synthetic import load_synthetic
@@ -558,31 +567,49 @@ def _set_method(path: Path) -> str:
 
 @app.command()
 def evaluate(
-    synthetic: Annotated[Path | None, typer.Option(help="A SyntheticSet directory to evaluate.")] = None,
+    synthetic: Annotated[
+        Path | None,
+        typer.Option(
+            help="A SyntheticSet directory to evaluate. continual: it stands for its method's memory "
+            "(e.g. a satm set for satm, which must be in --memories)."
+        ),
+    ] = None,
     baseline: Annotated[
         str | None, typer.Option(help="Real-subset baseline instead: random, herding, kcenter, full.")
     ] = None,
     dataset: Annotated[
-        str | None, typer.Option(help="Dataset (for --baseline and --suite continual).")
+        str | None,
+        typer.Option(help="Dataset (for --baseline and --suite continual) [default: the set's; continual: "
+                     "digits].")
     ] = None,
     ipc: Annotated[
         int | None, typer.Option(help="Images per class (for --baseline and --suite continual).")
     ] = None,
     suite: Annotated[
-        list[str], typer.Option(help="in-domain, cross-arch, ood, all, or continual (repeatable).")
+        list[str],
+        typer.Option(help="in-domain, cross-arch, ood, all, or continual (alone); repeatable or "
+                     "comma-separated."),
     ] = ["in-domain"],  # noqa: B006
     runs: Annotated[int, typer.Option(help="Seeded train-from-scratch runs per setting.")] = 5,
     archs: Annotated[str | None, typer.Option(help="Comma-separated architectures for cross-arch.")] = None,
     epochs: Annotated[
-        int | None, typer.Option(help="Training epochs [default: the preset's eval_epochs].")
+        int | None,
+        typer.Option(
+            help="Training epochs of each model [default: the preset's eval_epochs]. continual: per fresh "
+            "model per step for retrain; per experience for the strategy protocols, whose default is "
+            f"{STRATEGY_EPOCHS_DEFAULT}."
+        ),
     ] = None,
     cross_arch_epochs: Annotated[
         int | None, typer.Option(help="cross-arch: epochs for non-ConvNet archs [default: --epochs].")
     ] = None,
     out: Annotated[
         Path, typer.Option(help="Output directory (records.jsonl is appended; reruns resume).")
-    ] = Path("results/eval"),
-    steps: Annotated[int, typer.Option(help="continual: number of class-incremental steps.")] = 5,
+    ] = Path("runs/eval"),
+    steps: Annotated[
+        int,
+        typer.Option(help="continual: number of class-incremental steps; must divide the dataset's classes."),
+    ] = 5,
     memories: Annotated[
         str,
         typer.Option(
@@ -595,7 +622,12 @@ def evaluate(
     ] = "satm,mtt,random,herding,reservoir,gdumb",
     orders: Annotated[int, typer.Option(help="continual: number of class orders (seeds).")] = 3,
     protocol: Annotated[
-        str, typer.Option(help="continual: retrain (paper), naive, lwf, ewc, er_ace or der.")
+        str,
+        typer.Option(
+            help="continual: retrain (the paper's: a fresh model trained on the memory alone each step); "
+            "naive, lwf, ewc (Avalanche's strategy with a ReplayPlugin replaying the memory); er_ace, der "
+            "(Avalanche's strategy with the memory as its buffer)."
+        ),
     ] = "retrain",
     condense_config: Annotated[
         Path | None,
@@ -634,16 +666,21 @@ def evaluate(
     gpus_per_job: GpusPerJob = 0.0,
 ) -> None:
     """Measure a condensed set or a real-subset baseline: in-domain, cross-arch, ood, or continual."""
+    continual = "continual" in split_list(*suite)
+    # the continual suite condenses its satm/mtt memories with resume on: a plain rerun continues them
+    resume = (f"{RERUN}: finished (memory, order) pairs are kept and a memory's condensation continues from "
+              "its last checkpoint, no --resume needed") if continual else RERUN
 
     def body() -> None:
         grid = _exec_config(executor, jobs, ray_address, threads, gpus_per_job)
-        if "continual" in suite:
+        suites = split_list(*suite)
+        wanted = split_list(memories)
+        if continual:
             from satm_cl.continual.runner import ContinualRequest, run_continual
 
-            _check_continual_options(suite, runs, archs, lr_protocol, baseline, cross_arch_epochs,
+            _check_continual_options(suites, runs, archs, lr_protocol, baseline, cross_arch_epochs,
                                      corruptions, checkpoint_every)
             syn_map = {} if synthetic is None else {_set_method(synthetic): synthetic}
-            wanted = [m for m in memories.split(",") if m]
             for name in syn_map:
                 if name not in wanted:
                     raise SatmError(f"--synthetic is a {name} set, but {name} is not among --memories "
@@ -653,7 +690,7 @@ def evaluate(
                     dataset=dataset or "digits",
                     steps=steps,
                     ipc=1 if ipc is None else ipc,
-                    memories=tuple(m for m in memories.split(",") if m),
+                    memories=tuple(wanted),
                     orders=orders,
                     out=out,
                     device=device,
@@ -669,17 +706,17 @@ def evaluate(
                 grid,
             )
         else:
-            from satm_cl.evaluate.runner import EvalRequest, run_evaluation
+            from satm_cl.evaluate.runner import EvalRequest, evaluate_request
 
-            path = run_evaluation(
+            done = evaluate_request(
                 EvalRequest(
                     synthetic=synthetic,
                     baseline=baseline,
                     dataset=dataset,
                     ipc=ipc,
-                    suites=tuple(suite),
+                    suites=tuple(suites),
                     runs=runs,
-                    archs=tuple(archs.split(",")) if archs else None,
+                    archs=None if archs is None else tuple(split_list(archs)),
                     epochs=epochs,
                     cross_arch_epochs=cross_arch_epochs,
                     out=out,
@@ -693,13 +730,14 @@ def evaluate(
                 ),
                 grid,
             )
-        if "continual" in suite:
+            path = done.records
+        if continual:
             _echo_summary(path, set(wanted), {"metric": "avg_accuracy", "step": steps})
-        else:
-            _echo_summary(path, None, {"metric": "test_accuracy"}, {"base_seed": seed}, this_set(path, seed))
+        else:  # only this call's set: other sets' rows may share the records file
+            _echo_summary(path, None, {"metric": "test_accuracy"}, {"base_seed": seed}, done.set_fingerprint)
         typer.echo(f"records: {path}")
 
-    _guard(body)
+    _guard(body, resume=resume)
 
 
 @app.command()

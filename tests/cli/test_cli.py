@@ -390,6 +390,118 @@ def test_condense_says_which_images_it_kept(tmp_path: Path) -> None:
     base = ("condense", "--config", str(cfg), "--cache-dir", str(tmp_path / "cache"))
     code, out, err = _run(*base, "--iterations", "2", "--out", str(tmp_path / "a"))
     assert code == 0, err
-    assert out.strip().endswith("the images of the last iteration, 2 (no validation))")
+    kept = "the images of iteration 2, the last one: no validation ran to select another)"
+    assert out.strip().endswith(kept)
     code, out, err = _run(*base, "--iterations", "0", "--out", str(tmp_path / "b"))
     assert code == 0 and out.strip().endswith("the starting images: no iteration ran)"), err
+
+
+def test_a_resumed_evaluate_summarises_its_own_set_not_the_last_one_written(tmp_path: Path) -> None:
+    """Set A, then a random baseline into the same --out, then A again (all resumed): the third call's
+    summary is A's numbers, not the baseline's, the file's last rows of that seed."""
+    import dataclasses
+
+    from satm_cl.baselines import create_baseline
+
+    made = create_baseline("random", "digits", 1, seed=7)
+    art = dataclasses.replace(made, meta={**made.meta, "method": "satm"}).save(tmp_path / "art")
+    common = ("--suite", "in-domain", "--runs", "2", "--epochs", "2", "--device", "cpu",
+              "--out", str(tmp_path / "out"))
+    code, first, err = _run("evaluate", "--synthetic", str(art), *common)
+    assert code == 0, err
+    code, other, err = _run("evaluate", "--baseline", "random", "--dataset", "digits", "--ipc", "1", *common)
+    assert code == 0, err
+    assert other.splitlines()[0].startswith("in-domain random digits ipc=1 convnet learned: ")
+    code, again, err = _run("evaluate", "--synthetic", str(art), *common)
+    assert code == 0, err
+    assert again.splitlines()[0].startswith("in-domain satm digits ipc=1 convnet learned: ")
+    assert again == first  # the resumed call trained nothing and says what the first call said
+
+
+def test_evaluate_help_says_what_each_continual_option_means() -> None:
+    """--epochs names the strategy protocols' own default (and what it counts), --protocol what each
+    protocol is, --steps and --synthetic their constraints."""
+    from satm_cl.cli import STRATEGY_EPOCHS_DEFAULT
+    from satm_cl.continual.protocols import STRATEGY_EPOCHS
+
+    assert STRATEGY_EPOCHS_DEFAULT == STRATEGY_EPOCHS
+    res = runner.invoke(app, ["evaluate", "--help"], terminal_width=400)
+    assert res.exit_code == 0
+    text = " ".join(res.stdout.split())
+    for phrase in (
+        f"per experience for the strategy protocols, whose default is {STRATEGY_EPOCHS}",
+        "per fresh model per step for retrain",
+        "must divide the dataset's classes",
+        "it stands for its method's memory",
+        "must be in --memories",
+        "retrain (the paper's: a fresh model trained on the memory alone each step)",
+        "naive, lwf, ewc (Avalanche's strategy with a ReplayPlugin replaying the memory)",
+        "er_ace, der (Avalanche's strategy with the memory as its buffer)",
+        "[default: the set's; continual: digits]",
+        "[default: runs/eval]",
+    ):
+        assert phrase in text, phrase
+    res = runner.invoke(app, ["report", "--help"], terminal_width=400)
+    assert res.exit_code == 0 and "or directories holding them" in res.stdout
+    assert "continual included" in " ".join(res.stdout.split())
+
+
+def test_split_list_strips_whitespace_around_names() -> None:
+    from satm_cl.cli import split_list
+
+    assert split_list("satm, herding") == ["satm", "herding"]
+    assert split_list(" a ,, b ", "c,d ") == ["a", "b", "c", "d"]
+    assert split_list("", " , ") == []
+
+
+def test_comma_lists_may_have_spaces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--memories "random, reservoir"` was `unknown memory ' reservoir'`; --archs and --suite alike."""
+    import satm_cl.continual.runner as continual
+    import satm_cl.evaluate.runner as evaluation
+    from satm_cl.errors import SatmError
+
+    seen: list[Any] = []
+
+    def capture(req: Any, *args: object, **kwargs: object) -> None:
+        seen.append(req)
+        raise SatmError("stop here")
+
+    monkeypatch.setattr(continual, "run_continual", capture)
+    monkeypatch.setattr(evaluation, "evaluate_request", capture)
+    code, _, err = _run("evaluate", "--suite", "continual", "--memories", "random, reservoir ",
+                        "--out", str(tmp_path))
+    assert code == 2 and "stop here" in err, err
+    code, _, err = _run("evaluate", "--baseline", "random", "--dataset", "digits", "--ipc", "1",
+                        "--suite", "in-domain, cross-arch", "--archs", "convnet, mlp", "--out", str(tmp_path))
+    assert code == 2 and "stop here" in err, err
+    memories, evaluation_req = seen
+    assert memories.memories == ("random", "reservoir")
+    assert (evaluation_req.suites, evaluation_req.archs) == (("in-domain", "cross-arch"), ("convnet", "mlp"))
+
+
+def test_an_interrupt_says_how_to_continue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """condense continues with --resume; the continual suite's memories continue on a plain rerun."""
+    import satm_cl.condense as condense_pkg
+    import satm_cl.continual.runner as continual
+    import satm_cl.evaluate.runner as evaluation
+
+    def interrupt(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    for module, name in ((condense_pkg, "condense"), (continual, "run_continual"),
+                         (evaluation, "evaluate_request")):
+        monkeypatch.setattr(module, name, interrupt)
+    code, _, err = _run("condense", "--out", str(tmp_path / "set"))
+    assert code == 130 and "rerun the same command with --resume" in err, err
+    code, _, err = _run("evaluate", "--suite", "continual", "--memories", "satm", "--out", str(tmp_path))
+    assert code == 130 and "--resume for condense" not in err, err
+    assert "a memory's condensation continues from its last checkpoint, no --resume needed" in err
+    code, _, err = _run("evaluate", "--baseline", "random", "--dataset", "digits", "--ipc", "1",
+                        "--out", str(tmp_path))
+    assert code == 130 and err.strip() == "interrupted; finished work is saved (rerun the same command)", err
+
+
+def test_evaluate_writes_under_the_ignored_runs_tree_by_default() -> None:
+    from satm_cl.evaluate import EvalRequest
+
+    assert EvalRequest().out == Path("runs/eval")
