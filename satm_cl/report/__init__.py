@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +33,20 @@ from satm_cl.report.plots import (
     read_condensation_log,
 )
 from satm_cl.report.tables import (
-    STAGE_LAYOUT,
+    CONTINUAL_NOTES,
+    GROUP_KEYS,
     STAGES,
+    _group_value,
     accuracy_table,
     attach_paper,
     experience_markdown,
+    group_key,
     load_paper_numbers,
+    n_note,
     records_frame,
     stage_caption,
     summarise,
+    table_lead,
     to_markdown,
     with_continual_keys,
     write_stage_tables,
@@ -115,6 +121,71 @@ def _identity(rec: dict[str, Any]) -> dict[str, Any]:
     return ident
 
 
+# The keys of a table row: a summary group without the metric and step a column of the row stands for.
+_ROW_KEYS = tuple(k for k in GROUP_KEYS if k not in ("metric", "step", "eval_step"))
+
+
+def _row_key(rec: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(_group_value(rec, k) for k in _ROW_KEYS)
+
+
+def _row_label(key: tuple[Any, ...]) -> str:
+    """A table row's keys in words ("continual · satm · digits · IPC 10 · … · 5 steps")."""
+    words = {"ipc": "IPC {}", "steps": "{} steps", "lr_protocol": "{} LR", "epochs": "{} epochs"}
+    return " · ".join(words.get(k, "{}").format(v) for k, v in zip(_ROW_KEYS, key, strict=True)
+                      if v is not None)
+
+
+def _set_name(rec: dict[str, Any]) -> str | None:
+    """A record's synthetic set as "<fingerprint[:8]> (<artifact>)", None when the record names none."""
+    config = rec.get("config")
+    if not isinstance(config, dict) or config.get("set_fingerprint") is None:
+        return None
+    artifact = config.get("artifact")
+    return str(config["set_fingerprint"])[:8] + (f" ({artifact})" if artifact else "")
+
+
+def _flat(config: Any, prefix: str = "") -> dict[str, str]:
+    """A nested config as {"a.b": json value}, to say which settings two measurements differ in."""
+    if not isinstance(config, dict):
+        return {prefix.rstrip("."): json.dumps(config, sort_keys=True)} if prefix else {}
+    out: dict[str, str] = {}
+    for k, v in config.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": json.dumps(v)})
+    return out
+
+
+def _repeated_seeds(records: Sequence[dict[str, Any]], sources: Sequence[Path]) -> list[str]:
+    """One line per table row where a seed (a class order, for continual) was measured more than once with
+    other values: which seeds, from which files and sets, and the config keys the measurements differ in.
+    The summary counts such a seed once (the mean of its measurements); these lines say it happened."""
+    by_seed: dict[tuple[Any, ...], list[int]] = {}
+    for i, rec in enumerate(records):
+        if rec.get("seed") is not None and rec.get("value") is not None:
+            by_seed.setdefault((*group_key(rec), rec["seed"]), []).append(i)
+    rows: dict[tuple[Any, ...], tuple[set[Any], set[int], set[str]]] = {}
+    for key, idx in by_seed.items():
+        if len({float(records[i]["value"]) for i in idx}) > 1:
+            seeds, where, differ = rows.setdefault(_row_key(records[idx[0]]), (set(), set(), set()))
+            seeds.add(key[-1])
+            where.update(idx)
+            flats = [_flat(records[i].get("config")) for i in idx]  # what this seed's measurements differ in
+            differ.update(k for k in set().union(*flats) if len({f.get(k) for f in flats}) > 1)
+    lines = []
+    for row, (seeds, where, differ) in sorted(rows.items(), key=lambda kv: str(kv[0])):
+        files = sorted({str(sources[i]) for i in where})
+        sets = sorted({name for i in where if (name := _set_name(records[i])) is not None})
+        unit = "class order" if row[0] == "continual" else "seed"
+        said = [f"{unit}{'s' if len(seeds) > 1 else ''} {', '.join(map(str, sorted(seeds, key=str)))} "
+                f"measured more than once with other values, in {', '.join(files)}"]
+        if sets:
+            said.append(f"sets {', '.join(sets)}")
+        if differ:
+            said.append(f"configs differ in {', '.join(sorted(differ))}")
+        lines.append(f"{_row_label(row)}: {'; '.join(said)}")
+    return lines
+
+
 def _pooled_sets(records: Sequence[dict[str, Any]]) -> list[str]:
     """README lines naming every table row that pools runs of several synthetic sets (by fingerprint): the
     condensation seeds of a study, or sets made with other settings, which the records cannot tell apart."""
@@ -123,23 +194,19 @@ def _pooled_sets(records: Sequence[dict[str, Any]]) -> list[str]:
         config = rec.get("config")
         if not isinstance(config, dict) or config.get("set_fingerprint") is None:
             continue
-        # the table's row keys: other LR protocols, training lengths or test sets are other rows already
-        key = (rec.get("stage"), rec.get("method"), rec.get("dataset"), rec.get("ipc"), rec.get("arch"),
-               rec.get("lr_protocol", "learned"), config.get("epochs"), rec.get("test_dataset"))
-        paths = sets.setdefault(key, {}).setdefault(str(config["set_fingerprint"]), set())
+        # the table's row keys: other protocols, training lengths or test sets are other rows already
+        paths = sets.setdefault(_row_key(rec), {}).setdefault(str(config["set_fingerprint"]), set())
         paths.add(str(config.get("artifact") or f"{rec.get('method')} baseline"))
     pooled = {k: v for k, v in sets.items() if len(v) > 1}
     if not pooled:
         return []
-    lines = ["Rows pooling the runs of several synthetic sets (their mean ± std is over all those runs): the "
-             "condensation seeds of one setting, or sets made with other settings, which records cannot tell "
-             "apart; check they are what you meant.", ""]
+    lines = ["Rows pooling the runs of several synthetic sets (their mean ± std is over all those runs, a "
+             "seed run on more than one set counting once): the condensation seeds of one setting, or sets "
+             "made with other settings, which records cannot tell apart; check they are what you meant.",
+             ""]
     for key, by_set in sorted(pooled.items(), key=lambda kv: str(kv[0])):
-        stage, method, dataset, ipc, arch, protocol, epochs, test = key
-        row = " · ".join(str(v) for v in (stage, method, dataset, f"IPC {ipc}", arch, f"{protocol} LR",
-                                          f"{epochs} epochs", test) if v is not None)
         where = "; ".join(f"{fp[:8]}: {', '.join(sorted(paths))}" for fp, paths in sorted(by_set.items()))
-        lines.append(f"- {row}: {len(by_set)} sets ({where})")
+        lines.append(f"- {_row_label(key)}: {len(by_set)} sets ({where})")
     return [*lines, ""]
 
 
@@ -167,11 +234,13 @@ def _settings(meta: dict[str, Any]) -> str:
     return ", ".join(parts) or "no settings recorded"
 
 
-def _merge_records(record_paths: Sequence[Path]) -> tuple[list[dict[str, Any]], int]:
+def _merge_records(record_paths: Sequence[Path]) -> tuple[list[dict[str, Any]], list[Path], int]:
     """Every record of the files, a record present in several files (a file passed twice, or a run copied
     into two outputs) once: counted twice it would pass for another seed or class order. The same run with
-    different values in two files is a SatmError (which one is right is for the user to say)."""
+    different values in two files is a SatmError (which one is right is for the user to say). Returns the
+    records, the file each came from and how many were dropped."""
     records: list[dict[str, Any]] = []
+    sources: list[Path] = []
     first: dict[str, tuple[Any, Path]] = {}
     dropped = 0
     for path in record_paths:
@@ -183,6 +252,7 @@ def _merge_records(record_paths: Sequence[Path]) -> tuple[list[dict[str, Any]], 
             if ident not in first:
                 first[ident] = (rec.get("value"), Path(path))
                 records.append(rec)
+                sources.append(Path(path))
                 continue
             value, where = first[ident]
             if value != rec.get("value"):
@@ -190,33 +260,43 @@ def _merge_records(record_paths: Sequence[Path]) -> tuple[list[dict[str, Any]], 
                 raise SatmError(f"{where} and {path} both hold {run} with other values ({value} vs "
                                 f"{rec.get('value')}); pass only one of them")
             dropped += 1
-    return records, dropped
+    return records, sources, dropped
+
+
+def _stderr(line: str) -> None:
+    print(f"warning: {line}", file=sys.stderr)
 
 
 def build_report(
     record_paths: Sequence[str | Path] | str | Path,
     out: str | Path,
     artifacts: Sequence[str | Path] | str | Path = (),
+    warn: Callable[[str], None] = _stderr,
 ) -> list[Path]:
     """Read all records (and artifacts), then write summary.csv, per-stage .md/.csv/.tex tables, plots and
     a README.md linking them into `out`; returns the written files. Bad input raises SatmError first.
-    A single records file or artifact may be given as a path instead of a list."""
+    A single records file or artifact may be given as a path instead of a list. Each table row where a
+    seed was measured more than once with other values is also passed to `warn` (default: stderr)."""
     paths = [Path(record_paths)] if isinstance(record_paths, str | Path) else [Path(p) for p in record_paths]
     arts = [Path(artifacts)] if isinstance(artifacts, str | Path) else [Path(a) for a in artifacts]
-    return _build_report(paths, check_out_dir(Path(out)), arts)
+    return _build_report(paths, check_out_dir(Path(out)), arts, warn)
 
 
-def _build_report(record_paths: list[Path], out: Path, artifacts: list[Path]) -> list[Path]:
+def _build_report(record_paths: list[Path], out: Path, artifacts: list[Path],
+                  warn: Callable[[str], None]) -> list[Path]:
     if not record_paths:
         raise SatmError("no records files given")
-    records, dropped = _merge_records(record_paths)
+    records, sources, dropped = _merge_records(record_paths)
     records = [with_continual_keys(r) for r in records]
+    repeated = _repeated_seeds(records, sources)
     paper = load_paper_numbers()
     logs = [(Path(a), *read_condensation_log(a)) for a in artifacts]
     images = [(Path(a), _load_images(Path(a))) for a in artifacts]
 
     written: list[Path] = []
     make_out_dir(out)
+    for line in repeated:
+        warn(f"{line} (counted once: the mean of its measurements)")
     summary = summarise(records)
     frame = records_frame(records)
     summary_csv = out / "summary.csv"
@@ -232,6 +312,12 @@ def _build_report(record_paths: list[Path], out: Path, artifacts: list[Path]) ->
     if dropped:
         readme += [f"{dropped} records appeared in more than one records file (or were measured on the same "
                    "set from another directory) and were counted once.", ""]
+    if repeated:
+        readme += ["Seeds measured more than once with other values (continual: class orders), e.g. two "
+                   "records files or two condensed sets run with one seed. Such a seed counts once, valued "
+                   "by the mean of its measurements (n counts seeds; summary.csv's `runs` counts "
+                   "measurements), so it does not pass for more samples; check the inputs are what you "
+                   "meant:", "", *(f"- {line}" for line in repeated), ""]
     readme += _pooled_sets(records)
     if not paper.empty:
         readme += ["Rows and crosses marked *paper* are published numbers (benchmarks/paper_numbers.csv), "
@@ -240,11 +326,11 @@ def _build_report(record_paths: list[Path], out: Path, artifacts: list[Path]) ->
         files = write_stage_tables(summary, stage, out, paper=paper)
         written += files
         table = accuracy_table(summary, stage, paper=paper)
-        lead = len(STAGE_LAYOUT.get(stage, STAGE_LAYOUT["in-domain"])[0]) + ("lr_protocol" in table.columns)
-        readme += [f"## {stage}", "", stage_caption(stage), "",
+        readme += [f"## {stage}", "", stage_caption(stage) + n_note(table, stage), "",
+                   *([*CONTINUAL_NOTES, ""] if stage == "continual" else []),
                    " · ".join(f"[{f.suffix[1:]}]({_rel(f, out)})" for f in files), ""]
         if not table.empty:
-            readme += [to_markdown(table, lead)]
+            readme += [to_markdown(table, table_lead(table, stage))]
         if stage == "continual":
             readme += experience_markdown(summary)
         for stem, caption, fn in _STAGE_PLOTS.get(stage, []):

@@ -124,36 +124,70 @@ def _group_value(rec: Mapping[str, Any], key: str) -> Any:
     return lr_protocol_of(rec) if key == "lr_protocol" else rec.get(key)
 
 
+def group_key(rec: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The summary group of a record (GROUP_KEYS values, None for absent)."""
+    return tuple(None if _is_missing(_group_value(rec, k)) else _group_value(rec, k) for k in GROUP_KEYS)
+
+
 def records_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """Records as a tidy DataFrame: the group keys (object dtype, None when absent), seed, value, config."""
-    rows = []
+    """Records as a tidy DataFrame: the group keys (object dtype, None when absent), seed, value, config.
+
+    One row per seed of a group: a seed measured more than once (e.g. one class order run with two
+    condensed sets) is one row valued by the mean of its measurements (config of the first), as in
+    `summarise`, so plots weigh seeds as the tables do."""
+    rows: list[dict[str, Any]] = []
+    repeats: dict[tuple[Any, ...], tuple[dict[str, Any], list[float]]] = {}
     for rec in map(with_continual_keys, records):
         row = {k: _group_value(rec, k) for k in GROUP_KEYS}
         value = rec.get("value")
         row["seed"] = rec.get("seed")
         row["value"] = float("nan") if value is None else float(value)
         row["config"] = rec.get("config") if isinstance(rec.get("config"), dict) else {}
-        rows.append(row)
+        if row["seed"] is None or _is_missing(row["value"]):
+            rows.append(row)
+            continue
+        key = (*group_key(rec), row["seed"])
+        if key in repeats:
+            repeats[key][1].append(row["value"])
+        else:
+            repeats[key] = (row, [row["value"]])
+            rows.append(row)
+    for row, values in repeats.values():
+        row["value"] = statistics.fmean(values)
     return _frame(rows, [*GROUP_KEYS, "seed", "config"], ["value"])
 
 
-def summarise(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """Mean, sample std (ddof=1; NaN for a single run) and n per GROUP_KEYS; null values are not counted."""
-    groups: dict[tuple[Any, ...], list[float]] = {}
-    for rec in map(with_continual_keys, records):
-        key = tuple(None if _is_missing(_group_value(rec, k)) else _group_value(rec, k) for k in GROUP_KEYS)
-        values = groups.setdefault(key, [])
+def seed_values(records: Iterable[Mapping[str, Any]]) -> dict[tuple[Any, ...], dict[Any, list[float]]]:
+    """{group key: {seed: values}} of the non-null values; records without a seed are each their own
+    sample (keyed by their position), since nothing says they repeat another one."""
+    groups: dict[tuple[Any, ...], dict[Any, list[float]]] = {}
+    for i, rec in enumerate(map(with_continual_keys, records)):
+        per_seed = groups.setdefault(group_key(rec), {})
         value = rec.get("value")
-        if value is not None and not (isinstance(value, float) and math.isnan(value)):
-            values.append(float(value))
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        seed = rec.get("seed")
+        per_seed.setdefault(("unseeded", i) if seed is None else seed, []).append(float(value))
+    return groups
+
+
+def summarise(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Mean, sample std (ddof=1; NaN for a single sample), n and runs per GROUP_KEYS; null values are not
+    counted. A sample is one seed (class order, for continual): a seed measured more than once with other
+    values (two files or sets sharing it) counts once, valued by the mean of its measurements, so n never
+    counts a seed twice; `runs` is the number of measurements behind the n samples."""
+    groups = seed_values(records)
     rows = []
     for key in sorted(groups, key=lambda t: tuple(_sort_key(x) for x in t)):
-        vals = groups[key]
+        vals = [statistics.fmean(v) for v in groups[key].values()]
         mean = statistics.fmean(vals) if vals else float("nan")
         std = statistics.stdev(vals) if len(vals) > 1 else float("nan")
-        rows.append({**dict(zip(GROUP_KEYS, key, strict=True)), "mean": mean, "std": std, "n": len(vals)})
-    frame = _frame(rows, list(GROUP_KEYS), ["mean", "std", "n"])
+        runs = sum(len(v) for v in groups[key].values())
+        rows.append({**dict(zip(GROUP_KEYS, key, strict=True)), "mean": mean, "std": std, "n": len(vals),
+                     "runs": runs})
+    frame = _frame(rows, list(GROUP_KEYS), ["mean", "std", "n", "runs"])
     frame["n"] = frame["n"].astype(int)
+    frame["runs"] = frame["runs"].astype(int)
     return frame
 
 
@@ -167,11 +201,11 @@ def _frame(rows: list[dict[str, Any]], object_cols: list[str], numeric_cols: lis
 
 
 def format_cell(mean: float, std: float, n: float | None = None) -> str:
-    """One decimal "mean ± std"; "mean ± –" when there was a single run, "–" when there is no value."""
+    """One decimal "mean ± std"; just the mean when there is no std (a single run), "–" when no value."""
     if _is_missing(mean):
         return DASH
     if _is_missing(std):
-        return f"{mean:.1f} ± {DASH}" if n == 1 else f"{mean:.1f}"
+        return f"{mean:.1f}"
     return f"{mean:.1f} ± {std:.1f}"
 
 
@@ -307,16 +341,17 @@ def accuracy_table(summary: pd.DataFrame, stage: str, rows: Layout | None = None
         row_keys = with_epochs(with_lr_protocol(row_keys, sel), sel)
     if paper is not None and stage == "in-domain":
         sel = pd.concat([sel, _paper_rows(sel, paper)], ignore_index=True)
-    cells: dict[tuple[Any, ...], dict[tuple[Any, ...], str]] = {}
+    # Several groups can fall in one cell when the layout leaves a key out; keep them all visible.
+    cells: dict[tuple[Any, ...], dict[tuple[Any, ...], list[tuple[str, int | None]]]] = {}
     col_set: set[tuple[Any, ...]] = set()
     for row in sel.to_dict("records"):
         rkey = tuple(None if _is_missing(row[k]) else row[k] for k in row_keys)
         ckey = tuple(None if _is_missing(row[k]) else row[k] for k in col_keys)
         col_set.add(ckey)
-        text = format_cell(row["mean"], row["std"], row["n"])
-        existing = cells.setdefault(rkey, {}).get(ckey)
-        # Several groups can fall in one cell when the layout leaves a key out; keep them all visible.
-        cells[rkey][ckey] = text if existing is None else f"{existing}; {text}"
+        n = None if _is_missing(row["n"]) or _is_missing(row["mean"]) else int(row["n"])
+        cells.setdefault(rkey, {}).setdefault(ckey, []).append((format_cell(row["mean"], row["std"]), n))
+    counts = {n for by_col in cells.values() for parts in by_col.values() for _, n in parts if n is not None}
+    one_n = len(counts) <= 1
 
     def row_sort(rkey: tuple[Any, ...]) -> tuple[Any, ...]:
         parts: list[Any] = []
@@ -332,14 +367,45 @@ def accuracy_table(summary: pd.DataFrame, stage: str, rows: Layout | None = None
     col_order = sorted(col_set, key=lambda t: tuple(_sort_key(x) for x in t))
     col_names = [" · ".join(p for p in (_label(k, v) for k, v in zip(col_keys, c, strict=True)) if p)
                  for c in col_order]
+    keys_out = [("IPC" if k == "ipc" else k) for k in row_keys]
     out_rows = []
     for rkey in sorted(cells, key=row_sort):
-        out = {("IPC" if k == "ipc" else k): (DASH if _is_missing(v) else v) for k, v in zip(row_keys, rkey,
-                                                                                          strict=True)}
+        out: dict[str, Any] = {("IPC" if k == "ipc" else k): (DASH if _is_missing(v) else v)
+                               for k, v in zip(row_keys, rkey, strict=True)}
+        ns = [n for parts in cells[rkey].values() for _, n in parts if n is not None]
+        usual = max(set(ns), key=lambda n: (ns.count(n), n)) if ns else None  # commonest n (ties: larger)
+        if not one_n:
+            out["n"] = DASH if usual is None else usual
         for c, name in zip(col_order, col_names, strict=True):
-            out[name] = cells[rkey].get(c, DASH)
+            parts = cells[rkey].get(c, [])
+            out[name] = "; ".join(text if one_n or n in (None, usual) else f"{text} (n={n})"
+                                  for text, n in parts) or DASH
         out_rows.append(out)
-    return pd.DataFrame(out_rows, columns=[("IPC" if k == "ipc" else k) for k in row_keys] + col_names)
+    table = pd.DataFrame(out_rows, columns=keys_out + ([] if one_n else ["n"]) + col_names)
+    table.attrs["lead"] = len(keys_out) + (0 if one_n else 1)
+    table.attrs["n"] = next(iter(counts)) if one_n and counts else None
+    return table
+
+
+def table_lead(table: pd.DataFrame, stage: str) -> int:
+    """How many leading (label) columns a table from `accuracy_table` has: its row keys and `n` column."""
+    lead = table.attrs.get("lead")
+    if isinstance(lead, int):
+        return lead
+    return len(STAGE_LAYOUT.get(stage, STAGE_LAYOUT["in-domain"])[0]) + ("lr_protocol" in table.columns)
+
+
+def n_note(table: pd.DataFrame, stage: str) -> str:
+    """What n is for a table's cells, to append to its caption: the single n of every measured cell, or how
+    to read the `n` column and the "(n=k)" marks when the cells differ; "" for an empty table."""
+    unit = "class orders" if stage.startswith("continual") else "runs (seeds)"
+    n = table.attrs.get("n")
+    if isinstance(n, int):
+        return f" n = {n} {unit} per cell." if n != 1 else " n = 1 (a single run per cell, so no std)."
+    if "n" in table.columns:
+        return (f" n: {unit} behind each row's cells; a cell over another number says so as (n=k); a cell "
+                "without ± is a single run.")
+    return ""
 
 
 EXPERIENCE_CAPTION = ("Accuracy (%) on each experience's test classes after the last step (the final model's "
@@ -365,9 +431,9 @@ def experience_markdown(summary: pd.DataFrame) -> list[str]:
     table = experience_table(summary)
     if table.empty:
         return []
-    lead = len(STAGE_LAYOUT["continual"][0])
-    return ["### Accuracy per experience after the last step", "", EXPERIENCE_CAPTION, "",
-            to_markdown(table, lead)]
+    return ["### Accuracy per experience after the last step", "",
+            EXPERIENCE_CAPTION + n_note(table, "continual-experiences"), "",
+            to_markdown(table, table_lead(table, "continual"))]
 
 
 # ----------------------------------------------------------------------------------------------- writers
@@ -422,19 +488,33 @@ def write_stage_tables(summary: pd.DataFrame, stage: str, out: str | Path,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     table = accuracy_table(summary, stage, paper=paper)
-    lead = len(STAGE_LAYOUT.get(stage, STAGE_LAYOUT["in-domain"])[0]) + ("lr_protocol" in table.columns)
+    lead = table_lead(table, stage)
+    caption = stage_caption(stage) + n_note(table, stage)
     md, csv, tex = out / f"{stage}.md", out / f"{stage}.csv", out / f"{stage}.tex"
+    notes = [*CONTINUAL_NOTES, ""] if stage == "continual" else []
     extra = experience_markdown(summary) if stage == "continual" else []
-    md.write_text("\n".join([f"# {stage}", "", stage_caption(stage), "", to_markdown(table, lead), *extra]))
+    md.write_text("\n".join([f"# {stage}", "", caption, "", *notes, to_markdown(table, lead), *extra]))
     stage_csv(summary, stage, paper).to_csv(csv, index=False)
-    tex.write_text(to_latex(table, caption=f"{stage}: {stage_caption(stage)}", lead=lead))
+    tex.write_text(to_latex(table, caption=f"{stage}: {caption}", lead=lead))
     return [md, csv, tex]
+
+
+CONTINUAL_NOTES = (
+    "Protocols (how a memory is used):",
+    "- retrain: a fresh model trained on the memory alone after each step (the paper's protocol);",
+    "- naive / lwf / ewc: that Avalanche strategy trained on each experience's data, with the memory "
+    "replayed through a ReplayPlugin (the gdumb memory runs Avalanche's GDumb);",
+    "- er_ace / der: Avalanche's ER-ACE / DER strategy with the memory as its buffer.",
+    "",
+    "Memories: `herding` is ours (offline: herding on the features of a network trained on all classes); "
+    "`av_herding` is Avalanche's herding buffer (stream: built from the experiences seen so far).",
+)
 
 
 def stage_caption(stage: str) -> str:
     """One sentence saying what a stage's table cells are."""
     captions = {
-        "in-domain": "Test accuracy (%), mean ± sample std over seeds (± – when a single run). Rows marked "
+        "in-domain": "Test accuracy (%), mean ± sample std over seeds (no ± when a single run). Rows marked "
                      "'(paper: …)' are the published numbers, not ours.",
         "cross-arch": "Test accuracy (%) of networks of each architecture trained on the condensed set, "
                       "mean ± std over seeds.",
@@ -442,7 +522,10 @@ def stage_caption(stage: str) -> str:
                "mean ± std over seeds.",
         "continual": "Average accuracy (%) on all classes seen after each step; at the last step average "
                      "incremental accuracy (mean of the per-step averages), backward transfer (mean over "
-                     "earlier experiences of final minus just-learned accuracy, points) and forgetting (its "
-                     f"negative here); mean ± std over class orders. memory_mode — {MEMORY_MODE_NOTE}.",
+                     "earlier experiences of final minus just-learned accuracy, points) and forgetting "
+                     "(points; retrain: mean over earlier experiences of just-learned minus final accuracy "
+                     "from the same matrix, i.e. -BWT; strategy protocols: Avalanche's StreamForgetting, "
+                     "which need not equal -BWT); mean ± std over class orders. "
+                     f"memory_mode — {MEMORY_MODE_NOTE}.",
     }
     return captions.get(stage, "Mean ± sample std over seeds.")

@@ -191,3 +191,46 @@ def test_a_single_records_path_as_a_string_is_one_file(tmp_path: Path) -> None:
     build_report([path], tmp_path / "list")
     build_report(str(path), str(tmp_path / "str"))  # not the one-letter paths of its characters
     assert (tmp_path / "str" / "summary.csv").read_text() == (tmp_path / "list" / "summary.csv").read_text()
+
+
+def _continual(value: float, seed: int, **config: Any) -> dict[str, Any]:
+    return {"stage": "continual", "method": "satm", "dataset": "digits", "ipc": 10, "arch": "convnet",
+            "seed": seed, "metric": "avg_accuracy", "step": 5, "value": value,
+            "config": {"protocol": "naive", "steps": 5, "epochs": 5, **config}}
+
+
+def test_a_class_order_from_two_files_is_warned_about_and_counted_once(tmp_path: Path) -> None:
+    """Order 0 run with two condensed sets (in two files) beside order 1: one warning line naming the row,
+    the order, the files and what the configs differ in; n = 2 class orders in summary and table."""
+    a = write_jsonl(tmp_path / "a.jsonl",
+                    [_continual(60.0, 0, iterations=60), _continual(90.0, 1, iterations=60)])
+    b = write_jsonl(tmp_path / "b.jsonl", [_continual(70.0, 0, iterations=100)])
+    said: list[str] = []
+    build_report([a, b], tmp_path / "rep", warn=said.append)
+    assert len(said) == 1
+    assert said[0].startswith("continual · satm · digits · IPC 10 · convnet · naive · offline · 5 steps · "
+                              "5 epochs: class order 0 measured more than once with other values")
+    assert f"in {a}, {b}" in said[0] and "configs differ in iterations" in said[0]
+    readme = (tmp_path / "rep" / "README.md").read_text()
+    assert "Seeds measured more than once" in readme and "- continual · satm" in readme
+    summary = (tmp_path / "rep" / "summary.csv").read_text().splitlines()
+    assert summary[0].split(",")[14:18] == ["mean", "std", "n", "runs"]
+    assert summary[1].split(",")[14:18] == ["77.5", "17.67766952966369", "2", "3"]
+    assert "n = 2 class orders per cell." in (tmp_path / "rep" / "continual.md").read_text()
+    # the same order measured with equal values is no conflict: nothing to warn about
+    said.clear()
+    c = write_jsonl(tmp_path / "c.jsonl", [_continual(60.0, 0, iterations=100)])
+    build_report([a, c], tmp_path / "same", warn=said.append)
+    assert said == [] and "Seeds measured" not in (tmp_path / "same" / "README.md").read_text()
+
+
+def test_repeated_orders_name_their_sets_and_the_pooled_row(tmp_path: Path, capsys: Any) -> None:
+    """With set fingerprints (continual records will carry them), the warning names the sets, the pooled
+    row is listed as for in-domain, and the default warning goes to stderr."""
+    a = write_jsonl(tmp_path / "a.jsonl", [_continual(60.0, 0, set_fingerprint="a" * 16, artifact="sets/a")])
+    b = write_jsonl(tmp_path / "b.jsonl", [_continual(70.0, 0, set_fingerprint="b" * 16, artifact="sets/b")])
+    build_report([a, b], tmp_path / "rep")
+    err = capsys.readouterr().err
+    assert err.count("warning: ") == 1 and "sets aaaaaaaa (sets/a), bbbbbbbb (sets/b)" in err
+    readme = (tmp_path / "rep" / "README.md").read_text()
+    assert "5 epochs: 2 sets (aaaaaaaa: sets/a; bbbbbbbb: sets/b)" in readme

@@ -15,7 +15,9 @@ from satm_cl.report.tables import (
     accuracy_table,
     format_cell,
     load_paper_numbers,
+    n_note,
     paper_match,
+    records_frame,
     summarise,
     to_latex,
     to_markdown,
@@ -51,7 +53,7 @@ def test_summarise_skips_null_values_and_keeps_optional_keys_apart() -> None:
 
 def test_format_cell() -> None:
     assert format_cell(82.0, 2.0, 3) == "82.0 ± 2.0"
-    assert format_cell(45.5, float("nan"), 1) == "45.5 ± –"
+    assert format_cell(45.5, float("nan"), 1) == "45.5"  # a single run: the value, no "± –"
     assert format_cell(float("nan"), float("nan"), 0) == "–"
 
 
@@ -62,13 +64,18 @@ def test_in_domain_table_cells_and_paper_rows() -> None:
     assert list(t.columns[:1]) == ["method"]
     satm = t[t["method"] == "satm"].iloc[0]
     assert satm["cifar10 · IPC 10"] == "82.0 ± 2.0"
-    assert satm["cifar10 · IPC 1"] == "48.0 ± 1.4"
-    assert t[t["method"] == "mtt"].iloc[0]["cifar10 · IPC 1"] == "45.5 ± –"
+    # cells average 3, 2 or 1 runs: an `n` column holds each row's usual n, other cells say theirs
+    assert list(t.columns[:2]) == ["method", "n"] and satm["n"] == 3
+    assert satm["cifar10 · IPC 1"] == "48.0 ± 1.4 (n=2)"
+    mtt = t[t["method"] == "mtt"].iloc[0]
+    assert mtt["n"] == 2 and mtt["cifar10 · IPC 10"] == "61.0 ± 1.4"
+    assert mtt["cifar10 · IPC 1"] == "45.5 (n=1)"
     # The paper's MTT CIFAR-10 numbers sit in a clearly labelled row right under ours.
     methods = list(t["method"])
     paper_label = next(m for m in methods if m.startswith("mtt (paper"))
     assert methods.index(paper_label) == methods.index("mtt") + 1
     prow = t[t["method"] == paper_label].iloc[0]
+    assert prow["n"] == "–"  # the paper's n is not ours to state
     assert prow["cifar10 · IPC 10"] == "65.3 ± 0.7" and prow["cifar10 · IPC 1"] == "46.3 ± 0.8"
     # No paper row where nothing was measured to compare with, and the full-data row matches any IPC.
     assert not any(m.startswith("dc (paper") for m in methods)
@@ -152,3 +159,39 @@ def test_runs_trained_for_other_epochs_get_their_own_rows() -> None:
     assert "epochs" in table.columns and len(table) == 2
     same = summarise([r for r in recs if r["config"]["epochs"] == 2])
     assert "epochs" not in accuracy_table(same, "in-domain").columns  # one length: no extra column
+
+
+def test_n_of_every_cell_is_in_the_caption_when_it_is_one_number(tmp_path: Path) -> None:
+    """Three class orders behind every continual cell: no `n` column, the caption says n = 3."""
+    s = summarise(continual_records())
+    table = accuracy_table(s, "continual")
+    assert "n" not in table.columns and table.attrs["n"] == 3
+    assert n_note(table, "continual") == " n = 3 class orders per cell."
+    md, _, tex = (f.read_text() for f in write_stage_tables(s, "continual", tmp_path))
+    assert "mean ± std over class orders." in md and "n = 3 class orders per cell." in md
+    assert "n = 3 class orders per cell." in tex.splitlines()[0]  # the LaTeX caption comment
+    assert "n = 3 class orders per cell." in md.split("### Accuracy per experience")[1]
+    single = accuracy_table(summarise([rec("in-domain", "satm", 70.0)]), "in-domain")
+    assert single.iloc[0]["cifar10 · IPC 10"] == "70.0" and "single run" in n_note(single, "in-domain")
+
+
+def test_n_column_left_aligned_in_markdown_and_latex(tmp_path: Path) -> None:
+    s = summarise(in_domain_records())
+    md, _, tex = (f.read_text() for f in write_stage_tables(s, "in-domain", tmp_path))
+    header, rule = md.split("\n")[4:6]
+    assert header.startswith("| method") and header.split("|")[2].strip() == "n"
+    assert rule.split("|")[2].strip().startswith(":")  # a label column, not a number column
+    assert r"\begin{tabular}{ll" in tex and "n: runs (seeds) behind each row's cells" in md
+
+
+def test_a_seed_measured_twice_counts_once() -> None:
+    """Class order 0 from two condensed sets and order 1 from one: n = 2 orders, not 3 samples."""
+    recs = [rec("continual", "satm", 60.0, seed=0, metric="avg_accuracy", step=5, config={"artifact": "a"}),
+            rec("continual", "satm", 70.0, seed=0, metric="avg_accuracy", step=5, config={"artifact": "b"}),
+            rec("continual", "satm", 90.0, seed=1, metric="avg_accuracy", step=5, config={"artifact": "a"})]
+    row = summarise(recs).iloc[0]
+    assert row["n"] == 2 and row["runs"] == 3
+    assert row["mean"] == pytest.approx(77.5)  # (65 + 90) / 2: order 0 is the mean of its two sets
+    assert row["std"] == pytest.approx(math.sqrt(2) * 12.5)
+    frame = records_frame(recs)
+    assert sorted(zip(frame["seed"], frame["value"], strict=True)) == [(0, 65.0), (1, 90.0)]
