@@ -43,10 +43,12 @@ def _palette(labels: Iterable[str]) -> dict[str, Any]:
     return dict(zip(labels, colours, strict=True))
 
 
-def _grid(n: int, ncols: int = 3, size: tuple[float, float] = (5.0, 4.0)) -> tuple[Any, list[Any]]:
+def _grid(n: int, ncols: int = 3, size: tuple[float, float] = (5.0, 4.0),
+          sharey: bool = False) -> tuple[Any, list[Any]]:
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False,
+                             sharey=sharey)
     flat = list(axes.ravel())
     for ax in flat[n:]:
         ax.set_visible(False)
@@ -185,6 +187,16 @@ def _memory_labels(sel: pd.DataFrame) -> list[str]:
     return out
 
 
+def _continual_panels(sel: pd.DataFrame, keys: list[str]) -> tuple[list[str], str]:
+    """Panel keys and a figure title note for continual figures: every panel shares its y axis, so say
+    so; the training epochs go in the title when they are one number, else they split the panels."""
+    epochs = {e for e in sel["epochs"] if e is not None and not (isinstance(e, float) and math.isnan(e))}
+    if len(epochs) > 1:
+        return [*keys, "epochs"], "y axis shared by all panels"
+    return keys, "y axis shared by all panels" + (f"; {next(iter(epochs))} training epochs per step"
+                                                  if epochs else "")
+
+
 def _continual_curves(frame: pd.DataFrame) -> pd.DataFrame:
     """avg_accuracy rows per step with x = classes seen and a `memory` label (method and memory mode)."""
     sel = _stage(frame, "continual", ["avg_accuracy"])
@@ -212,32 +224,34 @@ def _curve_panel(ax: Any, part: pd.DataFrame, colours: dict[str, Any], has_per: 
 def plot_continual_accuracy(frame: pd.DataFrame, path: str | Path) -> Path | None:
     """Continual average accuracy vs classes seen (step × classes_per_step, else step) per memory (labelled
     offline/stream), mean ± std band over seeds / class orders, one panel per dataset, protocol, IPC and
-    number of steps."""
+    number of steps (and epochs when they differ), all on one y axis (panels compare at a glance)."""
     sel = _continual_curves(frame)
     if sel.empty:
         return None
     has_per = any(isinstance(c, dict) and c.get("classes_per_step") for c in sel["config"])
     colours = _palette(sel["memory"])
-    keys = ["dataset", "protocol", "ipc", "steps"]
+    keys, note = _continual_panels(sel, ["dataset", "protocol", "ipc", "steps"])
     groups = _groups(sel, keys)
-    fig, axes = _grid(len(groups), size=(5.5, 4.2))
+    fig, axes = _grid(len(groups), size=(5.5, 4.2), sharey=True)
     for ax, (key, part) in zip(axes, groups, strict=True):
-        _curve_panel(ax, part, colours, has_per, f"{_group_title(keys, key)}: continual learning")
+        _curve_panel(ax, part, colours, has_per, _group_title(keys, key))
+    fig.suptitle(f"Average accuracy vs classes seen ({note})")
     return _save(fig, path)
 
 
 def plot_offline_vs_stream(frame: pd.DataFrame, path: str | Path) -> Path | None:
     """Offline memories (condensed or selected with all classes visible) beside stream memories (built from
     the experiences seen so far): average accuracy vs classes seen, one row per dataset, protocol, IPC and
-    number of steps, shared y axis per row. None unless both modes are present."""
+    number of steps, one y axis for the whole figure. None unless both modes are present."""
     sel = _continual_curves(frame)
     if sel.empty or set(sel["memory_mode"].dropna()) < {"offline", "stream"}:
         return None
     has_per = any(isinstance(c, dict) and c.get("classes_per_step") for c in sel["config"])
     colours = _palette(sel["memory"])
-    keys = ["dataset", "protocol", "ipc", "steps"]
+    keys, note = _continual_panels(sel, ["dataset", "protocol", "ipc", "steps"])
     groups = _groups(sel, keys)
-    fig, axes = plt.subplots(len(groups), 2, figsize=(12.0, 4.2 * len(groups)), squeeze=False, sharey="row")
+    fig, axes = plt.subplots(len(groups), 2, figsize=(12.0, 4.2 * len(groups)), squeeze=False, sharey=True)
+    fig.suptitle(f"Offline vs stream memories ({note})")
     titles = {"offline": "offline: condensed with all classes visible",
               "stream": "stream: built from the experiences seen so far"}
     for row, (key, part) in zip(axes, groups, strict=True):
@@ -252,7 +266,8 @@ def plot_offline_vs_stream(frame: pd.DataFrame, path: str | Path) -> Path | None
 
 def plot_memory_size_sweep(frame: pd.DataFrame, path: str | Path) -> Path | None:
     """Final average accuracy (last step) vs memory size (IPC) per memory, error bars = std over class orders,
-    one panel per dataset, protocol and number of steps that ran at two or more IPCs (None when none did)."""
+    one panel per dataset, protocol and number of steps that ran at two or more IPCs (None when none did),
+    all on one y axis."""
     sel = _continual_curves(frame)
     if sel.empty:
         return None
@@ -260,11 +275,12 @@ def plot_memory_size_sweep(frame: pd.DataFrame, path: str | Path) -> Path | None
     sel = sel[(sel["step"] == last) & sel["ipc"].notna()].copy()
     sel["ipc"] = sel["ipc"].astype(float)
     colours = _palette(sel["memory"])
-    keys = ["dataset", "protocol", "steps"]
+    keys, note = _continual_panels(sel, ["dataset", "protocol", "steps"])
     groups = [(k, part) for k, part in _groups(sel, keys) if part["ipc"].nunique() > 1]  # sweeps only
     if not groups:
         return None
-    fig, axes = _grid(len(groups), size=(5.5, 4.2))
+    fig, axes = _grid(len(groups), size=(5.5, 4.2), sharey=True)
+    fig.suptitle(f"Final average accuracy vs memory size ({note})")
     for ax, (key, part) in zip(axes, groups, strict=True):
         sns.lineplot(data=part, x="ipc", y="value", hue="memory", palette=colours, marker="o",
                      hue_order=sorted(part["memory"].unique(), key=method_rank),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -130,3 +131,30 @@ def test_cross_arch_epochs_by_design_stay_in_one_panel(tmp_path: Path) -> None:
     plain = plot_cross_arch(records_frame(same), tmp_path / "plain.png")
     assert mixed is not None and plain is not None
     assert Image.open(mixed).size == Image.open(plain).size
+
+
+def test_continual_panels_share_one_y_axis_and_state_uniform_epochs(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two protocols with accuracies far apart: both panels get the same y range (separate axes drew 20-85
+    beside 50-100), and the one training length goes in the figure title."""
+    import satm_cl.report.plots as plots
+
+    seen: list[Any] = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: seen.append(fig) or Path(path))
+    recs = [{**r, "value": r["value"] - (50.0 if protocol == "naive" else 0.0),
+             "config": {**r["config"], "protocol": protocol, "epochs": 5}}
+            for protocol in ("retrain", "naive") for r in continual_records()]
+    frame = records_frame(recs)
+    for plot in (plots.plot_continual_accuracy, plots.plot_offline_vs_stream):
+        seen.clear()
+        assert plot(frame, tmp_path / "c.png") is not None  # satm: offline, reservoir: stream
+        axes = [ax for ax in seen[0].axes if ax.get_visible() and ax.has_data()]
+        assert len(axes) >= 2 and len({ax.get_ylim() for ax in axes}) == 1
+        assert "5 training epochs per step" in seen[0]._suptitle.get_text()
+    seen.clear()
+    mixed = records_frame([{**r, "config": {**r["config"], "epochs": 5 + 95 * (r["seed"] == 0)}}
+                           for r in recs])
+    plots.plot_continual_accuracy(mixed, tmp_path / "m.png")
+    titles = [ax.get_title() for ax in seen[0].axes if ax.get_visible()]
+    assert any("100 epochs" in t for t in titles) and any("5 epochs" in t for t in titles)
+    assert "epochs per step" not in seen[0]._suptitle.get_text()
