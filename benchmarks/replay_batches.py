@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -27,7 +28,7 @@ from satm_cl.continual import protocols
 from satm_cl.continual.buffers import SubsetBuffer
 from satm_cl.continual.presets import condense_config
 from satm_cl.continual.scenarios import make_scenario
-from satm_cl.data import Preprocessor, create_dataset
+from satm_cl.data import DatasetSplits, Preprocessor, create_dataset
 from satm_cl.models import create_model
 
 BATCH = protocols.STRATEGY_BATCH  # Naive's data mini-batch, and ReplayPlugin's replay batch by default
@@ -66,9 +67,8 @@ def replay_table(ipcs: tuple[int, ...] = (10, 20, 50)) -> None:
                 memory.post_adapt(agent, exp)
 
 
-def reservoir_sweep() -> None:
-    """Final average accuracy of Naive + reservoir per slot count: the continual runner's model, split,
-    class orders (seeds 0..4) and strategy settings, only the reservoir's size varied."""
+def runner_setup() -> tuple[DatasetSplits, Preprocessor, Callable[[int], torch.nn.Module]]:
+    """Digits as the continual runner prepares it for these studies: split, input space, model factory."""
     cfg = condense_config("digits", 10, "satm", OVERRIDES)
     splits = create_dataset("digits", val_fraction=cfg.expert.val_fraction)
     prep = Preprocessor.fit(splits.train.x, splits.mean, splits.std, zca=cfg.expert.zca)
@@ -78,6 +78,13 @@ def reservoir_sweep() -> None:
         return create_model(cfg.expert.arch, c, splits.num_classes, (h, w), seed=seed % 2**31,
                             **cfg.expert.arch_kwargs)
 
+    return splits, prep, make_model
+
+
+def reservoir_sweep() -> None:
+    """Final average accuracy of Naive + reservoir per slot count: the continual runner's model, split,
+    class orders (seeds 0..4) and strategy settings, only the reservoir's size varied."""
+    splits, prep, make_model = runner_setup()
     print("\n| reservoir slots | slots mod 64 | final accuracy per order | mean |")
     print("|---|---|---|---|")
     for slots in TRAIN_SLOTS:

@@ -208,9 +208,11 @@ def strategy_protocol(
     lr: float = STRATEGY_LR,
     batch_size: int = STRATEGY_BATCH,
     progress: str | None = None,
+    reset_optimizer: bool = False,
 ) -> ContinualResult:
     """Avalanche `strategy` (see `STRATEGY_BUILDERS`) with `memory` as its replay storage; `memory=None`
-    runs GDumb."""
+    runs GDumb. Avalanche keeps the optimizer's state (SGD momentum) from one experience to the next;
+    `reset_optimizer` clears it at each experience (`benchmarks/optimizer_state.py` measures what it does)."""
     if strategy not in STRATEGIES:
         raise SatmError(f"unknown strategy {strategy!r}; valid: {', '.join(STRATEGIES)}")
     device = torch.device(device)
@@ -237,7 +239,7 @@ def strategy_protocol(
         steps = progress_bar(enumerate(scenario.train_stream), total=scenario.steps, desc=progress,
                              leave=False, disable=progress is None)
         for i, exp in steps:
-            learner.train(exp)
+            learner.train(exp, reset_optimizer_state=reset_optimizer)
             result = learner.eval(scenario.test_stream[: i + 1])
             matrix.append([100.0 * result[f"{ACC_EXP}{j:03d}"] for j in range(i + 1)])
             averages.append(100.0 * result[ACC_STREAM])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from _continual_fixtures import FakeSet
-from avalanche.training import DER, ER_ACE
+from avalanche.training import DER, ER_ACE, Naive
 from torch import nn
 
 from satm_cl.continual.buffers import CondensedBuffer, HerdingBuffer
@@ -142,6 +142,27 @@ def test_der_with_its_own_buffer_kind_is_avalanches_der(
                                mem_size=20, epochs=1)
     assert ours == theirs
     assert len({round(v, 3) for row in ours.matrix for v in row}) > 2
+
+
+def test_reset_optimizer_clears_momentum_between_experiences(
+    digits: DatasetSplits, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Avalanche keeps SGD momentum across experiences unless asked; `reset_optimizer` asks."""
+    sc = _scenario(digits)
+    states: list[int] = []
+    real_train = Naive.train
+
+    def spy(self: Naive, exp: object, *args: object, **kwargs: object) -> object:
+        out = real_train(self, exp, *args, **kwargs)
+        states.append(len(self.optimizer.state))  # parameters holding a momentum buffer after training
+        return out
+
+    monkeypatch.setattr(Naive, "train", spy)
+    kept = strategy_protocol(sc, avalanche_buffer("reservoir", 10), "naive", _model, seed=0, mem_size=10,
+                             epochs=1)
+    reset = strategy_protocol(sc, avalanche_buffer("reservoir", 10), "naive", _model, seed=0, mem_size=10,
+                              epochs=1, reset_optimizer=True)
+    assert kept != reset and all(states)  # same seed: only the optimizer's carried state differs
 
 
 def test_gdumb_and_determinism(digits: DatasetSplits) -> None:
