@@ -641,6 +641,11 @@ def evaluate(
         Path | None,
         typer.Option(help="continual: where memories are found or made [default: OUT/memories]."),
     ] = None,
+    reset_optimizer: Annotated[
+        bool,
+        typer.Option(help="continual strategy protocols: clear the optimizer's state (SGD momentum) at each "
+                     "experience; Avalanche keeps it by default (docs/continual.md)."),
+    ] = False,
     lr_protocol: Annotated[
         str, typer.Option(help="Evaluation LR: learned (the set's α, MTT), tuned (per arch on val) or both.")
     ] = "learned",
@@ -702,10 +707,13 @@ def evaluate(
                     seed=seed,
                     condense_overrides=_read_json(condense_config),
                     memory_dir=memory_dir,
+                    reset_optimizer=reset_optimizer,
                 ),
                 grid,
             )
         else:
+            if reset_optimizer:
+                raise SatmError("--reset-optimizer applies only to --suite continual's strategy protocols")
             from satm_cl.evaluate.runner import EvalRequest, evaluate_request
 
             done = evaluate_request(

@@ -103,6 +103,8 @@ class ContinualRequest:
     # the arch, DSA, LR, default epochs and whitening every memory trains with
     condense_overrides: dict[str, Any] | None = field(default=None, hash=False)
     memory_dir: Path | None = None  # where memories are found or made; default <out>/memories
+    # strategy protocols: clear the optimizer's state (SGD momentum) at each experience; Avalanche keeps it
+    reset_optimizer: bool = False
 
     def __post_init__(self) -> None:
         for name in ("out", "data_dir", "cache_dir", "memory_dir"):  # str paths, as a user types them
@@ -137,6 +139,9 @@ def validate(req: ContinualRequest) -> None:
             raise SatmError(f"{name} must be >= 1, got {value}")
     if req.epochs is not None and req.epochs < 1:
         raise SatmError(f"epochs must be >= 1, got {req.epochs}")
+    if req.reset_optimizer and req.protocol == "retrain":
+        raise SatmError("--reset-optimizer applies to the strategy protocols (naive, lwf, ewc, er_ace, der): "
+                        "retrain trains a fresh model at each step")
     if set(MEMORY_NAMES) != set(MEMORY_MODES):
         raise AssertionError("every memory needs a memory_mode")
     unknown = sorted(set(req.synthetic or {}) - {"satm", "mtt", "random", "herding"})
@@ -423,7 +428,8 @@ class _Context:
                                               self.device, feats, label)
         memory_arg = None if memory == "gdumb" else buffer
         return protocols.strategy_protocol(scenario, memory_arg, req.protocol, self.make_model, order_seed,
-                                           self.mem_size, self.device, epochs=self.epochs, progress=label)
+                                           self.mem_size, self.device, epochs=self.epochs, progress=label,
+                                           reset_optimizer=req.reset_optimizer)
 
     def stream_condenser(self, memory: str, order_seed: int) -> CondenseFn:
         """Per-experience condensation for a stream memory; artifacts under `<memory root>/stream/`. A ZCA
@@ -529,12 +535,16 @@ def memory_config(memory: str, req: ContinualRequest) -> dict[str, Any]:
 def _config(
     req: ContinualRequest, splits: DatasetSplits, order: list[int], mem_size: int, epochs: int
 ) -> dict[str, Any]:
-    return {"protocol": req.protocol, "steps": req.steps, "classes_per_step": splits.num_classes // req.steps,
-            "class_order": order, "mem_size": mem_size, "epochs": epochs}
+    config: dict[str, Any] = {"protocol": req.protocol, "steps": req.steps,
+                              "classes_per_step": splits.num_classes // req.steps, "class_order": order,
+                              "mem_size": mem_size, "epochs": epochs}
+    if req.reset_optimizer:  # only when set: records made before the option keep their config
+        config["reset_optimizer"] = True
+    return config
 
 
 # the parts of a record's config that make one run setup: every memory in one `out` shares them
-SETUP_KEYS = ("protocol", "steps", "classes_per_step", "mem_size", "epochs")
+SETUP_KEYS = ("protocol", "steps", "classes_per_step", "mem_size", "epochs", "reset_optimizer")
 
 
 def _differences(have: dict[str, Any], want: dict[str, Any]) -> str:
@@ -563,7 +573,7 @@ def _check_existing(path: Path, req: ContinualRequest, arch: str, configs: dict[
             continue
         cfg = rec.get("config") or {}
         have = {**{k: rec[k] for k in setup}, **{k: cfg.get(k) for k in SETUP_KEYS}}
-        want = {**setup, **{k: some[k] for k in SETUP_KEYS}}
+        want = {**setup, **{k: some.get(k) for k in SETUP_KEYS}}
         if rec["seed"] in configs:
             have["class_order"] = cfg.get("class_order")
             want["class_order"] = configs[rec["seed"]]["class_order"]

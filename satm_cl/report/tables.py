@@ -66,7 +66,9 @@ def with_continual_keys(rec: Mapping[str, Any]) -> dict[str, Any]:
         return out
     raw = out.get("config")
     config: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    out.setdefault("protocol", config.get("protocol", "retrain"))
+    protocol = config.get("protocol", "retrain")
+    # a strategy run with the optimizer's state cleared at each experience is another protocol in tables
+    out.setdefault("protocol", f"{protocol}+reset-optimizer" if config.get("reset_optimizer") else protocol)
     default = "offline" if out.get("method") in OFFLINE_MEMORIES else "stream"
     out.setdefault("memory_mode", config.get("memory_mode", default))
     out.setdefault("steps", config.get("steps"))

@@ -505,3 +505,9 @@ def test_evaluate_writes_under_the_ignored_runs_tree_by_default() -> None:
     from satm_cl.evaluate import EvalRequest
 
     assert EvalRequest().out == Path("runs/eval")
+
+
+def test_reset_optimizer_outside_the_continual_suite_is_an_error() -> None:
+    code, _, err = _run("evaluate", "--baseline", "random", "--dataset", "digits", "--ipc", "1",
+                        "--reset-optimizer")
+    assert code == 2 and "--reset-optimizer applies only to --suite continual" in err

@@ -130,6 +130,19 @@ def test_strategy_protocol_through_runner(tmp_path: Path, artifacts: dict[str, P
     assert {r["config"]["protocol"] for r in recs} == {"lwf"} and len(recs) == 2 * 23
 
 
+def test_reset_optimizer_is_recorded_and_kept_apart(tmp_path: Path, artifacts: dict[str, Path]) -> None:
+    with pytest.raises(SatmError, match="strategy protocols"):
+        run_continual(_req(tmp_path, artifacts, reset_optimizer=True))  # retrain: nothing to reset
+    kw = {"protocol": "naive", "orders": 1, "epochs": 1, "memories": ("reservoir",)}
+    recs = read_records(run_continual(_req(tmp_path / "reset", artifacts, reset_optimizer=True, **kw)))
+    assert {r["config"].get("reset_optimizer") for r in recs} == {True}
+    kept = read_records(run_continual(_req(tmp_path / "kept", artifacts, **kw)))
+    assert "reset_optimizer" not in kept[0]["config"]  # records of the default are as before the option
+    assert [r["value"] for r in recs] != [r["value"] for r in kept]
+    with pytest.raises(SatmError, match="reset_optimizer True there vs None now"):
+        run_continual(_req(tmp_path / "reset", artifacts, **kw))
+
+
 def test_presets() -> None:
     assert set(PRESETS) >= {"cifar10-5steps-ipc50", "tinyimagenet-10steps-ipc3", "tinyimagenet-20steps-ipc3",
                             "digits-5steps-ipc1", "digits-5steps-ipc5", "fashion-mnist-5steps-ipc10"}

@@ -59,6 +59,14 @@ def test_old_records_get_a_mode_from_the_method() -> None:
     assert "memory_mode" not in with_continual_keys(rec("in-domain", "satm", 1.0))
 
 
+def test_a_reset_optimizer_run_is_its_own_protocol() -> None:
+    """Runs with the optimizer's state reset at each experience never pool with Avalanche's default."""
+    config = {"protocol": "naive", "reset_optimizer": True}
+    reset = with_continual_keys(rec("continual", "satm", 1.0, config=config))
+    kept = with_continual_keys(rec("continual", "satm", 1.0, config={"protocol": "naive"}))
+    assert (reset["protocol"], kept["protocol"]) == ("naive+reset-optimizer", "naive")
+
+
 def test_table_separates_protocols_and_modes_and_shows_aia_bwt() -> None:
     table = accuracy_table(summarise(_records()), "continual")
     assert {"memory_mode", "protocol"} <= set(table.columns)
