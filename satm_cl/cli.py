@@ -87,10 +87,11 @@ def _exec_config(
 ) -> Any:
     """The ExecConfig of the grid options (`satm_cl.execution`); an unknown executor is a SatmError.
     With `start`, Ray (if chosen) starts connecting in the background while the command plans."""
-    from satm_cl.execution import EXECUTORS, ExecConfig, start_early
+    from satm_cl.execution import EXECUTORS, ExecConfig, check_exec_config, start_early
 
     EXECUTORS.get(executor)
     cfg = ExecConfig(executor=executor, jobs=jobs, ray_address=ray_address, threads=threads, gpus=gpus)
+    check_exec_config(cfg)  # before any planning or progress bar
     if start:
         start_early(cfg)
     return cfg
@@ -424,9 +425,11 @@ BenchSuites = Annotated[list[str], typer.Option(help="experts, evaluate, condens
 @app.command()
 def bench(
     suite: BenchSuites = ["all"],  # noqa: B006
-    out: Annotated[Path, typer.Option(help="Directory for results.jsonl, README.md and the plot.")] = Path(
-        "results/perf"
-    ),
+    out: Annotated[
+        Path,
+        typer.Option(help="Directory for results.jsonl, README.md and the plot; a finished bench replaces "
+                     "the results there (`nox -s bench` writes the committed results/perf)."),
+    ] = Path("runs/perf"),
     device: Device = "auto",
     steps: Annotated[str, typer.Option(help="condense: comma-separated syn_steps values.")] = "10,20,40",
     iterations: Annotated[int, typer.Option(help="condense: timed outer iterations per job.")] = 2,

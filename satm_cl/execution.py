@@ -90,14 +90,21 @@ def list_executors() -> list[str]:
     return EXECUTORS.names()
 
 
+def check_exec_config(cfg: ExecConfig) -> None:
+    """A one-line SatmError naming the grid option out of range (checked before any planning)."""
+    for name, value, least in (("--jobs", cfg.jobs, 1), ("--threads", cfg.threads, 1),
+                               ("retries", cfg.retries, 0)):
+        if value < least:
+            raise SatmError(f"{name} must be >= {least}, got {value}")
+
+
 def run_jobs(
     jobs: Sequence[Job], cfg: ExecConfig | None = None, commit: Commit | None = None
 ) -> list[JobResult]:
     """Run `jobs` with the executor `cfg` names; `commit` sees every result (failed ones too) in the
     order of `jobs`; the results come back in that order."""
     cfg = cfg or ExecConfig()
-    if cfg.jobs < 1 or cfg.threads < 1 or cfg.retries < 0:
-        raise SatmError(f"--jobs and threads must be >= 1 and retries >= 0, got {cfg}")
+    check_exec_config(cfg)
     line_every()  # a bad progress interval is refused here, not once per job in the workers
     executor = EXECUTORS.get(cfg.executor)
     return executor(list(jobs), cfg, commit or (lambda _r: None)) if jobs else []

@@ -158,10 +158,24 @@ def load_synthetic(path: str | Path) -> SyntheticSet:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise SatmError(f"unreadable tensor file {tensor_file}: {first}") from None
     images, labels, lr, zca = _check_tensors(tensors, meta, tensor_file)
+    _check_counts(labels, meta, path)
     if bool(meta["zca"]) != bool(zca):
         state = "present" if zca else "absent"
         raise SatmError(f"{path}: metadata says zca={meta['zca']} but the ZCA tensors are {state}")
     return SyntheticSet(images, labels, lr, meta, zca)
+
+
+def _check_counts(labels: torch.Tensor, meta: dict[str, Any], path: Path) -> None:
+    """Every class a set holds has `ipc` images (the metadata is checksummed only through the tensors' SHA, so
+    an edited `ipc` would otherwise label records with a size the images do not have)."""
+    if meta["ipc"] == -1:  # the full train split: per-class counts follow the data
+        return
+    counts = torch.bincount(labels)
+    held = counts[counts > 0]
+    if bool((held != meta["ipc"]).any()):
+        found = sorted({int(c) for c in held})
+        raise SatmError(f"{path}: metadata says ipc {meta['ipc']} but the images hold "
+                        f"{'/'.join(map(str, found))} per class (edited or mismatched metadata)")
 
 
 def _is_int(v: Any) -> bool:

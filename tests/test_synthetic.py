@@ -88,3 +88,13 @@ def test_evaluate_refuses_a_nan_artifact_and_records_nothing(good: SyntheticSet,
     assert res.exit_code == 2, res.output
     assert res.stderr.count("\n") == 1 and "NaN or infinite" in res.stderr
     assert not (out / "records.jsonl").exists()
+
+
+def test_edited_ipc_that_the_images_do_not_have_is_refused(good: SyntheticSet, tmp_path: Path) -> None:
+    """The checksum covers the tensors only: an `ipc` edited in the metadata must still match the images."""
+    art = good.save(tmp_path / "ipc")
+    meta = json.loads((art / META_FILE).read_text())
+    meta["ipc"] = 2
+    (art / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(SatmError, match="metadata says ipc 2 but the images hold 1 per class"):
+        load_synthetic(art)

@@ -619,7 +619,7 @@ def evaluate_request(req: EvalRequest, executor: ExecConfig | None = None) -> Ev
     _refuse_other_settings(writer, plan, req)
     executor = executor or ExecConfig()
     for note in plan.notes:
-        log.info("%s/%s skipped: %s", note.stage, note.arch, note.text)
+        log.warning("%s/%s skipped: %s", note.stage, note.arch, note.text)  # else a silent exit 0
         key = _key(plan, note.stage, note.arch, req.seed, "skipped", note.test_dataset, None)
         writer.write([{**key, "value": float("nan"), "config": {**plan.config, "note": note.text}}])
     worker_req = _absolute(req)

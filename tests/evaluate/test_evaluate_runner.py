@@ -95,7 +95,9 @@ def test_interrupted_run_resumes_only_missing(tmp_path: Path, monkeypatch: pytes
     assert sorted(r["seed"] for r in read_records(tmp_path / "records.jsonl")) == [0, 1]
 
 
-def test_refused_arch_is_recorded_as_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_refused_arch_is_recorded_as_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     def refuse_lenet(syn: Any, arch: str, arch_kwargs: Any = None) -> str | None:
         return "lenet needs images of at least 8×8, got 4×4" if arch == "lenet" else None
 
@@ -106,6 +108,8 @@ def test_refused_arch_is_recorded_as_skipped(tmp_path: Path, monkeypatch: pytest
     assert [(r["arch"], r["value"]) for r in skipped] == [("lenet", None)]
     assert "at least" in skipped[0]["config"]["note"]
     assert [r["arch"] for r in recs if r["metric"] == "test_accuracy"] == ["mlp"]
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("cross-arch/lenet skipped: lenet needs" in m for m in warned)  # said, not only recorded
 
 
 def test_synthetic_artifact_and_full_baseline(tmp_path: Path) -> None:
