@@ -169,6 +169,8 @@ def _check_request(req: EvalRequest) -> tuple[tuple[str, ...], tuple[str, ...] |
             raise SatmError(f"--baseline {req.baseline} needs --dataset")
         if req.baseline != "full" and (req.ipc is None or req.ipc < 1):
             raise SatmError(f"--baseline {req.baseline} needs --ipc >= 1")
+        if req.baseline == "full" and req.ipc is not None:
+            raise SatmError("--baseline full trains on the whole train split: drop --ipc")
     if req.runs < 1:
         raise SatmError(f"--runs must be >= 1, got {req.runs}")
     if not req.checkpoint_minutes >= 0:
@@ -186,6 +188,8 @@ def _check_request(req: EvalRequest) -> tuple[tuple[str, ...], tuple[str, ...] |
         archs = tuple(dict.fromkeys(req.archs))
         if not archs:
             raise SatmError(f"--archs is empty; valid: {', '.join(list_models())}")
+        if "cross-arch" not in suites:  # the other suites train the set's own arch only
+            raise SatmError("--archs narrows the cross-arch suite; add --suite cross-arch or drop --archs")
     return suites, archs
 
 

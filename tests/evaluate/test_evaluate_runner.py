@@ -156,6 +156,8 @@ def _bad_artifact(tmp_path: Path, **change: Any) -> Path:
             "unknown arch 'transformer'; valid: ",
         ),
         ({"baseline": "nope"}, "unknown baseline 'nope'"),
+        ({"baseline": "full"}, "whole train split: drop --ipc"),
+        ({"archs": ("mlp",)}, "--archs narrows the cross-arch suite"),
         ({"ipc": None}, "needs --ipc"),
         ({"runs": 0}, "--runs must be >= 1"),
         ({"runs": "2"}, "bad evaluation request: runs must be int, got '2'"),
