@@ -9,7 +9,9 @@ a ConvNet (the dataset preset's condensation architecture) trained for a few epo
            is the image that brings the mean of the picked (L2-normalised) features closest to the class mean.
 - kcenter: greedy k-center (Sener & Savarese 2018): first centre = the image nearest the class mean, then
            repeatedly the image farthest from its nearest centre.
-- full:    the whole train split (the upper-bound baseline); `ipc` is ignored.
+           At IPC 1 herding and kcenter are therefore the same set (both pick the image nearest the class
+           mean; records show one set fingerprint): report one of them there.
+- full:    the whole train split (the upper-bound baseline); `--ipc` is refused.
 """
 
 from __future__ import annotations
