@@ -39,6 +39,7 @@ from satm_cl.report.tables import (
     _group_value,
     accuracy_table,
     attach_paper,
+    epochs_note,
     experience_markdown,
     group_key,
     load_paper_numbers,
@@ -326,7 +327,7 @@ def _build_report(record_paths: list[Path], out: Path, artifacts: list[Path],
         files = write_stage_tables(summary, stage, out, paper=paper)
         written += files
         table = accuracy_table(summary, stage, paper=paper)
-        readme += [f"## {stage}", "", stage_caption(stage) + n_note(table, stage), "",
+        readme += [f"## {stage}", "", stage_caption(stage) + n_note(table, stage) + epochs_note(table), "",
                    *([*CONTINUAL_NOTES, ""] if stage == "continual" else []),
                    " · ".join(f"[{f.suffix[1:]}]({_rel(f, out)})" for f in files), ""]
         if not table.empty:

@@ -23,8 +23,9 @@ from satm_cl.errors import SatmError
 from satm_cl.report.tables import is_corrupted, method_rank, paper_match, with_epochs, with_lr_protocol
 
 DPI = 120
-# what makes two records the same kind of run in a plot, apart from its training length
-SAME_RUNS = ("method", "dataset", "ipc", "arch", "test_dataset", "lr_protocol")
+# what puts two records at one place in a panel whatever their method: runs there trained for other
+# numbers of epochs (satm at 30, a baseline at 10) are not comparable, so they get other panels
+SAME_RUNS = ("dataset", "ipc", "arch", "test_dataset", "lr_protocol")
 sns.set_theme(style="whitegrid", context="notebook")
 
 
@@ -80,6 +81,25 @@ def _group_title(keys: Sequence[str], values: Sequence[Any]) -> str:
     return " · ".join(parts)
 
 
+def _epochs_title(part: pd.DataFrame) -> str:
+    """The training length of a panel's runs for its title: " · N epochs", or per architecture (or IPC)
+    when they differ only by it (cross-arch trains other architectures for other epochs), "" if unknown."""
+    known = part[[not (e is None or (isinstance(e, float) and math.isnan(e))) for e in part["epochs"]]]
+    epochs = set(known["epochs"])
+    if len(epochs) == 1:
+        return f" · {next(iter(epochs))} epochs"
+    for key in ("arch", "ipc", "test_dataset"):
+        per = known.groupby(known[key].astype(str))["epochs"].agg(lambda e: set(e))
+        if len(per) and all(len(v) == 1 for v in per):
+            return f" · epochs by {key}: " + ", ".join(f"{k} {next(iter(v))}" for k, v in per.items())
+    return f" · {'/'.join(str(e) for e in sorted(epochs))} epochs" if epochs else ""
+
+
+def _panel_title(keys: Sequence[str], key: Sequence[Any], part: pd.DataFrame) -> str:
+    """A panel's keys in words, with its training length unless the panels are split by it already."""
+    return _group_title(keys, key) + ("" if "epochs" in keys else _epochs_title(part))
+
+
 def _groups(sel: pd.DataFrame, keys: Sequence[str]) -> list[tuple[tuple[Any, ...], pd.DataFrame]]:
     """Split on `keys` treating None as its own group (pandas groupby would drop it)."""
     tagged = sel.assign(_g=[tuple(r) for r in sel[list(keys)].itertuples(index=False)])
@@ -120,7 +140,7 @@ def plot_accuracy_vs_ipc(frame: pd.DataFrame, path: str | Path,
                         ax.scatter([ipc], [hit["mean"]], marker="x", s=60, color=colours[method],
                                    label=f"{method} (paper)", zorder=5)
         _legend_outside(ax, "method")
-        ax.set_title(f"{_group_title(keys, key)}: accuracy vs images per class")
+        ax.set_title(f"{_panel_title(keys, key, part)}: accuracy vs images per class")
         ax.set_xlabel("images per class (IPC)")
         ax.set_ylabel("test accuracy (%)")
     return _save(fig, path)
@@ -140,7 +160,7 @@ def plot_cross_arch(frame: pd.DataFrame, path: str | Path) -> Path | None:
         sns.barplot(data=part.assign(arch=part["arch"].astype(str)), x="arch", y="value", hue="method",
                     hue_order=sorted(part["method"].unique(), key=method_rank), palette=colours,
                     errorbar="sd", capsize=0.1, ax=ax)
-        ax.set_title(f"Cross-architecture: {_group_title(keys, key)}")
+        ax.set_title(f"Cross-architecture: {_panel_title(keys, key, part)}")
         ax.set_xlabel("evaluation architecture")
         ax.set_ylabel("test accuracy (%)")
         _legend_outside(ax, "method")
@@ -164,7 +184,7 @@ def plot_ood(frame: pd.DataFrame, path: str | Path) -> Path | None:
         sns.barplot(data=part, x="method", y="value", hue="test data", hue_order=tests,
                     order=sorted(part["method"].unique(), key=method_rank), errorbar="sd", capsize=0.1,
                     palette="Set2", ax=ax)
-        ax.set_title(f"Out-of-domain: {_group_title(keys, key)}")
+        ax.set_title(f"Out-of-domain: {_panel_title(keys, key, part)}")
         ax.set_xlabel("method")
         ax.set_ylabel("test accuracy (%)")
         _legend_outside(ax, "test data")

@@ -340,7 +340,8 @@ def accuracy_table(summary: pd.DataFrame, stage: str, rows: Layout | None = None
         if sel.empty:
             return pd.DataFrame(columns=list(row_keys))
     if rows is None:
-        row_keys = with_epochs(with_lr_protocol(row_keys, sel), sel)
+        row_keys = with_lr_protocol(row_keys, sel)
+    row_keys, per_cell, epochs_text = _epochs_layout(sel, row_keys, col_keys, split=rows is None)
     if paper is not None and stage == "in-domain":
         sel = pd.concat([sel, _paper_rows(sel, paper)], ignore_index=True)
     # Several groups can fall in one cell when the layout leaves a key out; keep them all visible.
@@ -351,7 +352,10 @@ def accuracy_table(summary: pd.DataFrame, stage: str, rows: Layout | None = None
         ckey = tuple(None if _is_missing(row[k]) else row[k] for k in col_keys)
         col_set.add(ckey)
         n = None if _is_missing(row["n"]) or _is_missing(row["mean"]) else int(row["n"])
-        cells.setdefault(rkey, {}).setdefault(ckey, []).append((format_cell(row["mean"], row["std"]), n))
+        text = format_cell(row["mean"], row["std"])
+        if per_cell and not _is_missing(row.get("epochs")) and " (paper" not in str(row.get("method")):
+            text += f" ({row['epochs']} ep)"
+        cells.setdefault(rkey, {}).setdefault(ckey, []).append((text, n))
     counts = {n for by_col in cells.values() for parts in by_col.values() for _, n in parts if n is not None}
     one_n = len(counts) <= 1
 
@@ -386,7 +390,52 @@ def accuracy_table(summary: pd.DataFrame, stage: str, rows: Layout | None = None
     table = pd.DataFrame(out_rows, columns=keys_out + ([] if one_n else ["n"]) + col_names)
     table.attrs["lead"] = len(keys_out) + (0 if one_n else 1)
     table.attrs["n"] = next(iter(counts)) if one_n and counts else None
+    table.attrs["epochs"] = epochs_text
     return table
+
+
+def _epochs_of(sel: pd.DataFrame, keys: Sequence[str]) -> dict[tuple[Any, ...], set[Any]]:
+    """{values of `keys`: the training epochs in those summary rows} (rows without epochs left out)."""
+    seen: dict[tuple[Any, ...], set[Any]] = {}
+    if "epochs" not in sel:
+        return seen
+    for row in sel.to_dict("records"):
+        if not _is_missing(row.get("epochs")):
+            key = tuple(None if _is_missing(row.get(k)) else row.get(k) for k in keys)
+            seen.setdefault(key, set()).add(row["epochs"])
+    return seen
+
+
+def _epochs_layout(sel: pd.DataFrame, row_keys: tuple[str, ...], col_keys: tuple[str, ...],
+                   split: bool = True) -> tuple[tuple[str, ...], bool, str]:
+    """How a table shows training lengths: (row keys, whether cells say their epochs, caption note).
+
+    One length: a note saying it. Lengths that differ only between rows: an `epochs` row key (each row
+    one length). Lengths that differ across the columns of a row but never inside a cell (cross-arch trains
+    other architectures for other epochs by design): no split, which would make a staircase of dashes;
+    the note gives the epochs per column when they depend on the column alone, else each cell says them.
+    Lengths mixed inside a cell: an `epochs` row key (with `split`; else each cell says them)."""
+    every: set[Any] = set().union(*_epochs_of(sel, ()).values())
+    if "epochs" in row_keys or not every:
+        return row_keys, False, ""
+    if len(every) == 1:
+        return row_keys, False, f" All runs trained for {next(iter(every))} epochs."
+    rows_vary = any(len(v) > 1 for v in _epochs_of(sel, row_keys).values())
+    cells_vary = any(len(v) > 1 for v in _epochs_of(sel, (*row_keys, *col_keys)).values())
+    if split and (cells_vary or not rows_vary):
+        return (*row_keys, "epochs"), False, " epochs: training epochs of the row's runs."
+    by_col = _epochs_of(sel, col_keys)
+    if not cells_vary and all(len(v) == 1 for v in by_col.values()):
+        words = [f"{' · '.join(_label(k, v) for k, v in zip(col_keys, c, strict=True))}: {next(iter(e))}"
+                 for c, e in sorted(by_col.items(), key=lambda kv: tuple(_sort_key(x) for x in kv[0]))]
+        return row_keys, False, f" Training epochs per {' · '.join(col_keys)}: {'; '.join(words)}."
+    return row_keys, True, " (k ep): the cell's runs trained for k epochs."
+
+
+def epochs_note(table: pd.DataFrame) -> str:
+    """The training length note of a table from `accuracy_table`, to append to its caption ("" if none)."""
+    note = table.attrs.get("epochs")
+    return note if isinstance(note, str) else ""
 
 
 def table_lead(table: pd.DataFrame, stage: str) -> int:
@@ -434,7 +483,7 @@ def experience_markdown(summary: pd.DataFrame) -> list[str]:
     if table.empty:
         return []
     return ["### Accuracy per experience after the last step", "",
-            EXPERIENCE_CAPTION + n_note(table, "continual-experiences"), "",
+            EXPERIENCE_CAPTION + n_note(table, "continual-experiences") + epochs_note(table), "",
             to_markdown(table, table_lead(table, "continual"))]
 
 
@@ -491,7 +540,7 @@ def write_stage_tables(summary: pd.DataFrame, stage: str, out: str | Path,
     out.mkdir(parents=True, exist_ok=True)
     table = accuracy_table(summary, stage, paper=paper)
     lead = table_lead(table, stage)
-    caption = stage_caption(stage) + n_note(table, stage)
+    caption = stage_caption(stage) + n_note(table, stage) + epochs_note(table)
     md, csv, tex = out / f"{stage}.md", out / f"{stage}.csv", out / f"{stage}.tex"
     notes = [*CONTINUAL_NOTES, ""] if stage == "continual" else []
     extra = experience_markdown(summary) if stage == "continual" else []

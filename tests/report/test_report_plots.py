@@ -119,18 +119,42 @@ def test_accuracy_vs_ipc_keeps_runs_of_other_epochs_apart(tmp_path: Path) -> Non
     assert Image.open(two).size[0] > 1.5 * Image.open(one).size[0]  # two panels side by side
 
 
-def test_cross_arch_epochs_by_design_stay_in_one_panel(tmp_path: Path) -> None:
-    """MTT's cross-arch protocol trains other architectures for other epochs: one panel, not two."""
-    from PIL import Image
+def test_cross_arch_epochs_by_design_stay_in_one_panel(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """MTT's cross-arch protocol trains other architectures for other epochs: one panel, not two, whose
+    title gives the epochs per architecture."""
+    import satm_cl.report.plots as plots
 
-    from satm_cl.report.plots import plot_cross_arch
-
+    seen: list[Any] = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: seen.append(fig) or Path(path))
     recs = [{**r, "config": {"epochs": 300 if r["arch"] == "convnet" else 100}} for r in cross_arch_records()]
-    same = [{**r, "config": {"epochs": 300}} for r in cross_arch_records()]
-    mixed = plot_cross_arch(records_frame(recs), tmp_path / "mixed.png")
-    plain = plot_cross_arch(records_frame(same), tmp_path / "plain.png")
-    assert mixed is not None and plain is not None
-    assert Image.open(mixed).size == Image.open(plain).size
+    assert plots.plot_cross_arch(records_frame(recs), tmp_path / "mixed.png") is not None
+    titles = [ax.get_title() for ax in seen[0].axes if ax.get_visible()]
+    assert len(titles) == 1
+    assert "epochs by arch: convnet 300, resnet18 100, vgg11 100" in titles[0]
+
+
+def test_plots_split_methods_trained_for_other_epochs(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """satm evaluated at 30 epochs and random at 10 were drawn in one panel with no word of epochs: now
+    each training length has its panel, titled with it; one length for all is stated in the title."""
+    import satm_cl.report.plots as plots
+
+    seen: list[Any] = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: seen.append(fig) or Path(path))
+    base = [r for r in in_domain_records() if r["dataset"] == "cifar10" and r["method"] in ("satm", "mtt")]
+    recs = [{**r, "config": {"epochs": 30 if r["method"] == "satm" else 10}} for r in base]
+    cross = [{**r, "config": {"epochs": 30 if r["method"] == "satm" else 10}} for r in cross_arch_records()]
+    for plot, frame in ((plots.plot_accuracy_vs_ipc, recs), (plots.plot_cross_arch, cross)):
+        seen.clear()
+        assert plot(records_frame(frame), tmp_path / "p.png") is not None
+        titles = sorted(ax.get_title() for ax in seen[0].axes if ax.get_visible())
+        assert len(titles) == 2 and "10 epochs" in titles[0] and "30 epochs" in titles[1]
+    seen.clear()
+    same = records_frame([{**r, "config": {"epochs": 30}} for r in base])
+    plots.plot_accuracy_vs_ipc(same, tmp_path / "o.png")
+    titles = [ax.get_title() for ax in seen[0].axes if ax.get_visible()]
+    assert len(titles) == 1 and "30 epochs" in titles[0]
 
 
 def test_continual_panels_share_one_y_axis_and_state_uniform_epochs(tmp_path: Path,

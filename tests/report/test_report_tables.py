@@ -11,8 +11,10 @@ from _report_fixtures import continual_records, cross_arch_records, in_domain_re
 
 from satm_cl.errors import SatmError
 from satm_cl.report.tables import (
+    DASH,
     PAPER_COLUMNS,
     accuracy_table,
+    epochs_note,
     format_cell,
     load_paper_numbers,
     n_note,
@@ -195,3 +197,34 @@ def test_a_seed_measured_twice_counts_once() -> None:
     assert row["std"] == pytest.approx(math.sqrt(2) * 12.5)
     frame = records_frame(recs)
     assert sorted(zip(frame["seed"], frame["value"], strict=True)) == [(0, 65.0), (1, 90.0)]
+
+
+def test_cross_arch_epochs_by_design_do_not_split_rows() -> None:
+    """`--epochs 30 --cross-arch-epochs 10` gave a staircase (`10 | – | 23.1` / `30 | 74.8 | –`): one row per
+    method now, the epochs per architecture in the caption note; epochs mixed in one row and column
+    still split, and epochs differing per cell say so in the cells."""
+    recs = [rec("cross-arch", "satm", 70.0 + s + (5 if a == "convnet" else 0), arch=a, seed=s,
+                config={"epochs": 30 if a == "convnet" else 10})
+            for a in ("convnet", "mlp") for s in range(2)]
+    table = accuracy_table(summarise(recs), "cross-arch")
+    assert "epochs" not in table.columns and len(table) == 1
+    assert DASH not in set(table.iloc[0])
+    assert epochs_note(table) == " Training epochs per arch: convnet: 30; mlp: 10."
+    baseline = [rec("cross-arch", "random", 20.0 + s, arch=a, seed=s, config={"epochs": 10})
+                for a in ("convnet", "mlp") for s in range(2)]
+    mixed = accuracy_table(summarise(recs + baseline), "cross-arch")
+    assert len(mixed) == 2 and "epochs" not in mixed.columns
+    assert mixed.loc[mixed["method"] == "satm", "convnet"].item().endswith("(30 ep)")
+    assert mixed.loc[mixed["method"] == "random", "convnet"].item().endswith("(10 ep)")
+    assert "(k ep)" in epochs_note(mixed)
+    inside = [*recs, rec("cross-arch", "satm", 40.0, arch="mlp", seed=9, config={"epochs": 300})]
+    assert "epochs" in accuracy_table(summarise(inside), "cross-arch").columns  # one cell, two lengths
+
+
+def test_one_training_length_is_stated_once() -> None:
+    """Every run at 30 epochs: no epochs column, but the caption note says 30 epochs (it was invisible)."""
+    recs = [rec("in-domain", "satm", 80.0 + s, seed=s, config={"epochs": 30}) for s in range(2)]
+    table = accuracy_table(summarise(recs), "in-domain")
+    assert "epochs" not in table.columns
+    assert epochs_note(table) == " All runs trained for 30 epochs."
+    assert epochs_note(accuracy_table(summarise([rec("in-domain", "satm", 80.0)]), "in-domain")) == ""
