@@ -34,6 +34,7 @@ from satm_cl.report.plots import (
 )
 from satm_cl.report.tables import (
     CONTINUAL_NOTES,
+    DASH,
     GROUP_KEYS,
     STAGES,
     _group_value,
@@ -264,6 +265,77 @@ def _merge_records(record_paths: Sequence[Path]) -> tuple[list[dict[str, Any]], 
     return records, sources, dropped
 
 
+def _lr_choices(records: Sequence[dict[str, Any]]) -> list[str]:
+    """README lines: the LR each `tuned` evaluation chose per (method, dataset, IPC, arch), how many
+    selections chose it, and a flag on choices at the grid's edge (the best LR may lie outside the grid)."""
+    chosen: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for rec in records:
+        config = rec.get("config")
+        sel = config.get("lr_selection") if isinstance(config, dict) else None
+        if not isinstance(sel, dict) or not isinstance(sel.get("chosen"), int | float):
+            continue
+        row = chosen.setdefault(tuple(rec.get(k) for k in ("method", "dataset", "ipc", "arch")),
+                                {"picks": {}, "grids": set(), "edge": set()})
+        grid = [float(v) for v in sel.get("grid") or [] if isinstance(v, int | float)]
+        # one selection is shared by every record of its evaluation: count it once (by seed and grid)
+        row["picks"].setdefault(float(sel["chosen"]), set()).add(json.dumps([sel.get("seed"), grid]))
+        row["grids"].add(", ".join(f"{v:g}" for v in grid))
+        edge = sel.get("at_grid_edge")
+        if edge is None and grid:
+            edge = float(sel["chosen"]) in (min(grid), max(grid))
+        if edge:
+            row["edge"].add("smallest" if grid and float(sel["chosen"]) == min(grid) else "largest")
+    if not chosen:
+        return []
+    table = []
+    for (method, dataset, ipc, arch), row in sorted(chosen.items(), key=lambda kv: str(kv[0])):
+        picks = sorted(row["picks"].items())
+        lr = "; ".join(f"{v:g}" + (f" ({len(n)}×)" if len(picks) > 1 else "") for v, n in picks)
+        edge = f"⚠ {' and '.join(sorted(row['edge']))} LR of the grid" if row["edge"] else ""
+        table.append({"method": method, "dataset": dataset, "IPC": DASH if ipc is None else ipc,
+                      "arch": arch, "chosen LR": lr, "grid": " / ".join(sorted(row["grids"])), "edge": edge})
+    lines = ["## Tuned learning rates", "",
+             "`tuned` LR protocol: the LR each evaluation chose on the validation split, per method, "
+             "dataset, IPC and architecture ((k×): k selections chose it, e.g. other base seeds)."]
+    n_edge = sum(bool(r["edge"]) for r in chosen.values())
+    if n_edge:
+        lines[-1] += (f" {n_edge} of these rows chose the smallest or largest LR of the grid (⚠): the best "
+                      "LR may lie outside it; widen the grid before trusting those numbers.")
+    return [*lines, "", to_markdown(pd.DataFrame(table), lead=4), ""]
+
+
+def _owned(out: Path) -> list[Path]:
+    """The files in `out` that an earlier report wrote by the names this one writes (tables of the known
+    stages, summary, paired, corruption files, README, the known plots and artifact image grids)."""
+    names = ["README.md", "summary.csv", "paired.csv", "corruptions.md", "corruptions.csv",
+             "corruptions_long.csv", *(f"{s}.{ext}" for s in STAGES for ext in ("md", "csv", "tex"))]
+    plots = [f"{stem}.png" for stems in _STAGE_PLOTS.values() for stem, _, _ in stems]
+    plots += ["corruptions.png", "condensation_curves.png"]
+    found = [out / n for n in names] + [out / "plots" / n for n in plots]
+    found = [f for f in found if f.is_file()]
+    grids = out / "plots"
+    return found + (sorted(f for f in grids.glob("images_[0-9][0-9]_*.png") if f.is_file())
+                    if grids.is_dir() else [])
+
+
+def _clear_owned(out: Path, warn: Callable[[str], None]) -> None:
+    """Remove an earlier report's files from `out` (only the names a report writes), so a table or plot
+    this report does not rewrite (a stage now absent) is not left beside the new ones as if current."""
+    for f in _owned(out):
+        try:
+            f.unlink()
+        except OSError as exc:
+            warn(f"cannot remove {f} of an earlier report: {exc.strerror or exc}; it may be stale")
+
+
+def _unknown_files(out: Path, written: Sequence[Path]) -> list[Path]:
+    """Files in `out` (and out/plots) this report did not write: not ours to delete, maybe stale."""
+    mine = {p.resolve() for p in written}
+    found = [f for d in (out, out / "plots") if d.is_dir() for f in sorted(d.iterdir())
+             if f.is_file() and f.resolve() not in mine]
+    return [f for f in found if f.suffix in (".md", ".csv", ".tex", ".png")]
+
+
 def _stderr(line: str) -> None:
     print(f"warning: {line}", file=sys.stderr)
 
@@ -296,6 +368,7 @@ def _build_report(record_paths: list[Path], out: Path, artifacts: list[Path],
 
     written: list[Path] = []
     make_out_dir(out)
+    _clear_owned(out, warn)
     for line in repeated:
         warn(f"{line} (counted once: the mean of its measurements)")
     summary = summarise(records)
@@ -355,6 +428,8 @@ def _build_report(record_paths: list[Path], out: Path, artifacts: list[Path],
                    "have, so seed-to-seed variance cancels. p-values are two-sided (paired t-test; exact "
                    f"sign test). [csv]({_rel(paired_csv, out)})", "", paired_markdown(pairs), ""]
 
+    readme += _lr_choices(records)
+
     if artifacts:
         readme += ["## Condensation", ""]
         curves = plot_condensation_curves([a for a, _, _ in logs], plot_dir / "condensation_curves.png")
@@ -386,6 +461,10 @@ def _build_report(record_paths: list[Path], out: Path, artifacts: list[Path],
     readme_path = out / "README.md"
     readme_path.write_text("\n".join(readme).rstrip() + "\n")
     written.append(readme_path)
+    others = _unknown_files(out, written)
+    if others:
+        warn(f"{out} also holds files this report did not write (left as they are; remove them if they "
+             f"are stale): {', '.join(str(f.relative_to(out)) for f in others)}")
     return written
 
 

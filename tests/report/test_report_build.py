@@ -234,3 +234,47 @@ def test_repeated_orders_name_their_sets_and_the_pooled_row(tmp_path: Path, caps
     assert err.count("warning: ") == 1 and "sets aaaaaaaa (sets/a), bbbbbbbb (sets/b)" in err
     readme = (tmp_path / "rep" / "README.md").read_text()
     assert "5 epochs: 2 sets (aaaaaaaa: sets/a; bbbbbbbb: sets/b)" in readme
+
+
+def _tuned(method: str, arch: str, chosen: float, seed: int = 0) -> dict[str, Any]:
+    grid = [0.001, 0.003, 0.01, 0.03, 0.1]
+    selection = {"grid": grid, "split": "val", "runs": 1, "seed": 100 + seed, "chosen": chosen,
+                 "val_accuracy": {repr(v): 50.0 for v in grid}, "at_grid_edge": chosen in (grid[0], grid[-1])}
+    return {"stage": "cross-arch", "method": method, "dataset": "cifar10", "ipc": 10, "arch": arch,
+            "seed": seed, "metric": "test_accuracy", "value": 60.0 + seed, "lr_protocol": "tuned",
+            "config": {"epochs": 30, "lr": chosen, "lr_selection": selection}}
+
+
+def test_tuned_lr_choices_are_listed_and_grid_edges_flagged(tmp_path: Path) -> None:
+    """The LR `tuned` chose was in no table: the README lists it per method / dataset / IPC / arch, counts
+    selections that chose another LR, and flags a choice at the grid's edge."""
+    recs = [_tuned("satm", "convnet", 0.01, s) for s in range(2)]
+    recs += [_tuned("satm", "mlp", 0.1, 0), _tuned("satm", "mlp", 0.03, 1)]
+    build_report(write_jsonl(tmp_path / "r.jsonl", recs), tmp_path / "rep")
+    readme = (tmp_path / "rep" / "README.md").read_text()
+    assert "## Tuned learning rates" in readme
+    rows = {line.split("|")[4].strip(): line for line in readme.splitlines() if line.startswith("| satm")}
+    assert "| 0.01 " in rows["convnet"] and "⚠" not in rows["convnet"]
+    assert "0.03 (1×); 0.1 (1×)" in rows["mlp"] and "⚠ largest LR of the grid" in rows["mlp"]
+    assert "1 of these rows chose the smallest or largest LR of the grid" in readme
+    plain = [{**r, "lr_protocol": None, "config": {"epochs": 30}} for r in recs]
+    build_report(write_jsonl(tmp_path / "p.jsonl", plain), tmp_path / "plain")
+    assert "Tuned learning rates" not in (tmp_path / "plain" / "README.md").read_text()
+
+
+def test_rerun_into_an_old_report_removes_its_stale_files_only(tmp_path: Path) -> None:
+    """A report over cross-arch records, then one over in-domain records into the same directory: the old
+    cross-arch tables and plot are gone, a file the report does not own stays and is warned about."""
+    out = tmp_path / "rep"
+    build_report(write_jsonl(tmp_path / "a.jsonl", cross_arch_records()), out)
+    assert (out / "cross-arch.md").is_file() and (out / "plots" / "cross-arch_bars.png").is_file()
+    (out / "notes.md").write_text("mine")
+    (out / "plots" / "extra.png").write_bytes(b"not ours")
+    said: list[str] = []
+    written = build_report(write_jsonl(tmp_path / "b.jsonl", in_domain_records()), out, warn=said.append)
+    assert not (out / "cross-arch.md").exists() and not (out / "cross-arch.tex").exists()
+    assert not (out / "plots" / "cross-arch_bars.png").exists()
+    assert (out / "in-domain.md").is_file() and (out / "notes.md").read_text() == "mine"
+    assert (out / "plots" / "extra.png").is_file()
+    assert len(said) == 1 and "notes.md" in said[0] and "extra.png" in said[0]
+    assert {p.name for p in written} >= {"in-domain.md", "README.md", "summary.csv"}
