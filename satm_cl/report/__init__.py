@@ -73,6 +73,7 @@ __all__ = [
     "to_markdown",
 ]
 
+REPORT_TITLE = "# SATM benchmark report"
 # Which plots belong to which stage: (file stem, caption, function of (frame, path, paper)).
 _STAGE_PLOTS: dict[str, list[tuple[str, str, Any]]] = {
     "in-domain": [("in-domain_accuracy_vs_ipc", "Test accuracy vs images per class (crosses: paper)",
@@ -320,7 +321,15 @@ def _owned(out: Path) -> list[Path]:
 
 def _clear_owned(out: Path, warn: Callable[[str], None]) -> None:
     """Remove an earlier report's files from `out` (only the names a report writes), so a table or plot
-    this report does not rewrite (a stage now absent) is not left beside the new ones as if current."""
+    this report does not rewrite (a stage now absent) is not left beside the new ones as if current. Only
+    when `out` holds a report's README (its title line): other files of those names are someone else's."""
+    readme = out / "README.md"
+    try:
+        ours = readme.is_file() and readme.read_text().startswith(REPORT_TITLE)
+    except (OSError, UnicodeDecodeError):
+        ours = False
+    if not ours:
+        return
     for f in _owned(out):
         try:
             f.unlink()
@@ -380,7 +389,7 @@ def _build_report(record_paths: list[Path], out: Path, artifacts: list[Path],
     present = [s for s in STAGES if (summary["stage"] == s).any()]
     present += sorted(set(summary["stage"].astype(str)) - set(STAGES))
     plot_dir = out / "plots"
-    readme = ["# SATM benchmark report", "",
+    readme = [REPORT_TITLE, "",
               f"Records: {', '.join(f'`{p}`' for p in record_paths)} ({len(records)} records). "
               f"Full long-form summary: [summary.csv](summary.csv).", ""]
     if dropped:

@@ -278,3 +278,9 @@ def test_rerun_into_an_old_report_removes_its_stale_files_only(tmp_path: Path) -
     assert (out / "plots" / "extra.png").is_file()
     assert len(said) == 1 and "notes.md" in said[0] and "extra.png" in said[0]
     assert {p.name for p in written} >= {"in-domain.md", "README.md", "summary.csv"}
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "cross-arch.md").write_text("someone else's")  # no report README: not ours to delete
+    said.clear()
+    build_report(tmp_path / "b.jsonl", foreign, warn=said.append)
+    assert (foreign / "cross-arch.md").read_text() == "someone else's" and "cross-arch.md" in said[0]
