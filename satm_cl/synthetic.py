@@ -136,6 +136,8 @@ def load_synthetic(path: str | Path) -> SyntheticSet:
     """Load and verify an artifact; any missing, corrupted or mismatched part is a one-line SatmError."""
     path = Path(path)
     meta_file, tensor_file = path / META_FILE, path / TENSOR_FILE
+    if not path.exists():
+        raise SatmError(f"{path} does not exist (not a synthetic set: check the path)")
     if not meta_file.is_file() or not tensor_file.is_file():
         raise SatmError(f"{path} is not a synthetic set (needs {META_FILE} and {TENSOR_FILE})")
     try:

@@ -39,7 +39,7 @@ def test_datasets_status() -> None:
         (("condense", "--method", "magic"), "unknown method 'magic'; valid: mtt, satm"),
         (("condense", "--preset", "digits-ipc99"), "unknown preset"),
         (("experts", "--dataset", "cifar10", "--data-dir", str(Path(__file__).parent)), "cifar10"),
-        (("show", "/nonexistent"), "not a synthetic set"),
+        (("show", "/nonexistent"), "/nonexistent does not exist"),
         (("condense", "--device", "tpu"), "unknown device"),
         (
             ("evaluate", "--baseline", "random", "--dataset", "digits", "--ipc", "1", "--lr-protocol", "x"),
