@@ -649,6 +649,13 @@ def evaluate(
         typer.Option(help="continual strategy protocols: clear the optimizer's state (SGD momentum) at each "
                      "experience; Avalanche keeps it by default (docs/continual.md)."),
     ] = False,
+    replay_batch: Annotated[
+        int | None,
+        typer.Option(help="continual strategy protocols: replayed images per mini-batch. Default: naive, "
+                     "lwf, ewc replay min(memory, 64) with a partial batch ending each pass over the memory; "
+                     "er_ace, der min(32, slots / steps). One that divides every memory size replays the "
+                     "same number at every step for every memory (docs/continual.md)."),
+    ] = None,
     lr_protocol: Annotated[
         str, typer.Option(help="Evaluation LR: learned (the set's α, MTT), tuned (per arch on val) or both.")
     ] = "learned",
@@ -711,12 +718,14 @@ def evaluate(
                     condense_overrides=_read_json(condense_config),
                     memory_dir=memory_dir,
                     reset_optimizer=reset_optimizer,
+                    replay_batch=replay_batch,
                 ),
                 grid,
             )
         else:
-            if reset_optimizer:
-                raise SatmError("--reset-optimizer applies only to --suite continual's strategy protocols")
+            for flag, given in (("--reset-optimizer", reset_optimizer), ("--replay-batch", replay_batch)):
+                if given:
+                    raise SatmError(f"{flag} applies only to --suite continual's strategy protocols")
             from satm_cl.evaluate.runner import EvalRequest, evaluate_request
 
             done = evaluate_request(

@@ -43,6 +43,7 @@ AVALANCHE_MEMORIES = ("reservoir", "class_balanced", "av_herding", "gdumb")
 MEMORIES = SET_MEMORIES + AVALANCHE_MEMORIES
 STRATEGIES = ("naive", "lwf", "ewc", "er_ace", "der")
 PROTOCOLS = ("retrain", *STRATEGIES)
+OWN_BUFFER_STRATEGIES = ("er_ace", "der")  # they draw fixed replay batches (drop_last) from their own buffer
 # Avalanche strategy settings (real data per experience + replay); the paper's protocol uses the presets.
 STRATEGY_LR = 0.01
 STRATEGY_BATCH = 64
@@ -209,10 +210,17 @@ def strategy_protocol(
     batch_size: int = STRATEGY_BATCH,
     progress: str | None = None,
     reset_optimizer: bool = False,
+    replay_batch: int | None = None,
 ) -> ContinualResult:
     """Avalanche `strategy` (see `STRATEGY_BUILDERS`) with `memory` as its replay storage; `memory=None`
     runs GDumb. Avalanche keeps the optimizer's state (SGD momentum) from one experience to the next;
-    `reset_optimizer` clears it at each experience (`benchmarks/optimizer_state.py` measures what it does)."""
+    `reset_optimizer` clears it at each experience (`benchmarks/optimizer_state.py` measures what it does).
+    `replay_batch` fixes the replayed images per mini-batch; by default `ReplayPlugin` replays min(memory,
+    `batch_size`) with a partial batch closing each pass over the memory, and ER-ACE / DER replay
+    min(`REPLAY_BATCH`, `mem_size` / steps). A size dividing every memory size replays the same number of
+    images at every step for every memory (`benchmarks/replay_batches.py`)."""
+    if replay_batch is not None and replay_batch < 1:
+        raise SatmError(f"replay_batch must be >= 1, got {replay_batch}")
     if strategy not in STRATEGIES:
         raise SatmError(f"unknown strategy {strategy!r}; valid: {', '.join(STRATEGIES)}")
     device = torch.device(device)
@@ -231,7 +239,8 @@ def strategy_protocol(
             "criterion": nn.CrossEntropyLoss(), "train_mb_size": batch_size, "train_epochs": epochs,
             "eval_mb_size": 512, "device": device, "evaluator": evaluator,
         }
-        replay_batch = max(1, min(REPLAY_BATCH, mem_size // scenario.steps))
+        if replay_batch is None and strategy in OWN_BUFFER_STRATEGIES:
+            replay_batch = max(1, min(REPLAY_BATCH, mem_size // scenario.steps))
         learner = _make_strategy(strategy, memory, mem_size, model, common, replay_batch)
         matrix: list[list[float]] = []
         averages: list[float] = []
@@ -247,32 +256,41 @@ def strategy_protocol(
     return ContinualResult(matrix, averages, forgetting, mem_size)
 
 
-# name -> builder(memory, model, common strategy kwargs, replay mini-batch) -> an Avalanche strategy
-StrategyBuilder = Callable[[ExemplarsBuffer, nn.Module, dict[str, Any], int], Any]
+# name -> builder(memory, model, common strategy kwargs, replay mini-batch) -> an Avalanche strategy; the
+# replay mini-batch is None only for ReplayPlugin strategies left at Avalanche's default
+StrategyBuilder = Callable[[ExemplarsBuffer, nn.Module, dict[str, Any], "int | None"], Any]
 STRATEGY_BUILDERS: Registry[StrategyBuilder] = Registry("strategy")
 
 
-def _replay(memory: ExemplarsBuffer) -> list[Any]:
-    return [_ReplayPlugin(mem_size=memory.max_size, storage_policy=memory)]
+def _replay(memory: ExemplarsBuffer, replay_batch: int | None) -> list[Any]:
+    return [_ReplayPlugin(mem_size=memory.max_size, storage_policy=memory, batch_size_mem=replay_batch)]
 
 
 @STRATEGY_BUILDERS.register("naive")
-def _naive(memory: ExemplarsBuffer, model: nn.Module, common: dict[str, Any], replay_batch: int) -> Any:
-    return Naive(plugins=_replay(memory), **common)
+def _naive(
+    memory: ExemplarsBuffer, model: nn.Module, common: dict[str, Any], replay_batch: int | None
+) -> Any:
+    return Naive(plugins=_replay(memory, replay_batch), **common)
 
 
 @STRATEGY_BUILDERS.register("lwf")
-def _lwf(memory: ExemplarsBuffer, model: nn.Module, common: dict[str, Any], replay_batch: int) -> Any:
-    return LwF(alpha=LWF_ALPHA, temperature=LWF_TEMPERATURE, plugins=_replay(memory), **common)
+def _lwf(
+    memory: ExemplarsBuffer, model: nn.Module, common: dict[str, Any], replay_batch: int | None
+) -> Any:
+    return LwF(alpha=LWF_ALPHA, temperature=LWF_TEMPERATURE, plugins=_replay(memory, replay_batch), **common)
 
 
 @STRATEGY_BUILDERS.register("ewc")
-def _ewc(memory: ExemplarsBuffer, model: nn.Module, common: dict[str, Any], replay_batch: int) -> Any:
-    return EWC(ewc_lambda=EWC_LAMBDA, mode="separate", plugins=_replay(memory), **common)
+def _ewc(
+    memory: ExemplarsBuffer, model: nn.Module, common: dict[str, Any], replay_batch: int | None
+) -> Any:
+    return EWC(ewc_lambda=EWC_LAMBDA, mode="separate", plugins=_replay(memory, replay_batch), **common)
 
 
 @STRATEGY_BUILDERS.register("er_ace")
-def _er_ace(memory: ExemplarsBuffer, model: nn.Module, common: dict[str, Any], replay_batch: int) -> Any:
+def _er_ace(
+    memory: ExemplarsBuffer, model: nn.Module, common: dict[str, Any], replay_batch: int | None
+) -> Any:
     """ER-ACE: its class-balanced buffer is replaced by `memory` (updated before each experience's training,
     so the current experience's memory is replayed too, as ER-ACE does with its own buffer)."""
     learner = ER_ACE(mem_size=memory.max_size, batch_size_mem=replay_batch, **common)
@@ -281,7 +299,9 @@ def _er_ace(memory: ExemplarsBuffer, model: nn.Module, common: dict[str, Any], r
 
 
 @STRATEGY_BUILDERS.register("der")
-def _der(memory: ExemplarsBuffer, model: nn.Module, common: dict[str, Any], replay_batch: int) -> Any:
+def _der(
+    memory: ExemplarsBuffer, model: nn.Module, common: dict[str, Any], replay_batch: int | None
+) -> Any:
     """DER: its logit-storing buffer is replaced by `memory` wrapped in a `LogitsBuffer` (logits of the model
     when a sample enters, after training on its experience, as Avalanche's DER stores them)."""
     learner = DER(mem_size=memory.max_size, batch_size_mem=replay_batch, alpha=DER_ALPHA, beta=DER_BETA,
@@ -292,7 +312,7 @@ def _der(memory: ExemplarsBuffer, model: nn.Module, common: dict[str, Any], repl
 
 def _make_strategy(
     strategy: str, memory: ExemplarsBuffer | None, mem_size: int, model: nn.Module, common: dict[str, Any],
-    replay_batch: int,
+    replay_batch: int | None,
 ) -> Any:
     if memory is None:  # GDumb = Naive + GDumbPlugin (what avalanche.training.GDumb builds)
         return Naive(plugins=[_GDumbPlugin(mem_size)], **common)

@@ -105,6 +105,8 @@ class ContinualRequest:
     memory_dir: Path | None = None  # where memories are found or made; default <out>/memories
     # strategy protocols: clear the optimizer's state (SGD momentum) at each experience; Avalanche keeps it
     reset_optimizer: bool = False
+    # strategy protocols: replayed images per mini-batch (None: each strategy's default, strategy_protocol)
+    replay_batch: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("out", "data_dir", "cache_dir", "memory_dir"):  # str paths, as a user types them
@@ -142,6 +144,15 @@ def validate(req: ContinualRequest) -> None:
     if req.reset_optimizer and req.protocol == "retrain":
         raise SatmError("--reset-optimizer applies to the strategy protocols (naive, lwf, ewc, er_ace, der): "
                         "retrain trains a fresh model at each step")
+    if req.replay_batch is not None:
+        if req.replay_batch < 1:
+            raise SatmError(f"replay_batch must be >= 1, got {req.replay_batch}")
+        if req.protocol == "retrain":
+            raise SatmError("--replay-batch applies to the strategy protocols (naive, lwf, ewc, er_ace, "
+                            "der): retrain trains on the memory alone")
+        if "gdumb" in req.memories:
+            raise SatmError("--replay-batch does not apply to gdumb (it trains on its memory alone, nothing "
+                            "is replayed): run gdumb in another --out without it")
     if set(MEMORY_NAMES) != set(MEMORY_MODES):
         raise AssertionError("every memory needs a memory_mode")
     unknown = sorted(set(req.synthetic or {}) - {"satm", "mtt", "random", "herding"})
@@ -429,7 +440,7 @@ class _Context:
         memory_arg = None if memory == "gdumb" else buffer
         return protocols.strategy_protocol(scenario, memory_arg, req.protocol, self.make_model, order_seed,
                                            self.mem_size, self.device, epochs=self.epochs, progress=label,
-                                           reset_optimizer=req.reset_optimizer)
+                                           reset_optimizer=req.reset_optimizer, replay_batch=req.replay_batch)
 
     def stream_condenser(self, memory: str, order_seed: int) -> CondenseFn:
         """Per-experience condensation for a stream memory; artifacts under `<memory root>/stream/`. A ZCA
@@ -540,11 +551,14 @@ def _config(
                               "mem_size": mem_size, "epochs": epochs}
     if req.reset_optimizer:  # only when set: records made before the option keep their config
         config["reset_optimizer"] = True
+    if req.replay_batch is not None:  # likewise
+        config["replay_batch"] = req.replay_batch
     return config
 
 
 # the parts of a record's config that make one run setup: every memory in one `out` shares them
-SETUP_KEYS = ("protocol", "steps", "classes_per_step", "mem_size", "epochs", "reset_optimizer")
+SETUP_KEYS = ("protocol", "steps", "classes_per_step", "mem_size", "epochs", "reset_optimizer",
+              "replay_batch")
 
 
 def _differences(have: dict[str, Any], want: dict[str, Any]) -> str:

@@ -67,8 +67,13 @@ def with_continual_keys(rec: Mapping[str, Any]) -> dict[str, Any]:
     raw = out.get("config")
     config: dict[str, Any] = raw if isinstance(raw, dict) else {}
     protocol = config.get("protocol", "retrain")
-    # a strategy run with the optimizer's state cleared at each experience is another protocol in tables
-    out.setdefault("protocol", f"{protocol}+reset-optimizer" if config.get("reset_optimizer") else protocol)
+    # a strategy run with the optimizer's state cleared at each experience, or with a fixed replay batch, is
+    # another protocol in tables
+    if config.get("reset_optimizer"):
+        protocol += "+reset-optimizer"
+    if config.get("replay_batch") is not None:
+        protocol += f"+replay-batch-{config['replay_batch']}"
+    out.setdefault("protocol", protocol)
     default = "offline" if out.get("method") in OFFLINE_MEMORIES else "stream"
     out.setdefault("memory_mode", config.get("memory_mode", default))
     out.setdefault("steps", config.get("steps"))

@@ -25,6 +25,7 @@ from satm_cl.continual.protocols import (
 )
 from satm_cl.continual.scenarios import Scenario, make_scenario
 from satm_cl.data import DatasetSplits, Preprocessor
+from satm_cl.errors import SatmError
 from satm_cl.models import create_model
 from satm_cl.training import TrainConfig
 
@@ -163,6 +164,40 @@ def test_reset_optimizer_clears_momentum_between_experiences(
     reset = strategy_protocol(sc, avalanche_buffer("reservoir", 10), "naive", _model, seed=0, mem_size=10,
                               epochs=1, reset_optimizer=True)
     assert kept != reset and all(states)  # same seed: only the optimizer's carried state differs
+
+
+def test_replay_batch_fixes_the_replayed_images_per_step(
+    digits: DatasetSplits, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By default ReplayPlugin replays min(memory, batch) with a partial batch ending each pass over the
+    memory; `replay_batch` replays exactly that many at every step when it divides the memory size."""
+    sc = _scenario(digits)
+    replayed: list[int] = []
+    real_forward = Naive.forward
+
+    def spy(self: Naive) -> object:
+        if self.is_training:
+            replayed.append(int(self.mb_x.shape[0]))  # current + replayed images in this mini-batch
+        return real_forward(self)
+
+    monkeypatch.setattr(Naive, "forward", spy)
+    runs = {}
+    for batch in (None, 5):
+        replayed.clear()
+        runs[batch] = strategy_protocol(sc, avalanche_buffer("reservoir", 15), "naive", _model, seed=0,
+                                        mem_size=15, epochs=1, batch_size=64, replay_batch=batch)
+        runs[batch, "sizes"] = list(replayed)
+    default, fixed = runs[None, "sizes"], runs[5, "sizes"]
+    # past the first experience (no memory yet), a full current batch carries exactly 5 replayed images
+    assert {n - 64 for n in fixed if n > 64} == {5}
+    assert {n - 64 for n in default if n > 64} == {15}  # min(15 slots, 64): the whole memory each step
+    assert runs[None] != runs[5]
+    er = STRATEGY_BUILDERS.get("er_ace")(avalanche_buffer("reservoir", 15), _model(0), {"model": _model(0),
+                                         "optimizer": None, "train_mb_size": 8}, 7)
+    assert er.batch_size_mem == 7
+    with pytest.raises(SatmError, match="replay_batch must be >= 1"):
+        strategy_protocol(sc, avalanche_buffer("reservoir", 15), "naive", _model, seed=0, mem_size=15,
+                          replay_batch=0)
 
 
 def test_gdumb_and_determinism(digits: DatasetSplits) -> None:

@@ -143,6 +143,19 @@ def test_reset_optimizer_is_recorded_and_kept_apart(tmp_path: Path, artifacts: d
         run_continual(_req(tmp_path / "reset", artifacts, **kw))
 
 
+def test_replay_batch_is_recorded_checked_and_kept_apart(tmp_path: Path, artifacts: dict[str, Path]) -> None:
+    kw = {"protocol": "naive", "orders": 1, "epochs": 1, "memories": ("reservoir",)}
+    for bad, match in (({"protocol": "retrain"}, "strategy protocols"), ({"replay_batch": 0}, ">= 1"),
+                       ({"memories": ("reservoir", "gdumb")}, "gdumb")):
+        with pytest.raises(SatmError, match=match):
+            run_continual(_req(tmp_path / "bad", artifacts, **{**kw, "replay_batch": 5, **bad}))
+    assert not (tmp_path / "bad").exists()
+    recs = read_records(run_continual(_req(tmp_path / "fixed", artifacts, replay_batch=5, **kw)))
+    assert {r["config"].get("replay_batch") for r in recs} == {5}
+    with pytest.raises(SatmError, match="replay_batch 5 there vs None now"):
+        run_continual(_req(tmp_path / "fixed", artifacts, **kw))
+
+
 def test_presets() -> None:
     assert set(PRESETS) >= {"cifar10-5steps-ipc50", "tinyimagenet-10steps-ipc3", "tinyimagenet-20steps-ipc3",
                             "digits-5steps-ipc1", "digits-5steps-ipc5", "fashion-mnist-5steps-ipc10"}

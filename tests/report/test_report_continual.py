@@ -67,6 +67,12 @@ def test_a_reset_optimizer_run_is_its_own_protocol() -> None:
     assert (reset["protocol"], kept["protocol"]) == ("naive+reset-optimizer", "naive")
 
 
+def test_a_fixed_replay_batch_is_its_own_protocol() -> None:
+    config = {"protocol": "naive", "reset_optimizer": True, "replay_batch": 20}
+    both = with_continual_keys(rec("continual", "satm", 1.0, config=config))
+    assert both["protocol"] == "naive+reset-optimizer+replay-batch-20"
+
+
 def test_table_separates_protocols_and_modes_and_shows_aia_bwt() -> None:
     table = accuracy_table(summarise(_records()), "continual")
     assert {"memory_mode", "protocol"} <= set(table.columns)
