@@ -9,6 +9,7 @@ partial batch, and a memory smaller than it replays fewer images per step. A per
   python benchmarks/replay_batches.py            replay images per step, per memory and experience (seconds)
   python benchmarks/replay_batches.py --train    also Naive + reservoir final accuracy at 64..256 slots,
                                                  5 class orders (about 20 min on one thread)
+  python benchmarks/replay_batches.py --replay-batch 20   the table with `--replay-batch 20`'s replay batch
 """
 
 from __future__ import annotations
@@ -39,18 +40,22 @@ ORDERS = 5
 EPOCHS = 5
 
 
-def replay_per_step(memory: ExemplarsBuffer, exp: Any, classes: list[int]) -> tuple[int, float]:
-    """(memory size, mean replay images per training step) of one experience's ReplayDataLoader."""
+def replay_per_step(
+    memory: ExemplarsBuffer, exp: Any, classes: list[int], replay_batch: int = BATCH
+) -> tuple[int, float, int, int]:
+    """(memory size, mean, min and max replay images per training step) of one experience's
+    ReplayDataLoader."""
     loader = ReplayDataLoader(exp.dataset, memory.buffer, oversample_small_tasks=True, batch_size=BATCH,
-                              batch_size_mem=BATCH, shuffle=True)
+                              batch_size_mem=replay_batch, shuffle=True)
     current = torch.tensor(classes)
     counts = [int((~torch.isin(batch[1], current)).sum()) for batch in loader]
-    return len(memory.buffer), sum(counts) / len(counts)
+    return len(memory.buffer), sum(counts) / len(counts), min(counts), max(counts)
 
 
-def replay_table(ipcs: tuple[int, ...] = (10, 20, 50)) -> None:
+def replay_table(ipcs: tuple[int, ...] = (10, 20, 50), replay_batch: int = BATCH) -> None:
     splits = create_dataset("digits")
-    print("| memory | IPC | slots | experience | memory images | replay images per step |")
+    print(f"replay batch (batch_size_mem): {replay_batch}\n")
+    print("| memory | IPC | slots | experience | memory images | replay images per step (min–max) |")
     print("|---|---|---|---|---|---|")
     for ipc in ipcs:
         subset = create_baseline("random", "digits", ipc, seed=0)
@@ -61,8 +66,10 @@ def replay_table(ipcs: tuple[int, ...] = (10, 20, 50)) -> None:
             agent = SimpleNamespace(device=torch.device("cpu"), model=None, experience=None)
             for i, exp in enumerate(scenario.train_stream):
                 if i > 0:  # the first experience trains without replay
-                    size, per_step = replay_per_step(memory, exp, scenario.step_classes[i])
-                    print(f"| {name} | {ipc} | {slots} | {i + 1} | {size} | {per_step:.1f} |", flush=True)
+                    classes = scenario.step_classes[i]
+                    size, mean, low, high = replay_per_step(memory, exp, classes, replay_batch)
+                    print(f"| {name} | {ipc} | {slots} | {i + 1} | {size} | {mean:.1f} ({low}–{high}) |",
+                          flush=True)
                 agent.experience = exp
                 memory.post_adapt(agent, exp)
 
@@ -103,8 +110,10 @@ def main() -> None:
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    replay_table()
-    if "--train" in sys.argv[1:]:
+    args = sys.argv[1:]
+    fixed = int(args[args.index("--replay-batch") + 1]) if "--replay-batch" in args else BATCH
+    replay_table(replay_batch=fixed)
+    if "--train" in args:
         reservoir_sweep()
 
 
