@@ -398,22 +398,18 @@ def show(
     def body() -> None:
         from satm_cl.io import check_out_file
         from satm_cl.report.plots import plot_image_grid
-        from satm_cl.synthetic import load_synthetic
+        from satm_cl.synthetic import load_synthetic, shown_meta
 
         syn = load_synthetic(artifact)
         target = check_out_file(out or artifact / "grid.png")
+        meta = shown_meta(syn.meta)
         path = plot_image_grid(
             syn.pixels(),
             syn.labels,
             syn.meta["class_names"],
             target,
-            title=f"{syn.meta['method']} {syn.meta['dataset']} ipc {syn.meta['ipc']}",
+            title=f"{meta['method']} {meta['dataset']} ipc {meta['ipc']}",
         )
-        meta = {
-            k: syn.meta[k]
-            for k in ("dataset", "method", "ipc", "image_shape", "zca", "iterations", "seed", "selection")
-            if k in syn.meta
-        }
         typer.echo(json.dumps({**meta, "lr": syn.lr, "grid": str(path)}))
 
     _guard(body)

@@ -132,6 +132,26 @@ def make_meta(
     }
 
 
+SHOWN_META = ("dataset", "method", "ipc", "image_shape", "zca", "iterations", "seed", "selection")
+NOT_APPLICABLE = "n/a"
+FULL_DATA = "full data"
+
+
+def shown_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """The metadata `satm-cl show` prints, its sentinels in words (the file keeps them): `ipc` -1 (the whole
+    train split) as "full data", as the reporter says; a selection's `iteration` or `val_accuracy` of -1
+    (no validation ran, the last images were kept) or null (a starting set, nothing condensed) as "n/a"."""
+    shown = {k: meta[k] for k in SHOWN_META if k in meta}
+    if shown.get("ipc") == -1:
+        shown["ipc"] = FULL_DATA
+    if isinstance(shown.get("selection"), dict):
+        shown["selection"] = {
+            k: NOT_APPLICABLE if k in ("iteration", "val_accuracy") and (v is None or v == -1) else v
+            for k, v in shown["selection"].items()
+        }
+    return shown
+
+
 def load_synthetic(path: str | Path) -> SyntheticSet:
     """Load and verify an artifact; any missing, corrupted or mismatched part is a one-line SatmError."""
     path = Path(path)

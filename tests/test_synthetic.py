@@ -98,3 +98,45 @@ def test_edited_ipc_that_the_images_do_not_have_is_refused(good: SyntheticSet, t
     (art / META_FILE).write_text(json.dumps(meta))
     with pytest.raises(SatmError, match="metadata says ipc 2 but the images hold 1 per class"):
         load_synthetic(art)
+
+
+@pytest.mark.parametrize(
+    ("ipc", "selection", "shown_ipc", "shown_selection"),
+    [
+        (  # no validation ran: the last images kept, nothing measured
+            1,
+            {"rule": "last iteration", "iteration": -1, "val_accuracy": -1.0},
+            1,
+            {"rule": "last iteration", "iteration": "n/a", "val_accuracy": "n/a"},
+        ),
+        (  # a starting set: its iteration 0 is real, its val accuracy was never measured
+            1,
+            {"rule": "starting images", "iteration": 0, "val_accuracy": None},
+            1,
+            {"rule": "starting images", "iteration": 0, "val_accuracy": "n/a"},
+        ),
+        (  # the whole train split stores ipc -1
+            -1,
+            {"rule": "best val accuracy", "iteration": 100, "val_accuracy": 94.4},
+            "full data",
+            {"rule": "best val accuracy", "iteration": 100, "val_accuracy": 94.4},
+        ),
+    ],
+)
+def test_show_prints_sentinels_as_words_and_keeps_the_file(
+    good: SyntheticSet,
+    tmp_path: Path,
+    ipc: int,
+    selection: dict[str, object],
+    shown_ipc: object,
+    shown_selection: dict[str, object],
+) -> None:
+    """`show` says "n/a" / "full data" where synthetic.json stores -1 or null, never -1 as a number."""
+    meta = {**good.meta, "ipc": ipc, "selection": selection}
+    art = dataclasses.replace(good, meta=meta).save(tmp_path / "a")
+    on_disk = (art / META_FILE).read_text()
+    res = CliRunner().invoke(app, ["show", str(art), "--out", str(tmp_path / "grid.png")])
+    assert res.exit_code == 0, res.output
+    shown = json.loads(res.stdout)
+    assert shown["ipc"] == shown_ipc and shown["selection"] == shown_selection
+    assert (art / META_FILE).read_text() == on_disk  # the on-disk format is unchanged
