@@ -65,6 +65,27 @@ def _legend_outside(ax: Any, title: str | None = None) -> None:
                   bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
 
 
+def _shared_legend(fig: Any, axes: Sequence[Any], title: str | None = None) -> None:
+    """One legend for a figure whose panels share a palette: a single visible panel keeps it beside
+    itself; several give up theirs for one figure legend right of all panels, each label once, in method
+    order."""
+    shown = [ax for ax in axes if ax.get_visible()]
+    if len(shown) == 1:
+        _legend_outside(shown[0], title)
+        return
+    entries: dict[str, Any] = {}
+    for ax in shown:
+        handles, labels = ax.get_legend_handles_labels()
+        for handle, label in zip(handles, labels, strict=True):
+            entries.setdefault(label, handle)
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    if entries:
+        order = sorted(entries, key=method_rank)
+        fig.legend([entries[k] for k in order], order, fontsize="small", title=title, loc="center left",
+                   bbox_to_anchor=(1.0, 0.5), borderaxespad=0.0)
+
+
 def _stage(frame: pd.DataFrame, stage: str, metrics: Sequence[str]) -> pd.DataFrame:
     sel = frame[(frame["stage"] == stage) & frame["metric"].isin(metrics) & frame["value"].notna()]
     return sel.copy()
@@ -238,13 +259,13 @@ def _curve_panel(ax: Any, part: pd.DataFrame, colours: dict[str, Any], has_per: 
     ax.set_title(title)
     ax.set_xlabel("classes seen" if has_per else "experiences seen")
     ax.set_ylabel("average accuracy (%)")
-    _legend_outside(ax, "memory")
 
 
 def plot_continual_accuracy(frame: pd.DataFrame, path: str | Path) -> Path | None:
     """Continual average accuracy vs classes seen (step × classes_per_step, else step) per memory (labelled
     offline/stream), mean ± std band over seeds / class orders, one panel per dataset, protocol, IPC and
-    number of steps (and epochs when they differ), all on one y axis (panels compare at a glance)."""
+    number of steps (and epochs when they differ), all on one y axis (panels compare at a glance) and one
+    palette, named once in a legend for the whole figure."""
     sel = _continual_curves(frame)
     if sel.empty:
         return None
@@ -255,6 +276,7 @@ def plot_continual_accuracy(frame: pd.DataFrame, path: str | Path) -> Path | Non
     fig, axes = _grid(len(groups), size=(5.5, 4.2), sharey=True)
     for ax, (key, part) in zip(axes, groups, strict=True):
         _curve_panel(ax, part, colours, has_per, _group_title(keys, key))
+    _shared_legend(fig, axes, "memory")
     fig.suptitle(f"Average accuracy vs classes seen ({note})")
     return _save(fig, path)
 
@@ -281,6 +303,7 @@ def plot_offline_vs_stream(frame: pd.DataFrame, path: str | Path) -> Path | None
                 ax.set_visible(False)
                 continue
             _curve_panel(ax, sub, colours, has_per, f"{_group_title(keys, key)}\n{titles[mode]}")
+    _shared_legend(fig, list(axes.ravel()), "memory")
     return _save(fig, path)
 
 
@@ -312,7 +335,7 @@ def plot_memory_size_sweep(frame: pd.DataFrame, path: str | Path) -> Path | None
         ax.set_title(f"{_group_title(keys, key)}: final accuracy vs memory size")
         ax.set_xlabel("memory size (images per class)")
         ax.set_ylabel("final average accuracy (%)")
-        _legend_outside(ax, "memory")
+    _shared_legend(fig, axes, "memory")
     return _save(fig, path)
 
 

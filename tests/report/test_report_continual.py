@@ -6,11 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from _report_fixtures import rec, write_jsonl
 
 from satm_cl.report import build_report, plot_memory_size_sweep, plot_offline_vs_stream, records_frame
 from satm_cl.report.paired import paired_markdown, paired_table
-from satm_cl.report.tables import accuracy_table, experience_table, summarise, with_continual_keys
+from satm_cl.report.tables import (
+    accuracy_table,
+    experience_table,
+    method_rank,
+    summarise,
+    with_continual_keys,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -164,3 +171,42 @@ def test_continual_report_shows_the_per_experience_table(tmp_path: Path) -> None
     for name in ("README.md", "continual.md"):
         text = (tmp_path / "out" / name).read_text()
         assert "Accuracy per experience after the last step" in text and "experience 10" in text
+
+
+def _legends(fig: Any) -> list[Any]:
+    """Every legend drawn: the panels' and the figure's."""
+    return [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None] + list(fig.legends)
+
+
+@pytest.mark.parametrize(
+    "plot", ["plot_continual_accuracy", "plot_offline_vs_stream", "plot_memory_size_sweep"]
+)
+def test_a_multi_panel_continual_figure_has_one_legend_for_all_panels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plot: str
+) -> None:
+    """Panels share one palette, so the memories are named once for the figure, not once per panel; the one
+    legend names every memory of every panel, once each, in the panels' order."""
+    import satm_cl.report.plots as plots
+
+    seen: list[Any] = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: seen.append(fig) or Path(path))
+    assert getattr(plots, plot)(records_frame(_records()), tmp_path / "f.png") is not None
+    (fig,) = seen
+    assert sum(ax.get_visible() and ax.has_data() for ax in fig.axes) >= 2
+    (legend,) = _legends(fig)
+    names = [t.get_text() for t in legend.get_texts()]
+    assert names == sorted({"satm (offline)", "satm-stream (stream)", "reservoir (stream)"}, key=method_rank)
+
+
+def test_a_single_panel_continual_figure_keeps_its_legend_beside_the_panel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import satm_cl.report.plots as plots
+
+    seen: list[Any] = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: seen.append(fig) or Path(path))
+    one = [r for r in _records() if r["config"]["protocol"] == "retrain" and r["ipc"] == 1]
+    assert plots.plot_continual_accuracy(records_frame(one), tmp_path / "f.png") is not None
+    (fig,) = seen
+    (legend,) = _legends(fig)
+    assert not fig.legends and len({t.get_text() for t in legend.get_texts()}) == 3
