@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import glob
 import hashlib
 import json
 import os
@@ -19,15 +20,49 @@ from satm_cl.errors import SatmError
 
 
 def _atomic(path: Path, write: Any) -> None:
+    """Write `path` as `.NAME.XXXX.tmp` beside it, renamed over it once complete. The writer holds a lock on
+    its temporary file until then, so after a successful write the unlocked ones of the same target (left
+    by a killed write) are removed, and a concurrent writer's never is."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    fd, tmp = _locked_tmp(path)
     try:
         write(Path(tmp))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        os.close(fd)
+    _remove_stale_tmps(path)
+
+
+def _locked_tmp(path: Path) -> tuple[int, str]:
+    """A new temporary file for `path`, locked; made again if a cleaner removed it before the lock."""
+    while True:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink:
+            return fd, tmp
+        os.close(fd)
+
+
+def _remove_stale_tmps(path: Path) -> None:
+    """Remove `path`'s temporary files that no writer holds; another target's (`.NAME.x.XXXX.tmp`, whose
+    middle has a dot, which mkstemp's random part never does) are left alone."""
+    prefix = f".{path.name}."
+    for tmp in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        if "." in tmp.name[len(prefix) : -len(".tmp")]:
+            continue
+        try:
+            fd = os.open(tmp, os.O_RDONLY)
+        except OSError:  # renamed or removed meanwhile
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            tmp.unlink(missing_ok=True)
+        except OSError:  # a live writer's
+            pass
+        finally:
+            os.close(fd)
 
 
 @contextmanager
