@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,12 @@ def _group_title(keys: Sequence[str], values: Sequence[Any]) -> str:
                   "epochs": f"{v} epochs"}
         parts.append(labels.get(k, str(v)))
     return " · ".join(parts)
+
+
+def _wrapped(title: str, width: int = 48) -> str:
+    """A panel title broken into lines of at most `width` characters, so that long protocol labels (e.g.
+    `naive+reset-optimizer+replay-batch-20`) do not run into the next panel's title."""
+    return "\n".join(textwrap.fill(line, width) for line in title.split("\n"))
 
 
 def _epochs_title(part: pd.DataFrame) -> str:
@@ -256,7 +263,7 @@ def _curve_panel(ax: Any, part: pd.DataFrame, colours: dict[str, Any], has_per: 
     ticks = sorted(part["x"].unique())
     if len(ticks) <= 12:
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-    ax.set_title(title)
+    ax.set_title(_wrapped(title))
     ax.set_xlabel("classes seen" if has_per else "experiences seen")
     ax.set_ylabel("average accuracy (%)")
 
@@ -332,7 +339,7 @@ def plot_memory_size_sweep(frame: pd.DataFrame, path: str | Path) -> Path | None
         ticks = sorted(part["ipc"].unique())
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.minorticks_off()
-        ax.set_title(f"{_group_title(keys, key)}: final accuracy vs memory size")
+        ax.set_title(_wrapped(_group_title(keys, key)))  # the figure's title names the axes
         ax.set_xlabel("memory size (images per class)")
         ax.set_ylabel("final average accuracy (%)")
     _shared_legend(fig, axes, "memory")
@@ -357,7 +364,7 @@ def plot_continual_matrices(frame: pd.DataFrame, path: str | Path) -> Path | Non
         sns.heatmap(mat, vmin=0, vmax=100, cmap="viridis", annot=size <= 12, fmt=".0f", square=True,
                     cbar_kws={"label": "accuracy (%)", "shrink": 0.8}, annot_kws={"fontsize": 8}, ax=ax)
         ax.grid(False)
-        ax.set_title(_group_title(keys, key))
+        ax.set_title(_wrapped(_group_title(keys, key)))
         ax.set_xlabel("experience evaluated")
         ax.set_ylabel("experiences trained")
     return _save(fig, path)

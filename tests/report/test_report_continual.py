@@ -210,3 +210,22 @@ def test_a_single_panel_continual_figure_keeps_its_legend_beside_the_panel(
     (fig,) = seen
     (legend,) = _legends(fig)
     assert not fig.legends and len({t.get_text() for t in legend.get_texts()}) == 3
+
+
+@pytest.mark.parametrize(
+    "plot", ["plot_continual_accuracy", "plot_continual_matrices", "plot_memory_size_sweep"]
+)
+def test_long_protocol_labels_wrap_in_panel_titles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plot: str
+) -> None:
+    """A protocol such as naive+reset-optimizer+replay-batch-20 makes a title wider than its panel; titles
+    are broken into lines so neighbouring panels' titles do not overlap."""
+    import satm_cl.report.plots as plots
+
+    seen: list[Any] = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: seen.append(fig) or Path(path))
+    long = [{**r, "config": {**r["config"], "reset_optimizer": True, "replay_batch": 20}} for r in _records()]
+    assert getattr(plots, plot)(records_frame(long), tmp_path / "f.png") is not None
+    titles = [ax.get_title() for ax in seen[0].axes if ax.get_title()]
+    assert any("replay-batch-20" in t for t in titles)
+    assert max(len(line) for t in titles for line in t.split("\n")) <= 48
