@@ -10,6 +10,7 @@ partial batch, and a memory smaller than it replays fewer images per step. A per
   python benchmarks/replay_batches.py --train    also Naive + reservoir final accuracy at 64..256 slots,
                                                  5 class orders (about 20 min on one thread)
   python benchmarks/replay_batches.py --replay-batch 20   the table with `--replay-batch 20`'s replay batch
+  python benchmarks/replay_batches.py --ipc 32 --replay-batch 64   ... at one IPC (default 10, 20, 50)
 """
 
 from __future__ import annotations
@@ -112,7 +113,8 @@ def main() -> None:
     torch.manual_seed(0)
     args = sys.argv[1:]
     fixed = int(args[args.index("--replay-batch") + 1]) if "--replay-batch" in args else BATCH
-    replay_table(replay_batch=fixed)
+    ipcs = (int(args[args.index("--ipc") + 1]),) if "--ipc" in args else (10, 20, 50)
+    replay_table(ipcs, replay_batch=fixed)
     if "--train" in args:
         reservoir_sweep()
 
