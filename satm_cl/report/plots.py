@@ -167,10 +167,10 @@ def plot_accuracy_vs_ipc(frame: pd.DataFrame, path: str | Path,
                     for hit in paper_match(paper, method, dataset, int(ipc)):
                         ax.scatter([ipc], [hit["mean"]], marker="x", s=60, color=colours[method],
                                    label=f"{method} (paper)", zorder=5)
-        _legend_outside(ax, "method")
         ax.set_title(f"{_panel_title(keys, key, part)}: accuracy vs images per class")
         ax.set_xlabel("images per class (IPC)")
         ax.set_ylabel("test accuracy (%)")
+    _shared_legend(fig, axes, "method")
     return _save(fig, path)
 
 
@@ -191,7 +191,7 @@ def plot_cross_arch(frame: pd.DataFrame, path: str | Path) -> Path | None:
         ax.set_title(f"Cross-architecture: {_panel_title(keys, key, part)}")
         ax.set_xlabel("evaluation architecture")
         ax.set_ylabel("test accuracy (%)")
-        _legend_outside(ax, "method")
+    _shared_legend(fig, axes, "method")
     return _save(fig, path)
 
 

@@ -110,8 +110,9 @@ def _sort_key(x: Any) -> tuple[int, Any]:
 
 
 def method_rank(method: str) -> tuple[int, str]:
-    """Sort key putting known methods in the usual table order and the rest alphabetically after."""
-    base = str(method).split(" (paper")[0]
+    """Sort key putting known methods in the usual table order and the rest alphabetically after; a label's
+    parenthesised suffix (`dc (paper: …)`, a continual memory's `satm (offline)`) ranks as its method."""
+    base = str(method).split(" (")[0]
     return (METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER), str(method))
 
 

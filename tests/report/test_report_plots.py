@@ -182,3 +182,32 @@ def test_continual_panels_share_one_y_axis_and_state_uniform_epochs(tmp_path: Pa
     titles = [ax.get_title() for ax in seen[0].axes if ax.get_visible()]
     assert any("100 epochs" in t for t in titles) and any("5 epochs" in t for t in titles)
     assert "epochs per step" not in seen[0]._suptitle.get_text()
+
+
+def test_multi_panel_evaluation_figures_name_their_methods_in_one_legend(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Accuracy-vs-IPC and cross-arch panels share one palette: one figure legend names every method once
+    (it was one legend per panel)."""
+    import satm_cl.report.plots as plots
+
+    seen: list[Any] = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: seen.append(fig) or Path(path))
+    recs = [{**r, "config": {"epochs": 30 if r["method"] == "satm" else 10}} for r in in_domain_records()]
+    cross = [{**r, "config": {"epochs": 30 if r["method"] == "satm" else 10}} for r in cross_arch_records()]
+    for plot, frame in ((plots.plot_accuracy_vs_ipc, recs), (plots.plot_cross_arch, cross)):
+        seen.clear()
+        assert plot(records_frame(frame), tmp_path / "p.png") is not None
+        (fig,) = seen
+        assert sum(ax.get_visible() for ax in fig.axes) >= 2
+        panel_legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+        assert not panel_legends and len(fig.legends) == 1
+        names = [t.get_text() for t in fig.legends[0].get_texts()]
+        assert len(names) == len(set(names)) and {"satm", "mtt"} <= set(names)
+
+
+def test_a_memory_label_ranks_as_its_method() -> None:
+    from satm_cl.report.tables import method_rank
+
+    assert method_rank("satm (offline)")[0] == method_rank("satm")[0] < method_rank("reservoir (stream)")[0]
+    assert method_rank("dc (paper: Zhao 2021)")[0] == method_rank("dc")[0]
