@@ -296,6 +296,9 @@ def _plan(req: EvalRequest, device: torch.device) -> tuple[_Plan, RecordWriter]:
         "preset": preset_for(dataset, ipc if ipc > 0 else None)[1],
         # which images these are: a set extended or replaced in place keeps its path, not its fingerprint
         "set_fingerprint": set_fingerprint(syn),
+        # what the set was made with (its condensation or selection settings, overrides included), so a
+        # record says how to re-make its set without the artifact at hand
+        "set_config": syn.meta.get("config"),
         **source,
         "resampled": dict(ctx.extra),
     }

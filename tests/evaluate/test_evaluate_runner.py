@@ -66,6 +66,8 @@ def test_records_and_resume(tmp_path: Path, count_training: list[int]) -> None:
     assert all(r["method"] == "random" and r["dataset"] == "digits" and r["ipc"] == 1 for r in recs)
     assert recs[0]["config"]["epochs"] == 2 and recs[0]["config"]["runs"] == 2
     assert recs[0]["config"]["preset"] == "digits-ipc1" and recs[0]["config"]["baseline"] == "random"
+    made = load_synthetic(baseline_dir(tmp_path, "digits", 1, "random", 0)).meta["config"]
+    assert made and all(r["config"]["set_config"] == made for r in recs)  # how the set was made, per record
     convnet = {(r["stage"], r["seed"]): r["value"] for r in recs if r["arch"] == "convnet"}
     assert all(convnet[("in-domain", s)] == convnet[("cross-arch", s)] for s in (0, 1))  # one trained net
     before = path.read_text()
