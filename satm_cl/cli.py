@@ -647,10 +647,13 @@ def evaluate(
     ] = False,
     replay_batch: Annotated[
         int | None,
-        typer.Option(help="continual strategy protocols: replayed images per mini-batch. Default: naive, "
-                     "lwf, ewc replay min(memory, 64) with a partial batch ending each pass over the memory; "
-                     "er_ace, der min(32, slots / steps). One that divides every memory size replays the "
-                     "same number at every step for every memory (docs/continual.md)."),
+        typer.Option(help="continual strategy protocols (not retrain, not the gdumb memory): memory "
+                     "images replayed per mini-batch. naive, lwf, ewc (ReplayPlugin) replay min(memory, N), "
+                     "and a pass over a memory whose size N does not divide may end in a partial batch: an N "
+                     "dividing every size (per-class memories hold IPC x classes seen so far) replays N at "
+                     "every step for every memory. er_ace, der draw whole batches only, so N must be at most "
+                     "IPC x classes per step. Default: naive, lwf, ewc 64 (the mini-batch), er_ace, der "
+                     "min(32, slots / steps). docs/continual.md."),
     ] = None,
     lr_protocol: Annotated[
         str, typer.Option(help="Evaluation LR: learned (the set's α, MTT), tuned (per arch on val) or both.")
@@ -719,8 +722,9 @@ def evaluate(
                 grid,
             )
         else:
-            for flag, given in (("--reset-optimizer", reset_optimizer), ("--replay-batch", replay_batch)):
-                if given:
+            flags = (("--reset-optimizer", reset_optimizer or None), ("--replay-batch", replay_batch))
+            for flag, given in flags:
+                if given is not None:  # --replay-batch 0 too
                     raise SatmError(f"{flag} applies only to --suite continual's strategy protocols")
             from satm_cl.evaluate.runner import EvalRequest, evaluate_request
 

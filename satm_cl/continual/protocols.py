@@ -43,7 +43,7 @@ AVALANCHE_MEMORIES = ("reservoir", "class_balanced", "av_herding", "gdumb")
 MEMORIES = SET_MEMORIES + AVALANCHE_MEMORIES
 STRATEGIES = ("naive", "lwf", "ewc", "er_ace", "der")
 PROTOCOLS = ("retrain", *STRATEGIES)
-OWN_BUFFER_STRATEGIES = ("er_ace", "der")  # they draw fixed replay batches (drop_last) from their own buffer
+OWN_BUFFER_STRATEGIES = ("er_ace", "der")  # fixed replay batches (drop_last); runner.OWN_BUFFER_PROTOCOLS
 # Avalanche strategy settings (real data per experience + replay); the paper's protocol uses the presets.
 STRATEGY_LR = 0.01
 STRATEGY_BATCH = 64

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from satm_cl.continual.scenarios import Scenario
 
 STAGE = "continual"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ STREAM_MEMORIES = {
 MEMORY_NAMES = ("satm", "mtt", "random", "herding", "reservoir", "class_balanced", "av_herding", "gdumb",
                 *STREAM_MEMORIES)
 PROTOCOL_NAMES = ("retrain", "naive", "lwf", "ewc", "er_ace", "der")
+OWN_BUFFER_PROTOCOLS = ("er_ace", "der")  # = protocols.OWN_BUFFER_STRATEGIES: fixed replay batches, drop_last
 # offline: a memory's images depend on data of classes not yet seen; stream: only on experiences seen so far.
 MEMORY_MODES = {"satm": "offline", "mtt": "offline", "herding": "offline", "random": "stream",
                 "reservoir": "stream", "class_balanced": "stream", "av_herding": "stream", "gdumb": "stream",
@@ -146,7 +149,7 @@ def validate(req: ContinualRequest) -> None:
                         "retrain trains a fresh model at each step")
     if req.replay_batch is not None:
         if req.replay_batch < 1:
-            raise SatmError(f"replay_batch must be >= 1, got {req.replay_batch}")
+            raise SatmError(f"--replay-batch must be >= 1, got {req.replay_batch}")
         if req.protocol == "retrain":
             raise SatmError("--replay-batch applies to the strategy protocols (naive, lwf, ewc, er_ace, "
                             "der): retrain trains on the memory alone")
@@ -174,6 +177,29 @@ def check_classes_per_step(req: ContinualRequest, num_classes: int) -> None:
                             "learn the memory's classes")
 
 
+def check_replay_batch(req: ContinualRequest, num_classes: int) -> None:
+    """Before any work: refuse a `replay_batch` that ER-ACE / DER could never draw from the smallest memory
+    they meet (they skip replay until the memory holds a full batch), and warn when it does not divide every
+    memory size a ReplayPlugin strategy meets (a pass over such a memory may end in a partial batch)."""
+    n = req.replay_batch
+    if n is None:
+        return
+    per_step = req.ipc * max(1, num_classes // req.steps)  # a per-class memory after the first experience
+    if req.protocol in OWN_BUFFER_PROTOCOLS:
+        if n > per_step:
+            raise SatmError(f"--replay-batch {n} is more than the {per_step} images a per-class memory "
+                            f"holds after the first experience (IPC {req.ipc} x {num_classes // req.steps} "
+                            f"classes): {req.protocol} replays only once its memory holds a full batch; "
+                            f"use at most {per_step}")
+        return
+    sizes = sorted({per_step * k for k in range(1, req.steps)} | {req.ipc * num_classes})
+    uneven = [s for s in sizes if s % n]
+    if uneven:
+        log.warning("--replay-batch %d does not divide the memory sizes %s: a memory of those sizes may "
+                    "replay fewer than %d images in some steps (a pass over it ends in a partial batch)",
+                    n, ", ".join(map(str, uneven)), n)
+
+
 def run_continual(req: ContinualRequest, executor: ExecConfig | None = None) -> Path:
     """Run every (memory, class order) not yet recorded; return `<out>/records.jsonl`.
 
@@ -189,6 +215,7 @@ def run_continual(req: ContinualRequest, executor: ExecConfig | None = None) -> 
     executor = executor or ExecConfig()
     ctx, configs = _setup(req)
     check_classes_per_step(req, ctx.splits.num_classes)
+    check_replay_batch(req, ctx.splits.num_classes)
     path = Path(req.out) / "records.jsonl"
     writer = RecordWriter(path)
     _check_existing(path, req, ctx.cfg.expert.arch, configs)
@@ -570,8 +597,13 @@ def _differences(have: dict[str, Any], want: dict[str, Any]) -> str:
             inner = _differences(a, b)
             parts += [f"{key}.{p}" for p in inner.split(", ")] if inner else []
         elif a != b:
-            parts.append(f"{key} {a!r} there vs {b!r} now")
+            parts.append(f"{key} {_shown(a)} there vs {_shown(b)} now")
     return ", ".join(parts)
+
+
+def _shown(value: Any) -> str:
+    """A setting as a difference message shows it: a key a record leaves out is the default."""
+    return "not set (default)" if value is None else repr(value)
 
 
 def _check_existing(path: Path, req: ContinualRequest, arch: str, configs: dict[int, dict[str, Any]]) -> None:

@@ -21,7 +21,14 @@ import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
 from satm_cl.errors import SatmError
-from satm_cl.report.tables import is_corrupted, method_rank, paper_match, with_epochs, with_lr_protocol
+from satm_cl.report.tables import (
+    epochs_text,
+    is_corrupted,
+    method_rank,
+    paper_match,
+    with_epochs,
+    with_lr_protocol,
+)
 
 DPI = 120
 # what puts two records at one place in a panel whatever their method: runs there trained for other
@@ -241,7 +248,7 @@ def _continual_panels(sel: pd.DataFrame, keys: list[str]) -> tuple[list[str], st
     epochs = {e for e in sel["epochs"] if e is not None and not (isinstance(e, float) and math.isnan(e))}
     if len(epochs) > 1:
         return [*keys, "epochs"], "y axis shared by all panels"
-    return keys, "y axis shared by all panels" + (f"; {next(iter(epochs))} training epochs per step"
+    return keys, "y axis shared by all panels" + (f"; {epochs_text(next(iter(epochs)))} of training per step"
                                                   if epochs else "")
 
 

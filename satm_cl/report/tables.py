@@ -109,6 +109,11 @@ def _sort_key(x: Any) -> tuple[int, Any]:
     return (2, str(x))
 
 
+def epochs_text(n: Any) -> str:
+    """"1 epoch", "5 epochs"."""
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
 def method_rank(method: str) -> tuple[int, str]:
     """Sort key putting known methods in the usual table order and the rest alphabetically after; a label's
     parenthesised suffix (`dc (paper: …)`, a continual memory's `satm (offline)`) ranks as its method."""
@@ -425,7 +430,7 @@ def _epochs_layout(sel: pd.DataFrame, row_keys: tuple[str, ...], col_keys: tuple
     if "epochs" in row_keys or not every:
         return row_keys, False, ""
     if len(every) == 1:
-        return row_keys, False, f" All runs trained for {next(iter(every))} epochs."
+        return row_keys, False, f" All runs trained for {epochs_text(next(iter(every)))}."
     rows_vary = any(len(v) > 1 for v in _epochs_of(sel, row_keys).values())
     cells_vary = any(len(v) > 1 for v in _epochs_of(sel, (*row_keys, *col_keys)).values())
     if split and (cells_vary or not rows_vary):
@@ -561,7 +566,10 @@ CONTINUAL_NOTES = (
     "- retrain: a fresh model trained on the memory alone after each step (the paper's protocol);",
     "- naive / lwf / ewc: that Avalanche strategy trained on each experience's data, with the memory "
     "replayed through a ReplayPlugin (the gdumb memory runs Avalanche's GDumb);",
-    "- er_ace / der: Avalanche's ER-ACE / DER strategy with the memory as its buffer.",
+    "- er_ace / der: Avalanche's ER-ACE / DER strategy with the memory as its buffer;",
+    "- a `+reset-optimizer` suffix: the optimizer's state (SGD momentum) cleared at each experience; "
+    "`+replay-batch-N`: N memory images replayed per mini-batch; without them, Avalanche's defaults "
+    "(docs/continual.md).",
     "",
     "Memories: `herding` is ours (offline: herding on the features of a network trained on all classes); "
     "`av_herding` is Avalanche's herding buffer (stream: built from the experiences seen so far).",

@@ -514,6 +514,9 @@ def test_reset_optimizer_outside_the_continual_suite_is_an_error() -> None:
     code, _, err = _run("evaluate", "--baseline", "random", "--dataset", "digits", "--ipc", "1",
                         "--replay-batch", "20")
     assert code == 2 and "--replay-batch applies only to --suite continual" in err
+    code, _, err = _run("evaluate", "--baseline", "random", "--dataset", "digits", "--ipc", "1",
+                        "--replay-batch", "0")  # 0 is a value too, not "not given"
+    assert code == 2 and "--replay-batch applies only to --suite continual" in err
 
 
 def test_a_grid_option_out_of_range_is_named_before_any_work() -> None:

@@ -139,7 +139,7 @@ def test_reset_optimizer_is_recorded_and_kept_apart(tmp_path: Path, artifacts: d
     kept = read_records(run_continual(_req(tmp_path / "kept", artifacts, **kw)))
     assert "reset_optimizer" not in kept[0]["config"]  # records of the default are as before the option
     assert [r["value"] for r in recs] != [r["value"] for r in kept]
-    with pytest.raises(SatmError, match="reset_optimizer True there vs None now"):
+    with pytest.raises(SatmError, match=r"reset_optimizer True there vs not set \(default\) now"):
         run_continual(_req(tmp_path / "reset", artifacts, **kw))
 
 
@@ -152,8 +152,33 @@ def test_replay_batch_is_recorded_checked_and_kept_apart(tmp_path: Path, artifac
     assert not (tmp_path / "bad").exists()
     recs = read_records(run_continual(_req(tmp_path / "fixed", artifacts, replay_batch=5, **kw)))
     assert {r["config"].get("replay_batch") for r in recs} == {5}
-    with pytest.raises(SatmError, match="replay_batch 5 there vs None now"):
+    with pytest.raises(SatmError, match=r"replay_batch 5 there vs not set \(default\) now"):
         run_continual(_req(tmp_path / "fixed", artifacts, **kw))
+
+
+def test_a_replay_batch_er_ace_could_never_draw_is_refused_before_work(
+    tmp_path: Path, artifacts: dict[str, Path]
+) -> None:
+    """ER-ACE / DER skip replay until the memory holds a full batch: at IPC 1 on digits in 5 steps a per-class
+    memory holds 2 images after the first experience, so a batch of 3 would silently replay nothing there."""
+    for protocol in ("er_ace", "der"):
+        with pytest.raises(SatmError, match="--replay-batch 3 is more than the 2 images"):
+            run_continual(_req(tmp_path / protocol, artifacts, protocol=protocol, replay_batch=3, orders=1,
+                               memories=("reservoir",)))
+        assert not (tmp_path / protocol / "records.jsonl").exists()
+
+
+def test_a_replay_batch_that_does_not_divide_the_memory_sizes_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from satm_cl.continual.runner import check_replay_batch
+
+    req = ContinualRequest(protocol="naive", ipc=10, steps=5, replay_batch=20)
+    with caplog.at_level("WARNING"):
+        check_replay_batch(req, 10)  # memories of 20, 40, 60, 80 and 100 images: 20 divides them all
+        assert not caplog.records
+        check_replay_batch(replace(req, replay_batch=30), 10)
+    assert "does not divide the memory sizes 20, 40, 80, 100" in caplog.text
 
 
 def test_presets() -> None:

@@ -174,14 +174,14 @@ def test_continual_panels_share_one_y_axis_and_state_uniform_epochs(tmp_path: Pa
         assert plot(frame, tmp_path / "c.png") is not None  # satm: offline, reservoir: stream
         axes = [ax for ax in seen[0].axes if ax.get_visible() and ax.has_data()]
         assert len(axes) >= 2 and len({ax.get_ylim() for ax in axes}) == 1
-        assert "5 training epochs per step" in seen[0]._suptitle.get_text()
+        assert "5 epochs of training per step" in seen[0]._suptitle.get_text()
     seen.clear()
     mixed = records_frame([{**r, "config": {**r["config"], "epochs": 5 + 95 * (r["seed"] == 0)}}
                            for r in recs])
     plots.plot_continual_accuracy(mixed, tmp_path / "m.png")
     titles = [ax.get_title() for ax in seen[0].axes if ax.get_visible()]
     assert any("100 epochs" in t for t in titles) and any("5 epochs" in t for t in titles)
-    assert "epochs per step" not in seen[0]._suptitle.get_text()
+    assert "of training per step" not in seen[0]._suptitle.get_text()
 
 
 def test_multi_panel_evaluation_figures_name_their_methods_in_one_legend(
