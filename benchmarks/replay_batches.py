@@ -15,7 +15,7 @@ partial batch, and a memory smaller than it replays fewer images per step. A per
 
 from __future__ import annotations
 
-import sys
+import argparse
 import warnings
 from collections.abc import Callable
 from types import SimpleNamespace
@@ -108,14 +108,18 @@ def reservoir_sweep() -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train", action="store_true", help="also the reservoir sweep (about 20 min)")
+    parser.add_argument("--replay-batch", type=int, default=BATCH, help="batch_size_mem of the table")
+    parser.add_argument("--ipc", type=int, action="append",
+                        help="IPC of the table (repeatable; default 10 20 50)")
+    args = parser.parse_args()
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    args = sys.argv[1:]
-    fixed = int(args[args.index("--replay-batch") + 1]) if "--replay-batch" in args else BATCH
-    ipcs = (int(args[args.index("--ipc") + 1]),) if "--ipc" in args else (10, 20, 50)
-    replay_table(ipcs, replay_batch=fixed)
-    if "--train" in args:
+    replay_table(tuple(args.ipc or (10, 20, 50)), replay_batch=args.replay_batch)
+    if args.train:
         reservoir_sweep()
 
 
