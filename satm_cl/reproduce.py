@@ -9,14 +9,18 @@ done, so a rerun resumes.
 Layout under `out`: `artifacts/<dataset>-ipc<k>-<method>-s<seed>/` (condensed sets), `records.jsonl`
 (evaluation; artifact / selection seed s is evaluated from base seed 10*s so seeds never share a record key),
 `continual/records.jsonl` (one sub-directory per cell when two cells share a dataset and IPC, whose records
-would otherwise collide), `report/` (tables and plots), `plan.txt` (the steps of the last run).
+would otherwise collide), `report/` (tables and plots), `plan.txt` (the steps of the last run),
+`timings.jsonl` (one line per step and run: its wall seconds; a resumed or already finished step counts only
+what this run did).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -358,16 +362,32 @@ def run(
     if executor is None:  # everything in turn, in this process
         for line, step in zip(lines, steps, strict=True):
             echo(line)
-            _run_step(step, torch_device, data_dir, cache_dir, echo)
+            _timed(out, line, echo, partial(_run_step, step, torch_device, data_dir, cache_dir, echo))
         return steps
     numbered = list(zip(lines, steps, strict=True))
     condense_steps = [(line, s) for line, s in numbered if s.condense is not None]
-    _run_condense_grid(condense_steps, torch_device, data_dir, cache_dir, echo, executor)
+    if condense_steps:
+        _timed(out, f"condense grid ({len(condense_steps)} steps)", echo,
+               partial(_run_condense_grid, condense_steps, torch_device, data_dir, cache_dir, echo, executor))
     for line, step in numbered:
         if step.condense is None:
             echo(line)
-            _run_step(step, torch_device, data_dir, cache_dir, echo, executor)
+            work = partial(_run_step, step, torch_device, data_dir, cache_dir, echo, executor)
+            _timed(out, line, echo, work)
     return steps
+
+
+def _timed(out: Path, what: str, echo: Callable[[str], None], work: Callable[[], object]) -> None:
+    """Run `work`, say how long it took, and append that to `out/timings.jsonl` (a table's cost on this
+    machine is then on disk beside its records)."""
+    start = time.perf_counter()
+    work()
+    seconds = time.perf_counter() - start
+    echo(f"  done in {seconds / 60:.1f} min" if seconds >= 60 else f"  done in {seconds:.1f} s")
+    line = {"step": what, "seconds": round(seconds, 1), "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                                 time.gmtime())}
+    with open(out / "timings.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(line) + "\n")
 
 
 @dataclass(frozen=True)

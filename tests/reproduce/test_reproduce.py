@@ -178,6 +178,9 @@ def test_run_order_seed_offsets_and_paths(tmp_path: Path, calls: list[tuple[str,
     assert {(r.out, r.runs, r.epochs, r.device) for _, r in calls[2:8]} == {(out, 2, 1, "cpu")}
     assert calls[-1][1] == ([out / "records.jsonl"], out / "report", [arts[0]])
     assert (out / "plan.txt").read_text().count("\n") == len(steps)
+    timings = [json.loads(line) for line in (out / "timings.jsonl").read_text().splitlines()]
+    assert [t["step"] for t in timings] == (out / "plan.txt").read_text().splitlines()  # each step, in order
+    assert all(t["seconds"] >= 0 for t in timings)
 
 
 def test_finished_artifacts_are_not_condensed_again(tmp_path: Path, calls: list[tuple[str, Any]]) -> None:
