@@ -211,6 +211,7 @@ def run_continual(req: ContinualRequest, executor: ExecConfig | None = None) -> 
         check_out_dir(req.memory_dir, "--memory-dir")
     check_data_dir(req.data_dir)
     from satm_cl.continual import protocols
+    from satm_cl.report.checks import unlearned_experiences
 
     executor = executor or ExecConfig()
     ctx, configs = _setup(req)
@@ -253,6 +254,9 @@ def run_continual(req: ContinualRequest, executor: ExecConfig | None = None) -> 
         if len(set(sizes.values())) != 1 or mem_size != ctx.mem_size:
             raise AssertionError(f"unequal memory sizes across compared buffers: {sizes}")
         writer.write(records)
+        for line in unlearned_experiences(records):
+            log.warning("%s: not learned by the step's end, so its backward transfer and forgetting mislead",
+                        line)
 
     try:
         results = run_jobs(jobs, executor, commit)

@@ -17,6 +17,7 @@ import pandas as pd
 from satm_cl.errors import SatmError
 from satm_cl.io import check_out_dir, make_out_dir
 from satm_cl.records import read_records
+from satm_cl.report.checks import unlearned_experiences
 from satm_cl.report.corruptions import corruption_section
 from satm_cl.report.paired import paired_markdown, paired_table
 from satm_cl.report.plots import (
@@ -266,6 +267,19 @@ def _merge_records(record_paths: Sequence[Path]) -> tuple[list[dict[str, Any]], 
     return records, sources, dropped
 
 
+def _unlearned(records: Sequence[dict[str, Any]], warn: Callable[[str], None]) -> list[str]:
+    """README lines (and a warning each) for experiences not learned by their step's end (BWT misleads)."""
+    lines = unlearned_experiences(records)
+    for line in lines:
+        warn(line)
+    if not lines:
+        return []
+    return ["**Check**: experiences below chance right after training on them. They were not learned by "
+            "the step's end (too little training, or training that swings between old and new classes from "
+            "epoch to epoch), so their backward transfer and forgetting read as little forgotten:", "",
+            *(f"- {line}" for line in lines), ""]
+
+
 def _lr_choices(records: Sequence[dict[str, Any]]) -> list[str]:
     """README lines: the LR each `tuned` evaluation chose per (method, dataset, IPC, arch), how many
     selections chose it, and a flag on choices at the grid's edge (the best LR may lie outside the grid)."""
@@ -416,6 +430,7 @@ def _build_report(record_paths: list[Path], out: Path, artifacts: list[Path],
             readme += [to_markdown(table, table_lead(table, stage))]
         if stage == "continual":
             readme += experience_markdown(summary)
+            readme += _unlearned(records, warn)
         for stem, caption, fn in _STAGE_PLOTS.get(stage, []):
             png = fn(frame, plot_dir / f"{stem}.png", paper)
             if png is not None:

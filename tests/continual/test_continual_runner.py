@@ -201,3 +201,19 @@ def test_records_from_before_memory_mode_still_resume(tmp_path: Path, artifacts:
     path.write_text("\n".join(old) + "\n")
     assert run_continual(_req(tmp_path, artifacts, memories=("random",), orders=1)) == path
     assert path.read_text().splitlines() == old  # recognised as finished, not an error
+
+
+def test_an_experience_the_strategy_never_learned_is_warned_about(
+    tmp_path: Path, artifacts: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """ER-ACE after 1 epoch scores 0 % on an experience right after training on it (its loss sets new classes
+    against old ones only through replayed images): the run says so, since that experience's BWT reads as
+    nothing forgotten."""
+    with caplog.at_level("WARNING"):
+        path = run_continual(_req(tmp_path, artifacts, protocol="er_ace", orders=1, epochs=1,
+                                  memories=("reservoir",)))
+    recs = read_records(path)
+    below = [r for r in recs if r["metric"] == "step_accuracy" and r["step"] == r["eval_step"]
+             and r["value"] < 100 / (2 * r["step"])]
+    assert below, "the premise: some experience was not learned"
+    assert "not learned" in caplog.text and f"experience {below[0]['step']} scored" in caplog.text

@@ -58,6 +58,7 @@ def test_build_report_writes_everything(tmp_path: Path, fake_synthetic: None) ->
             assert p.read_bytes()[:4] == b"\x89PNG" and p.stat().st_size > 1024
     readme = (out / "README.md").read_text()
     assert "[md](in-domain.md)" in readme and "82.0 ± 2.0" in readme
+    assert "**Check**" not in readme  # every experience of continual_records() was learned
     for n in names:
         if n.endswith(".png"):
             assert f"]({n})" in readme
