@@ -392,13 +392,18 @@ def condense(
 def show(
     artifact: Annotated[Path, typer.Argument(help="A SyntheticSet directory.")],
     out: Annotated[Path | None, typer.Option(help="PNG path [default: ARTIFACT/grid.png].")] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print the metadata as one JSON object (not-applicable values as null) "
+                     "instead of `key: value` lines."),
+    ] = False,
 ) -> None:
     """Write a PNG grid of an artifact's images (ZCA inverted, de-normalised) and print its metadata."""
 
     def body() -> None:
         from satm_cl.io import check_out_file
         from satm_cl.report.plots import plot_image_grid
-        from satm_cl.synthetic import load_synthetic, shown_meta
+        from satm_cl.synthetic import load_synthetic, shown_lines, shown_meta
 
         syn = load_synthetic(artifact)
         target = check_out_file(out or artifact / "grid.png")
@@ -410,7 +415,10 @@ def show(
             target,
             title=f"{meta['method']} {meta['dataset']} ipc {meta['ipc']}",
         )
-        typer.echo(json.dumps({**meta, "lr": syn.lr, "grid": str(path)}))
+        if as_json:
+            typer.echo(json.dumps({**shown_meta(syn.meta, words=False), "lr": syn.lr, "grid": str(path)}))
+        else:
+            typer.echo("\n".join(shown_lines({**meta, "lr": syn.lr, "grid": str(path)})))
 
     _guard(body)
 

@@ -137,19 +137,33 @@ NOT_APPLICABLE = "n/a"
 FULL_DATA = "full data"
 
 
-def shown_meta(meta: dict[str, Any]) -> dict[str, Any]:
-    """The metadata `satm-cl show` prints, its sentinels in words (the file keeps them): `ipc` -1 (the whole
-    train split) as "full data", as the reporter says; a selection's `iteration` or `val_accuracy` of -1
-    (no validation ran, the last images were kept) or null (a starting set, nothing condensed) as "n/a"."""
+def shown_meta(meta: dict[str, Any], words: bool = True) -> dict[str, Any]:
+    """The metadata `satm-cl show` prints, its sentinels (the file keeps them) in words, or as null for
+    `show --json` (`words=False`) so every field keeps one type: `ipc` -1 (the whole train split) as "full
+    data", as the reporter says; a selection's `iteration` or `val_accuracy` of -1 (no validation ran, the
+    last images were kept) or null (a starting set, nothing condensed) as "n/a"."""
     shown = {k: meta[k] for k in SHOWN_META if k in meta}
     if shown.get("ipc") == -1:
-        shown["ipc"] = FULL_DATA
+        shown["ipc"] = FULL_DATA if words else None
     if isinstance(shown.get("selection"), dict):
+        missing = NOT_APPLICABLE if words else None
         shown["selection"] = {
-            k: NOT_APPLICABLE if k in ("iteration", "val_accuracy") and (v is None or v == -1) else v
+            k: missing if k in ("iteration", "val_accuracy") and (v is None or v == -1) else v
             for k, v in shown["selection"].items()
         }
     return shown
+
+
+def shown_lines(shown: dict[str, Any]) -> list[str]:
+    """`key: value` lines of `shown_meta(..., words=True)` for a reader (a dict value on one line)."""
+    def text(v: Any) -> str:
+        if isinstance(v, dict):
+            return "; ".join(f"{k} = {text(x)}" for k, x in v.items())
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return "yes" if v is True else "no" if v is False else str(v)
+
+    return [f"{k}: {text(v)}" for k, v in shown.items()]
 
 
 def load_synthetic(path: str | Path) -> SyntheticSet:

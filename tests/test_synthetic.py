@@ -131,12 +131,21 @@ def test_show_prints_sentinels_as_words_and_keeps_the_file(
     shown_ipc: object,
     shown_selection: dict[str, object],
 ) -> None:
-    """`show` says "n/a" / "full data" where synthetic.json stores -1 or null, never -1 as a number."""
+    """`show` says "n/a" / "full data" where synthetic.json stores -1 or null, never -1 as a number; `show
+    --json` gives null there, so each field keeps one type (a number or null, never a word)."""
     meta = {**good.meta, "ipc": ipc, "selection": selection}
     art = dataclasses.replace(good, meta=meta).save(tmp_path / "a")
     on_disk = (art / META_FILE).read_text()
     res = CliRunner().invoke(app, ["show", str(art), "--out", str(tmp_path / "grid.png")])
     assert res.exit_code == 0, res.output
+    lines = dict(line.split(": ", 1) for line in res.stdout.splitlines())
+    assert lines["ipc"] == str(shown_ipc)
+    assert set(lines["selection"].split("; ")) == {f"{k} = {v}" for k, v in shown_selection.items()}
+    assert lines["method"] == good.meta["method"] and lines["grid"] == str(tmp_path / "grid.png")
+    res = CliRunner().invoke(app, ["show", str(art), "--out", str(tmp_path / "grid.png"), "--json"])
+    assert res.exit_code == 0, res.output
     shown = json.loads(res.stdout)
-    assert shown["ipc"] == shown_ipc and shown["selection"] == shown_selection
+    nulls = {k: None if v in ("n/a", "full data") else v for k, v in shown_selection.items()}
+    assert shown["ipc"] == (None if shown_ipc == "full data" else shown_ipc) and shown["selection"] == nulls
+    assert isinstance(shown["lr"], float) and shown["seed"] == good.meta["seed"]
     assert (art / META_FILE).read_text() == on_disk  # the on-disk format is unchanged

@@ -145,7 +145,7 @@ def test_condense_show_end_to_end(tmp_path: Path) -> None:
     assert code == 0, err
     assert "wrote" in stdout and (out / "synthetic.safetensors").exists()
     assert "training the rest first" in err  # it said it trains the missing experts
-    code, stdout, _ = _run("show", str(out))
+    code, stdout, _ = _run("show", str(out), "--json")
     assert code == 0 and (out / "grid.png").stat().st_size > 1000
     assert json.loads(stdout)["method"] == "satm"
     code, _, err = _run("condense", "--config", str(cfg), "--out", str(out), "--cache-dir", str(tmp_path))
