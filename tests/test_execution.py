@@ -256,13 +256,15 @@ def test_cli_on_ray_starts_ray_while_planning_and_matches_local(tmp_path: Path) 
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'satm-cl[ray]')")
     base = ["evaluate", "--baseline", "random", "--dataset", "digits", "--ipc", "1", "--suite", "in-domain"]
     base += ["--runs", "2", "--epochs", "3", "--device", "cpu"]
-    texts = {}
+    # the local reference is made in this process (the command line's local executor is run by tests/cli):
+    # the same request, so the records must be the same bytes
+    local = _request(tmp_path / "local", suites=("in-domain",), archs=None, runs=2, epochs=3)
+    texts = {"local": _records_text(Path(run_evaluation(local)).parent)}
     temp = tempfile.mkdtemp(prefix="satm-ray-")  # this run's Ray files (short: socket paths live under it)
     try:
-        for name in ("local", "ray"):
-            done = _cli([*base, "--out", str(tmp_path / name), "--executor", name], tmp_path, temp)
-            assert done.returncode == 0, done.stderr[-2000:]
-            texts[name] = _records_text(tmp_path / name)
+        done = _cli([*base, "--out", str(tmp_path / "ray"), "--executor", "ray"], tmp_path, temp)
+        assert done.returncode == 0, done.stderr[-2000:]
+        texts["ray"] = _records_text(tmp_path / "ray")
         assert texts["local"] == texts["ray"] and texts["ray"].count("\n") == 2
         # the command ended its local Ray without the orderly shutdown: nothing of it may be left running
         deadline = time.monotonic() + 10

@@ -34,23 +34,35 @@ TINY = BenchOptions(
 )
 
 
-def _check_run(tmp_path: Path, opts: BenchOptions) -> list[dict]:  # type: ignore[type-arg]
-    rows = run_bench(tmp_path, ["all"], opts, echo=lambda _m: None, command="satm-cl bench (test)")
-    assert {r["suite"] for r in rows} == {"experts", "evaluate", "condense"}
+def _check_run(
+    tmp_path: Path, opts: BenchOptions, suites: tuple[str, ...] = ("all",)
+) -> list[dict]:  # type: ignore[type-arg]
+    rows = run_bench(tmp_path, list(suites), opts, echo=lambda _m: None, command="satm-cl bench (test)")
+    expected = {"experts", "evaluate", "condense"} if "all" in suites else set(suites)
+    assert {r["suite"] for r in rows} == expected
     ours = [r for r in rows if r["role"] == "ours"]
     # experts, evaluate (Fashion-MNIST- and digits-shaped sets), each condensation variant per N, and MTT
     # per N under every asked-for allocator other than the bench's own
     system = tuple(f"mtt [{a}]" for a in opts.allocators if a != current_allocator())
-    assert len(ours) == 3 + (len(opts.variants) + len(system)) * len(opts.steps)
-    digits = [r for r in ours if r["suite"] == "evaluate" and "digits" in r["figure"]]
-    assert len(digits) == 1 and digits[0]["one_by_one"] > 0
+    others = ("experts" in expected) + 2 * ("evaluate" in expected)
+    assert len(ours) == others + (len(opts.variants) + len(system)) * len(opts.steps)
+    if "evaluate" in expected:
+        digits = [r for r in ours if r["suite"] == "evaluate" and "digits" in r["figure"]]
+        assert len(digits) == 1 and digits[0]["one_by_one"] > 0
+    paired = opts.condense_ceiling  # without it the condensation rows stand alone (`--no-ceiling`)
     for r in ours:
-        assert r["value"] > 0 and r["ceiling"] > 0 and r["ratio"] == pytest.approx(r["value"] / r["ceiling"])
-    assert {r["variant"] for r in rows if r["suite"] == "condense"} == {"ceiling", *opts.variants, *system}
+        assert r["value"] > 0
+        if paired or r["suite"] != "condense":
+            assert r["ceiling"] > 0 and r["ratio"] == pytest.approx(r["value"] / r["ceiling"])
+        else:
+            assert r.get("ceiling") is None and "ratio" not in r
+    condensed = {r["variant"] for r in rows if r["suite"] == "condense"}
+    assert condensed == {*(("ceiling",) if paired else ()), *opts.variants, *system}
     lines = (tmp_path / "results.jsonl").read_text().splitlines()
     assert [json.loads(ln)["figure"] for ln in lines] == [r["figure"] for r in rows]
     readme = (tmp_path / "README.md").read_text()
     assert "satm-cl bench (test)" in readme and "Commit:" in readme and "ours/ceiling" in readme
+    assert ("No ceiling for the rows of condense (`--no-ceiling` was given)" in readme) is not paired
     return rows
 
 
@@ -84,7 +96,11 @@ def test_experts_ours_is_timed_in_fp32_whatever_the_preset_says(monkeypatch: pyt
 
 
 def test_tiny_bench_runs_every_variant_and_allocator(tmp_path: Path) -> None:
-    rows = _check_run(tmp_path, replace(TINY, allocators=("jemalloc", "system")))
+    """The condense suite alone and without its ceiling job (each job is a fresh process): the experts and
+    evaluate suites, and condensation rows paired with their ceiling, are run and checked by
+    test_tiny_bench_runs_every_suite; this run checks that `--no-ceiling` leaves them unpaired."""
+    opts = replace(TINY, allocators=("jemalloc", "system"), condense_ceiling=False)
+    rows = _check_run(tmp_path, opts, suites=("condense",))
     assert "system" in {r["allocator"] for r in rows}
 
 
