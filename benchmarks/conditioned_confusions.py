@@ -1,0 +1,115 @@
+"""Memory-conditioned Fashion-MNIST sets (results/continual/fashion-mnist-stream-mem): val accuracy of fresh
+models trained on (set + its memory) with the starting real images (iteration 0) and the condensed ones (the
+run's iteration-300 checkpoint), and where the new classes' misclassified val images go. Val split only.
+The iteration-300 images live in the run's working tree (RUN below), not in the repository.
+Usage: python benchmarks/conditioned_confusions.py [RUN_MEMORY_DIR]"""
+
+import collections
+import json
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from satm_cl.data import create_dataset
+from satm_cl.experts.train import fit_preprocessor, restrict_classes
+from satm_cl.models import create_model
+from satm_cl.replay_memory import MemoryImages
+from satm_cl.seeding import derive_seed
+from satm_cl.synthetic import load_synthetic
+from satm_cl.training import TrainConfig, train_runs
+
+torch.set_num_threads(1)
+S = Path("results/continual/fashion-mnist-stream/memories/stream")
+M = Path("results/continual/fashion-mnist-stream-mem/memories/stream")
+FM = Path(
+    sys.argv[1]
+    if len(sys.argv) > 1
+    else "/work/fm-mem/results/continual/fashion-mnist-stream-mem/memories/stream"
+)
+pre = "fashion-mnist-ipc10-satm-classes"
+ORDERS = {
+    0: [
+        ((2, 3), None),
+        ((5, 8), "mem5e98b40eee7bdb61"),
+        ((4, 9), "mema17bb9e4c7e4aaeb"),
+        ((6, 7), "mem16cba484a582389a"),
+    ],
+    1: [
+        ((1, 9), None),
+        ((3, 8), "mem87101240eb453987"),
+        ((0, 2), "mem08be3d35a362070f"),
+        ((4, 5), "memf55bc8a701d89caa"),
+    ],
+    2: [((0, 3), None), ((1, 2), "mem54929692721c0c9f"), ((6, 7), "mem3f168a3ca0e10f2a")],
+}
+NAMES = ["T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"]
+splits = create_dataset("fashion-mnist", data_dir="/usr/share/datasets/fashion-mnist")
+prep = fit_preprocessor(splits, zca=False)
+c, h, w = splits.image_shape
+
+
+def fit(x, y, lr, cfg):
+    seeds = [derive_seed(0, "diag", r) for r in range(3)]
+    models = [create_model("convnet", c, 10, (h, w), seed=s, **cfg["expert"]["arch_kwargs"]) for s in seeds]
+    tc = TrainConfig(epochs=cfg["eval_epochs"], lr=lr, batch_size=256, dsa=cfg["dsa"])
+    return train_runs(models, x, y, tc, seeds, stacked=False).models
+
+
+print(
+    "| order | step | set vs memory | images | val acc (3 runs) | errors into the memory's classes "
+    "| top confusions |"
+)
+print("|---|---|---|---|---|---|---|")
+for order, steps in ORDERS.items():
+    per_class = {}
+    for k, (classes, mem) in enumerate(steps):
+        d = (
+            (S / f"{pre}{classes[0]}-{classes[1]}")
+            if mem is None
+            else (M / f"{pre}{classes[0]}-{classes[1]}-{mem}")
+        )
+        if k > 0:
+            memory = MemoryImages(
+                torch.cat(list(per_class.values())),
+                torch.cat([torch.full((len(v),), cl) for cl, v in per_class.items()]),
+            )
+            assert memory.fingerprint() == mem[3:], (memory.fingerprint(), mem)
+            target = FM / d.name
+            ck = json.loads((target / "checkpoint.json").read_text())
+            cfg = ck["config"]
+            tens = load_file(str(target / ck["tensors"]))
+            start = load_file(str(target / "checkpoint-0000300.safetensors"))  # same file; x at 300
+            assert ck["iteration"] == 300
+            init = load_synthetic(d) if ck["best_iteration"] == 0 else None
+            val = restrict_classes(splits, list(classes)).val
+            vx, vy = prep.transform(val.x), val.y
+            labels = torch.tensor(list(classes)).repeat_interleave(10)
+            variants = [("condensed (300)", tens["x"], float(tens["lr"]))]
+            if init is not None:
+                variants.insert(0, ("starting real (0)", init.images, init.lr))
+            for tag, x, lr in variants:
+                models = fit(torch.cat([x, memory.x]), torch.cat([labels, memory.y]), lr, cfg)
+                accs, into_mem, conf = [], 0, collections.Counter()
+                wrong_total = 0
+                for m in models:
+                    m.eval()
+                    with torch.no_grad():
+                        p = torch.cat([m(vx[i : i + 1000]).argmax(1) for i in range(0, len(vx), 1000)])
+                    accs.append(100 * (p == vy).float().mean().item())
+                    wrong = p != vy
+                    wrong_total += int(wrong.sum())
+                    into_mem += int(torch.isin(p[wrong], memory.y.unique()).sum())
+                    pairs = zip(vy[wrong].tolist(), p[wrong].tolist(), strict=True)
+                    conf.update(f"{NAMES[a]}→{NAMES[b]}" for a, b in pairs)
+                top = ", ".join(f"{pair} {n // 3}" for pair, n in conf.most_common(3))
+                share = 100 * into_mem / max(1, wrong_total)
+                print(
+                    f"| {order} | {k + 1} | {classes[0]}-{classes[1]} vs {sorted(memory.classes)} | {tag} | "
+                    f"{' / '.join(f'{a:.1f}' for a in accs)} | {share:.0f} % | {top} |",
+                    flush=True,
+                )
+        s = load_synthetic(d)
+        for cl in classes:
+            per_class[cl] = s.images[s.labels == cl]
