@@ -523,3 +523,15 @@ def test_a_grid_option_out_of_range_is_named_before_any_work() -> None:
     code, out, err = _run("evaluate", "--baseline", "random", "--dataset", "digits", "--ipc", "1",
                           "--threads", "0")
     assert code == 2 and err.strip() == "error: --threads must be >= 1, got 0" and out == ""
+
+
+def test_package_warnings_print_as_warning_lines_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """A command's `log.warning(...)` reaches stderr as one `warning: ...` line, however many commands ran."""
+    import logging
+
+    from satm_cl.cli import _guard
+
+    for _ in range(2):
+        _guard(lambda: logging.getLogger("satm_cl.continual.runner").warning("memory sizes %s", "20, 40"))
+    err = capsys.readouterr().err
+    assert err == "warning: memory sizes 20, 40\n" * 2
