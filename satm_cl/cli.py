@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ except ImportError:  # pragma: no cover
     from click.exceptions import NoArgsIsHelpError  # type: ignore[assignment]
 
 from satm_cl.errors import SatmError
+from satm_cl.progress import warning_lines
 
 
 class _OneLineUsageError(UsageError):
@@ -101,24 +101,10 @@ def _exec_config(
 RERUN = "rerun the same command"  # what resumes an interrupted command, unless it says otherwise
 
 
-class _StderrLines(logging.Handler):
-    """The package's warnings as `warning: ...` lines on the current stderr (Python's last-resort handler
-    prints them bare, so they read like output)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        typer.echo(f"{record.levelname.lower()}: {record.getMessage()}", err=True)
-
-
-def _warnings_to_stderr() -> None:
-    pkg = logging.getLogger("satm_cl")
-    if not any(isinstance(h, _StderrLines) for h in pkg.handlers):
-        pkg.addHandler(_StderrLines(logging.WARNING))
-
-
 def _guard(fn: Callable[[], T], resume: str = RERUN) -> T:
     """Run a command body; a SatmError becomes one line on stderr and exit code 2, an interrupt exit code
     130 with how to continue (`resume`: what the user reruns). Package warnings print as `warning: ...`."""
-    _warnings_to_stderr()
+    warning_lines()
     try:
         return fn()
     except SatmError as exc:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from satm_cl.errors import SatmError
-from satm_cl.progress import line_every, line_mode
+from satm_cl.progress import line_every, line_mode, warning_lines
 from satm_cl.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,8 @@ def raise_failures(results: Sequence[JobResult]) -> None:
 
 def call_job(fn: Callable[[Any], Any], spec: Any, threads: int, label: str | None = None) -> tuple[bool, Any]:
     """Worker side: run `fn(spec)` with `threads` torch threads; an exception becomes (False, one line).
-    `label` (pool and Ray workers): the job's progress bars become lines prefixed with it (`progress`)."""
+    `label` (pool and Ray workers): the job's progress bars and package warnings become lines prefixed with
+    it (`progress`)."""
     import torch
 
     before = torch.get_num_threads()
@@ -156,6 +157,7 @@ def call_job(fn: Callable[[Any], Any], spec: Any, threads: int, label: str | Non
     try:
         if label is not None:
             line_mode(f"[{label}]")
+            warning_lines(f"[{label}] ")
         return True, fn(spec)
     except Exception as exc:  # reported with the job's inputs by the driver; the grid goes on
         text = str(exc).strip().splitlines()

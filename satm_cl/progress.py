@@ -4,6 +4,7 @@ job is without workers overwriting each other's bars."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -32,6 +33,30 @@ def line_every() -> float:
     if not every >= 0:
         raise SatmError(f"{EVERY_ENV} must be a number of seconds >= 0, got {raw!r}")
     return every
+
+
+class _WarningLines(logging.Handler):
+    """The package's warnings as `warning: ...` lines on the current stderr, after a grid job's label in a
+    worker (Python's last-resort handler prints them bare, so they read like output)."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__(logging.WARNING)
+        self.prefix = prefix
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sys.stderr.write(f"{self.prefix}{record.levelname.lower()}: {record.getMessage()}\n")
+        sys.stderr.flush()
+
+
+def warning_lines(prefix: str = "") -> None:
+    """From now on in this process, the package's log warnings print as `<prefix>warning: ...` lines on
+    stderr: one handler per process, whose prefix the latest call sets (a pool worker runs many jobs)."""
+    pkg = logging.getLogger("satm_cl")
+    for handler in pkg.handlers:
+        if isinstance(handler, _WarningLines):
+            handler.prefix = prefix
+            return
+    pkg.addHandler(_WarningLines(prefix))
 
 
 def line_mode(prefix: str, every: float | None = None) -> None:

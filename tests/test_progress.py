@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -16,6 +17,7 @@ from satm_cl.execution import ExecConfig, Job, call_job, run_jobs
 def _driver_mode() -> Iterator[None]:
     yield
     progress._line_prefix, progress._line_every = None, progress.LINE_EVERY_S
+    progress.warning_lines()
 
 
 def count_with_a_bar(n: int) -> int:
@@ -24,6 +26,12 @@ def count_with_a_bar(n: int) -> int:
     for i in progress.progress_bar(range(n), desc="counting"):
         total += i
     return total
+
+
+def count_and_warn(n: int) -> int:
+    """A grid job that runs a progress bar and logs a package warning, as the runners do."""
+    logging.getLogger("satm_cl.continual.runner").warning("job %d warns", n)
+    return count_with_a_bar(n)
 
 
 def test_line_mode_writes_prefixed_whole_lines(capsys: pytest.CaptureFixture[str]) -> None:
@@ -61,16 +69,25 @@ def test_call_job_with_a_label_puts_the_worker_in_line_mode() -> None:
     assert progress._line_prefix == "[continual satm order 0]"
 
 
-def test_pool_workers_report_their_bars_as_labelled_lines(
+def test_a_labelled_job_prints_package_warnings_as_labelled_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    """A worker reuses its handler: each job's warnings carry that job's label, never an earlier one's."""
+    for label in ("job a", "job b"):
+        assert call_job(count_and_warn, 2, 1, label) == (True, 1)
+    want = ["[job a] warning: job 2 warns", "[job b] warning: job 2 warns"]
+    assert capsys.readouterr().err.splitlines() == want
+
+
+def test_pool_workers_report_their_bars_and_warnings_as_labelled_lines(
     capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(progress.EVERY_ENV, "0")  # spawned workers inherit it
-    jobs = [Job(f"job {n}", count_with_a_bar, n) for n in (3, 4)]
+    jobs = [Job(f"job {n}", count_and_warn, n) for n in (3, 4)]
     results = run_jobs(jobs, ExecConfig(jobs=2))
     assert [r.value for r in results] == [3, 6]
-    err = capfd.readouterr().err
+    lines = capfd.readouterr().err.splitlines()
     for n in (3, 4):
-        assert any(line.startswith(f"[job {n}] counting") and f"{n}/{n}" in line for line in err.splitlines())
+        assert any(line.startswith(f"[job {n}] counting") and f"{n}/{n}" in line for line in lines)
+        assert f"[job {n}] warning: job {n} warns" in lines  # not bare, as the last-resort handler prints
 
 
 def test_a_long_bar_writes_its_last_state_when_it_closes(
