@@ -24,21 +24,26 @@ from satm_cl.progress import warning_lines
 
 
 class _OneLineUsageError(UsageError):
-    """A usage error shown as one `error:` line (with where to get help), like every other bad input."""
+    """A usage error shown as one `error:` line (with where to get help), like every other bad input.
+    `where`: the command path for the hint when click's error has no context (a missing option value)."""
+
+    def __init__(self, message: str, ctx: Context | None = None, where: str | None = None) -> None:
+        super().__init__(message, ctx)
+        self.where = ctx.command_path if ctx is not None else where
 
     def show(self, file: Any = None) -> None:
-        hint = f" (see {self.ctx.command_path} --help)" if self.ctx is not None else ""
+        hint = f" (see {self.where} --help)" if self.where else ""
         typer.echo(f"error: {self.format_message()}{hint}", err=True)
 
 
 @contextmanager
-def _one_line_usage() -> Iterator[None]:
+def _one_line_usage(where: str | None = None) -> Iterator[None]:
     try:
         yield
     except (_OneLineUsageError, NoArgsIsHelpError):
         raise
     except UsageError as exc:
-        raise _OneLineUsageError(exc.format_message(), exc.ctx) from None
+        raise _OneLineUsageError(exc.format_message(), exc.ctx, where) from None
 
 
 class _Group(TyperGroup):
@@ -49,7 +54,9 @@ class _Group(TyperGroup):
             return super().make_context(*args, **kwargs)
 
     def invoke(self, ctx: Context) -> Any:
-        with _one_line_usage():
+        words = getattr(ctx, "_protected_args", None) or getattr(ctx, "protected_args", None) or []
+        where = f"{ctx.command_path} {words[0]}" if words and words[0] in self.commands else ctx.command_path
+        with _one_line_usage(where):
             return super().invoke(ctx)
 
 

@@ -525,6 +525,19 @@ def test_a_grid_option_out_of_range_is_named_before_any_work() -> None:
     assert code == 2 and err.strip() == "error: --threads must be >= 1, got 0" and out == ""
 
 
+@pytest.mark.parametrize(
+    "args, hint",
+    [(["condense", "--dataset"], "condense --help"), (["evaluate", "--ipc", "x"], "evaluate --help"),
+     (["evaluat"], "--help"), (["--bogus"], "--help")],
+)
+def test_usage_errors_say_which_help_to_read(args: list[str], hint: str) -> None:
+    """A missing option value (click gives it no context) still names the command whose --help explains it."""
+    res = runner.invoke(app, args, prog_name="satm-cl")
+    code, out, err = res.exit_code, res.stdout, res.stderr
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith("error: ") and err.rstrip().endswith(f"(see satm-cl {hint})"), err
+
+
 def test_package_warnings_print_as_warning_lines_once(capsys: pytest.CaptureFixture[str]) -> None:
     """A command's `log.warning(...)` reaches stderr as one `warning: ...` line, however many commands ran."""
     import logging

@@ -256,6 +256,7 @@ CASES: list[tuple[str, Callable[[Path], None], list[str], str]] = [
     ("opt-unknown-option", NOTHING, ["condense", "--bogus", "1"], "No such option: --bogus"),
     ("opt-unknown-command", NOTHING, ["condensate"], "No such command 'condensate'"),
     ("opt-missing-argument", NOTHING, ["report"], "Missing argument"),
+    ("opt-missing-value", NOTHING, ["condense", "--dataset"], "'--dataset' requires an argument. (see "),
     ("opt-experts-zero", NOTHING, ["experts", "--num-experts", "0"], "num_experts"),
     ("opt-expert-epochs-zero", NOTHING, ["experts", "--epochs", "0"], "epochs must be"),
     ("opt-expert-precision", NOTHING, ["experts", "--precision", "fp8"], "precision must be one of"),
