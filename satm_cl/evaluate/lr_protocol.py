@@ -6,9 +6,10 @@
   α = 0.05 on digits: its classifier sees 512 max-pooled, instance-normalised features, so one SGD step at
   that LR moves the logits by tens of units; LeNet / AlexNet are slow at small α).
 - `tuned`: per architecture, the LR with the best validation accuracy among LR_GRID (the same grid for
-  every method and set), each candidate trained once (seed `derive_seed(base_seed, "lr-select", arch)`,
-  the evaluation's epochs and DSA; one executor job each, `evaluate.runner.LrJob`) on the set and scored
-  on the dataset's val split (carved from train, never the test split); ties go to the smaller LR. The
+  every method and set), each candidate trained once (seed `derive_seed(base_seed, "lr-select")`, one
+  seed for every arch and LR; the evaluation's epochs and DSA; one executor job each,
+  `evaluate.runner.LrJob`) on the set and scored on the dataset's val split (carved from train, never the
+  test split); ties go to the smaller LR. The
   choice and every candidate's val accuracy are stored in the records' `config.lr_selection`, and a rerun
   reuses a recorded choice. Each candidate's val accuracy is also appended to `<out>/lr_candidates.jsonl`
   the moment it finishes (`CandidateLog`), so an interrupted selection (a ResNet's five candidates on a
