@@ -1,7 +1,7 @@
 """`satm-cl reproduce TABLE`: plan and run every job behind one paper table, at cpu or paper scale.
 
 A table spec (`benchmarks/tables/<name>.json`) lists, per scale, cells of (dataset, IPC, methods, seeds)
-for the evaluation suites, or (dataset, steps, IPC, memories, orders) for the continual suite. `plan` turns a
+for the evaluation suites (with the scale's suites, archs, runs, epochs and evaluation-LR protocol), or (dataset, steps, IPC, memories, orders) for the continual suite. `plan` turns a
 table into an ordered list of `Step`s (condense, then evaluate or continual, then report); `run` checks that
 every dataset loads, then runs the steps through the library functions. Each of those skips work already
 done, so a rerun resumes.
@@ -65,8 +65,9 @@ class Step:
             what += "" if e.synthetic is not None or e.ipc is None else f" ipc{e.ipc}"
             archs = f" archs {','.join(e.archs)}" if e.archs else ""
             runs = f"{e.runs} run{'s' if e.runs != 1 else ''}"
+            lrs = "" if e.lr_protocol == "learned" else f", lr {e.lr_protocol}"
             return (
-                f"evaluate {what}: {','.join(e.suites)}{archs}, {runs} from seed {e.seed} "
+                f"evaluate {what}: {','.join(e.suites)}{archs}{lrs}, {runs} from seed {e.seed} "
                 f"-> {self.out / 'records.jsonl'}"
             )
         if self.continual is not None:
@@ -165,6 +166,7 @@ def _plan_evaluation(
         "archs": None if spec.get("archs") is None else tuple(spec["archs"]),
         "epochs": spec.get("epochs"),
         "cross_arch_epochs": spec.get("cross_arch_epochs"),
+        "lr_protocol": spec.get("lr_protocol", "learned"),
         "out": out,
         "device": device,
         "data_dir": data_dir,
@@ -252,10 +254,12 @@ def _scale_spec(data: dict[str, Any], table: str, scale: str) -> dict[str, Any]:
 def _check_eval_scale(spec: dict[str, Any]) -> int:
     """Validate suites, archs, methods and runs of an evaluation scale before any work; return runs."""
     from satm_cl.baselines import SELECTORS
+    from satm_cl.evaluate.lr_protocol import expand_lr_protocols
     from satm_cl.evaluate.runner import expand_suites
     from satm_cl.models import list_models
 
     expand_suites(tuple(spec["suites"]))
+    expand_lr_protocols(str(spec.get("lr_protocol", "learned")))
     runs = int(spec["runs"])
     if not 1 <= runs <= SEED_STRIDE:
         raise SatmError(

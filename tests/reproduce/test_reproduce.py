@@ -100,6 +100,23 @@ def test_cpu_in_domain_covers_the_brief() -> None:
     }
 
 
+@pytest.mark.parametrize("scale", SCALES)
+def test_cross_arch_runs_both_lr_protocols(scale: str) -> None:
+    """Issue 11: the cross-arch table reports the learned alpha and a per-arch LR tuned on val, both."""
+    steps = [s for s in plan("cross-arch", scale) if s.evaluate is not None]
+    assert steps and {s.evaluate.lr_protocol for s in steps if s.evaluate is not None} == {"both"}
+    assert all(", lr both," in s.describe() for s in steps)
+
+
+def test_a_bad_lr_protocol_is_refused_before_any_work(tmp_path: Path) -> None:
+    spec = json.loads(json.dumps(TINY))
+    spec["scales"]["cpu"]["lr_protocol"] = "guessed"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(spec))
+    with pytest.raises(SatmError, match="unknown LR protocol 'guessed'"):
+        plan(str(bad), "cpu")
+
+
 def test_dry_run_prints_one_line_per_step_and_writes_nothing(
     tmp_path: Path, calls: list[tuple[str, Any]]
 ) -> None:
