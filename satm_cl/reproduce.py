@@ -1,10 +1,10 @@
 """`satm-cl reproduce TABLE`: plan and run every job behind one paper table, at cpu or paper scale.
 
-A table spec (`benchmarks/tables/<name>.json`) lists, per scale, cells of (dataset, IPC, methods, seeds)
-for the evaluation suites (with the scale's suites, archs, runs, epochs and evaluation-LR protocol), or (dataset, steps, IPC, memories, orders) for the continual suite. `plan` turns a
-table into an ordered list of `Step`s (condense, then evaluate or continual, then report); `run` checks that
-every dataset loads, then runs the steps through the library functions. Each of those skips work already
-done, so a rerun resumes.
+A table spec (`benchmarks/tables/<name>.json`) lists, per scale, cells of (dataset, IPC, methods, seeds) for
+the evaluation suites (with the scale's suites, archs, runs, epochs and evaluation-LR protocol), or
+(dataset, steps, IPC, memories, orders) for the continual suite. `plan` turns a table into an ordered list
+of `Step`s (condense, then evaluate or continual, then report); `run` checks that every dataset loads, then
+runs the steps through the library functions. Each of those skips work already done, so a rerun resumes.
 
 Layout under `out`: `artifacts/<dataset>-ipc<k>-<method>-s<seed>/` (condensed sets), `records.jsonl`
 (evaluation; artifact / selection seed s is evaluated from base seed 10*s so seeds never share a record key),
