@@ -78,6 +78,24 @@ def locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+@contextmanager
+def claimed(path: Path, wait: bool) -> Iterator[bool]:
+    """Try to hold the lock `locked(path)` takes: yields whether this process holds it (`wait`: block until
+    it does, so always True). Lets processes sharing work skip what another is doing now."""
+    lock = path.with_name(path.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically, sorted keys, so identical content gives identical bytes."""
     _atomic(path, lambda p: p.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n"))

@@ -124,6 +124,15 @@ class TrajectoryStore:
                 out.append(int(key))
         return out
 
+    def finished(self, index: int) -> bool:
+        """Whether expert `index` is complete on disk now, another process's work included (re-reads the
+        manifest)."""
+        mf = self.path / "manifest.json"
+        with locked(mf):
+            on_disk = json.loads(mf.read_text())["experts"] if mf.exists() else {}
+        self.manifest["experts"] = {**self.manifest["experts"], **on_disk}
+        return index in self.done([index])
+
     def add(self, index: int, trajectory: torch.Tensor, accuracies: dict[str, list[float]]) -> None:
         """Write expert `index` atomically, then list it in the manifest (also atomically)."""
         expected = (self.epochs + 1, int(self.manifest["numel"]))

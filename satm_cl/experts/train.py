@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,7 +15,7 @@ from satm_cl.device import precision_warning
 from satm_cl.errors import SatmError
 from satm_cl.experts.config import ExpertConfig
 from satm_cl.experts.store import TrajectoryStore, store_path
-from satm_cl.io import check_out_dir
+from satm_cl.io import check_out_dir, claimed
 from satm_cl.models import ParamLayout, create_model
 from satm_cl.progress import progress_bar
 from satm_cl.replay_memory import MemoryImages, require_memory, with_memory
@@ -204,7 +204,8 @@ def train_experts(
     acc_x, acc_y = subset(train_x, train_y, cfg.val_subset, derive_seed(cfg.seed, "train-acc-subset"))
     train_cfg = expert_train_config(cfg)
     test: tuple[torch.Tensor, torch.Tensor] | None = None
-    bar = progress_bar(todo, desc=f"experts {cfg.dataset}/{cfg.arch}", disable=not progress)
+    bar = progress_bar(claim_experts(store, todo), total=len(todo), desc=f"experts {cfg.dataset}/{cfg.arch}",
+                       disable=not progress)
     for i in bar:
         seed = derive_seed(cfg.seed, "expert", i)
         model = expert_model(cfg, splits, seed).to(device)
@@ -215,6 +216,24 @@ def train_experts(
         store.add(i, trajectory, accs)
         bar.set_postfix(test=f"{accs['test'][-1]:.1f}%")
     return store
+
+
+def claim_experts(store: TrajectoryStore, todo: Sequence[int]) -> Iterator[int]:
+    """The experts of `todo` this process should train, each yielded while it holds that expert's lock.
+    Processes sharing a store (grid jobs whose memories need the same experts) split its experts: one
+    another process is training is skipped, then waited for at the end and trained only if it did not
+    finish (its process died)."""
+    busy = []
+    for i in todo:
+        with claimed(store.file(i), wait=False) as mine:
+            if not mine:
+                busy.append(i)
+            elif not store.finished(i):
+                yield i
+    for i in busy:
+        with claimed(store.file(i), wait=True):
+            if not store.finished(i):
+                yield i
 
 
 def _quiet(message: str) -> None:

@@ -107,3 +107,50 @@ def test_val_subset_is_bookkeeping_only(tmp_path: Path, monkeypatch: pytest.Monk
     full = train_experts(replace(_cfg(1), val_subset=None), tmp_path / "b", CPU, progress=False)
     assert small.path.name == full.path.name
     assert small.file(0).read_bytes() == full.file(0).read_bytes()
+
+
+def test_an_expert_another_process_trains_is_skipped_then_waited_for(tmp_path: Path) -> None:
+    """Two processes needing one store split its experts: an expert whose lock is held elsewhere comes last,
+    and is trained here only if the holder released it without finishing (it died)."""
+    import fcntl
+
+    from satm_cl.experts.train import claim_experts
+
+    for finished_elsewhere in (True, False):
+        store = train_experts(_cfg(3), tmp_path / str(finished_elsewhere), CPU, progress=False, indices=[])
+        with (store.path / "expert_000.safetensors.lock").open("a") as other:
+            fcntl.flock(other.fileno(), fcntl.LOCK_EX)  # another open file conflicts like another process
+            claims = claim_experts(store, [0, 1, 2])
+            assert [next(claims), next(claims)] == [1, 2]
+            if finished_elsewhere:
+                done = train_experts(_cfg(3), tmp_path / "elsewhere", CPU, progress=False, indices=[0])
+                entry = json.loads((done.path / "manifest.json").read_text())["experts"]["0"]
+                store.add(0, done.load_epochs(0, [0, 1, 2, 3]).reshape(4, -1), entry["accuracy"])
+            fcntl.flock(other.fileno(), fcntl.LOCK_UN)
+        assert list(claims) == ([] if finished_elsewhere else [0])
+
+
+def test_two_processes_on_one_store_train_each_expert_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Concurrent `train_experts` calls on one store (two grid jobs whose memories share experts) train every
+    expert exactly once between them; the store ends complete."""
+    import threading
+
+    import satm_cl.experts.train as train_mod
+
+    real, trained = train_mod.train_one_expert, []
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        trained.append(kwargs.get("seed", args[-1]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "train_one_expert", counted)
+    job = {"target": train_experts, "args": (_cfg(4), tmp_path, CPU), "kwargs": {"progress": False}}
+    threads = [threading.Thread(**job) for _ in range(2)]  # type: ignore[arg-type]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(trained) == len(set(trained)) == 4
+    assert TrajectoryStore.open(store_path(tmp_path, _cfg(4))).done() == [0, 1, 2, 3]
