@@ -2,7 +2,8 @@
 models trained on (set + its memory) with the starting real images (iteration 0) and the condensed ones (the
 run's iteration-300 checkpoint), and where the new classes' misclassified val images go. Val split only.
 The iteration-300 images live in the run's working tree (RUN below), not in the repository.
-Usage: python benchmarks/conditioned_confusions.py [RUN_MEMORY_DIR]"""
+Usage: python benchmarks/conditioned_confusions.py [RUN_MEMORY_DIR] [ORDER:STEP ...]
+(ORDER:STEP: only those rows are trained, e.g. 2:4 for a set that has just finished)"""
 
 import collections
 import json
@@ -23,11 +24,9 @@ from satm_cl.training import TrainConfig, train_runs
 torch.set_num_threads(1)
 S = Path("results/continual/fashion-mnist-stream/memories/stream")
 M = Path("results/continual/fashion-mnist-stream-mem/memories/stream")
-FM = Path(
-    sys.argv[1]
-    if len(sys.argv) > 1
-    else "/work/fm-mem/results/continual/fashion-mnist-stream-mem/memories/stream"
-)
+ARGS = [a for a in sys.argv[1:] if ":" not in a]
+ONLY = {tuple(int(v) for v in a.split(":")) for a in sys.argv[1:] if ":" in a}
+FM = Path(ARGS[0] if ARGS else "/work/fm-mem/results/continual/fashion-mnist-stream-mem/memories/stream")
 pre = "fashion-mnist-ipc10-satm-classes"
 ORDERS = {
     0: [
@@ -42,7 +41,12 @@ ORDERS = {
         ((0, 2), "mem08be3d35a362070f"),
         ((4, 5), "memf55bc8a701d89caa"),
     ],
-    2: [((0, 3), None), ((1, 2), "mem54929692721c0c9f"), ((6, 7), "mem3f168a3ca0e10f2a")],
+    2: [
+        ((0, 3), None),
+        ((1, 2), "mem54929692721c0c9f"),
+        ((6, 7), "mem3f168a3ca0e10f2a"),
+        ((4, 8), "mem7013babaa7e6b7d5"),
+    ],
 }
 NAMES = ["T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"]
 splits = create_dataset("fashion-mnist", data_dir="/usr/share/datasets/fashion-mnist")
@@ -70,7 +74,7 @@ for order, steps in ORDERS.items():
             if mem is None
             else (M / f"{pre}{classes[0]}-{classes[1]}-{mem}")
         )
-        if k > 0:
+        if k > 0 and (not ONLY or (order, k + 1) in ONLY):
             memory = MemoryImages(
                 torch.cat(list(per_class.values())),
                 torch.cat([torch.full((len(v),), cl) for cl, v in per_class.items()]),
