@@ -204,17 +204,20 @@ def train_experts(
     acc_x, acc_y = subset(train_x, train_y, cfg.val_subset, derive_seed(cfg.seed, "train-acc-subset"))
     train_cfg = expert_train_config(cfg)
     test: tuple[torch.Tensor, torch.Tensor] | None = None
-    bar = progress_bar(claim_experts(store, todo), total=len(todo), desc=f"experts {cfg.dataset}/{cfg.arch}",
-                       disable=not progress)
-    for i in bar:
-        seed = derive_seed(cfg.seed, "expert", i)
-        model = expert_model(cfg, splits, seed).to(device)
-        trajectory, val = train_one_expert(model, layout, train_x, train_y, val_x, val_y, train_cfg, seed)
-        if test is None:  # the test split is read only once training of the first expert is over
-            test = (data.prep.transform(splits.test.x).to(device), splits.test.y.to(device))
-        accs = {"train": [accuracy(model, acc_x, acc_y)], "val": val, "test": [accuracy(model, *test)]}
-        store.add(i, trajectory, accs)
-        bar.set_postfix(test=f"{accs['test'][-1]:.1f}%")
+    with progress_bar(total=len(todo), desc=f"experts {cfg.dataset}/{cfg.arch}", disable=not progress) as bar:
+        for i in claim_experts(store, todo):
+            seed = derive_seed(cfg.seed, "expert", i)
+            model = expert_model(cfg, splits, seed).to(device)
+            trajectory, val = train_one_expert(model, layout, train_x, train_y, val_x, val_y, train_cfg, seed)
+            if test is None:  # the test split is read only once training of the first expert is over
+                test = (data.prep.transform(splits.test.x).to(device), splits.test.y.to(device))
+            accs = {"train": [accuracy(model, acc_x, acc_y)], "val": val, "test": [accuracy(model, *test)]}
+            store.add(i, trajectory, accs)
+            bar.set_postfix(test=f"{accs['test'][-1]:.1f}%", refresh=False)
+            bar.update()
+        if bar.n < len(todo):  # the rest were trained meanwhile by another process sharing the store
+            bar.set_postfix_str(f"{len(todo) - bar.n} trained by another process", refresh=False)
+            bar.update(len(todo) - bar.n)
     return store
 
 

@@ -154,3 +154,26 @@ def test_two_processes_on_one_store_train_each_expert_once(
         t.join()
     assert len(trained) == len(set(trained)) == 4
     assert TrajectoryStore.open(store_path(tmp_path, _cfg(4))).done() == [0, 1, 2, 3]
+
+
+def test_the_bar_counts_experts_another_process_trained(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The bar ends at n/n and says how many came from another process, not short of its total."""
+    import fcntl
+    import threading
+
+    elsewhere = train_experts(_cfg(3), tmp_path / "elsewhere", CPU, progress=False, indices=[0])
+    store = train_experts(_cfg(3), tmp_path / "here", CPU, progress=False, indices=[])
+    with (store.path / "expert_000.safetensors.lock").open("a") as other:
+        fcntl.flock(other.fileno(), fcntl.LOCK_EX)
+        here = threading.Thread(target=train_experts, args=(_cfg(3), tmp_path / "here", CPU))
+        here.start()
+        while not store.file(2).exists():  # experts 1 and 2 are trained here meanwhile
+            here.join(0.05)
+        entry = json.loads((elsewhere.path / "manifest.json").read_text())["experts"]["0"]
+        store.add(0, elsewhere.load_epochs(0, [0, 1, 2, 3]), entry["accuracy"])
+        fcntl.flock(other.fileno(), fcntl.LOCK_UN)
+    here.join()
+    last = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    assert "3/3" in last and "1 trained by another process" in last, last
