@@ -44,8 +44,12 @@ class _WarningLines(logging.Handler):
         self.prefix = prefix
 
     def emit(self, record: logging.LogRecord) -> None:
-        sys.stderr.write(f"{self.prefix}{record.levelname.lower()}: {record.getMessage()}\n")
-        sys.stderr.flush()
+        text = f"{self.prefix}{record.levelname.lower()}: {record.getMessage()}"
+        if _line_prefix is None:  # the driver's terminal: a line of its own above the live bars
+            tqdm.write(text, file=sys.stderr)
+        else:
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()
 
 
 def warning_lines(prefix: str = "") -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -62,6 +63,16 @@ def test_in_the_driver_bars_are_plain_tqdm(capsys: pytest.CaptureFixture[str]) -
     count_with_a_bar(3)
     err = capsys.readouterr().err
     assert "counting" in err and "[" not in err.split("counting")[0]  # a bar, and no job prefix
+
+
+def test_a_warning_during_a_bar_gets_a_line_of_its_own(capsys: pytest.CaptureFixture[str]) -> None:
+    """In the driver, a warning logged while a bar is drawn does not run on from the bar's text."""
+    progress.warning_lines()
+    for i in progress.progress_bar(range(3), desc="counting", mininterval=0):
+        if i == 2:
+            logging.getLogger("satm_cl.continual.runner").warning("not learned")
+    pieces = [p.strip() for p in re.split(r"[\r\n]", capsys.readouterr().err)]
+    assert "warning: not learned" in pieces, pieces
 
 
 def test_call_job_with_a_label_puts_the_worker_in_line_mode() -> None:
