@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from satm_cl.io import write_json, write_tensors
+from satm_cl.io import claimed, write_json, write_tensors
 
 
 def test_a_save_removes_its_targets_stale_tmp_and_no_one_elses(tmp_path: Path) -> None:
@@ -37,3 +37,15 @@ def test_a_save_leaves_a_concurrent_writers_tmp_of_the_same_target(tmp_path: Pat
         assert live.read_text() == "in progress"
     write_json(target, {"a": 2})  # its writer gone (killed): now it is stale
     assert not live.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json"]
+
+
+def test_claimed_says_whether_another_holder_has_the_lock(tmp_path: Path) -> None:
+    """`claimed(wait=False)` never blocks: False while another open file holds `locked`'s lock, True after."""
+    target = tmp_path / "expert_000.safetensors"
+    with (tmp_path / "expert_000.safetensors.lock").open("a") as other:
+        fcntl.flock(other.fileno(), fcntl.LOCK_EX)
+        with claimed(target, wait=False) as mine:
+            assert mine is False
+        fcntl.flock(other.fileno(), fcntl.LOCK_UN)
+    with claimed(target, wait=False) as mine, claimed(target, wait=False) as again:
+        assert mine is True and again is False  # the lock is per open file, even within one process
