@@ -163,9 +163,12 @@ def train_experts(
     indices: Sequence[int] | None = None,
     executor: ExecConfig | None = None,
     memory: MemoryImages | None = None,
+    spare: Sequence[int] = (),
 ) -> TrajectoryStore:
     """Train the experts `cfg` asks for (or only `indices`) that the store does not hold yet; return the
-    store. With `executor`, each missing expert is one job of a grid (see `satm_cl.execution`).
+    store. With `executor`, each missing expert is one job of a grid (see `satm_cl.execution`). `spare`:
+    other experts this call may train while one of its own is being trained by another process
+    (`claim_experts`; a grid job's are the rest of its grid).
 
     Per epoch only val accuracy on a fixed subset (`cfg.val_subset`) is taken; train accuracy (on a
     subset of the same size) and test accuracy are taken once per expert, after training, and recorded
@@ -205,7 +208,7 @@ def train_experts(
     train_cfg = expert_train_config(cfg)
     test: tuple[torch.Tensor, torch.Tensor] | None = None
     with progress_bar(total=len(todo), desc=f"experts {cfg.dataset}/{cfg.arch}", disable=not progress) as bar:
-        for i in claim_experts(store, todo):
+        for i in claim_experts(store, todo, spare):
             seed = derive_seed(cfg.seed, "expert", i)
             model = expert_model(cfg, splits, seed).to(device)
             trajectory, val = train_one_expert(model, layout, train_x, train_y, val_x, val_y, train_cfg, seed)
@@ -221,11 +224,12 @@ def train_experts(
     return store
 
 
-def claim_experts(store: TrajectoryStore, todo: Sequence[int]) -> Iterator[int]:
-    """The experts of `todo` this process should train, each yielded while it holds that expert's lock.
-    Processes sharing a store (grid jobs whose memories need the same experts) split its experts: one
-    another process is training is skipped, then waited for at the end and trained only if it did not
-    finish (its process died)."""
+def claim_experts(store: TrajectoryStore, todo: Sequence[int], spare: Sequence[int] = ()) -> Iterator[int]:
+    """The experts this process should train, each yielded while it holds that expert's lock. Processes
+    sharing a store (grid jobs whose memories need the same experts, or two commands on one preset) split
+    its experts: one of `todo` another process is training is skipped; while any is, free unfinished
+    experts of `spare` are trained instead; then each skipped one is waited for and trained only if it did
+    not finish (its process died)."""
     busy = []
     for i in todo:
         with claimed(store.file(i), wait=False) as mine:
@@ -233,6 +237,12 @@ def claim_experts(store: TrajectoryStore, todo: Sequence[int]) -> Iterator[int]:
                 busy.append(i)
             elif not store.finished(i):
                 yield i
+    for j in spare if busy else ():
+        if j in todo:
+            continue
+        with claimed(store.file(j), wait=False) as mine:
+            if mine and not store.finished(j):
+                yield j
     for i in busy:
         with claimed(store.file(i), wait=True):
             if not store.finished(i):
@@ -253,6 +263,7 @@ class ExpertJob:
     device: str
     data_dir: Path | None
     memory: MemoryImages | None = None
+    others: tuple[int, ...] = ()  # the rest of the grid: trained here while this one is held elsewhere
 
 
 def train_expert_job(job: ExpertJob) -> int:
@@ -266,6 +277,7 @@ def train_expert_job(job: ExpertJob) -> int:
         say=_quiet,  # the driver has said what there is to say (store, precision) once, not once a job
         indices=[job.index],
         memory=job.memory,
+        spare=job.others,
     )
     return job.index
 
@@ -288,7 +300,7 @@ def _train_grid(
         Job(
             f"expert {i} of {cfg.dataset}/{cfg.arch} seed {cfg.seed}",
             train_expert_job,
-            ExpertJob(cfg, i, root, str(device), data, memory),
+            ExpertJob(cfg, i, root, str(device), data, memory, tuple(j for j in todo if j != i)),
         )
         for i in todo
     ]

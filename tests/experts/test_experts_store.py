@@ -177,3 +177,41 @@ def test_the_bar_counts_experts_another_process_trained(
     here.join()
     last = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
     assert "3/3" in last and "1 trained by another process" in last, last
+
+
+def test_two_grids_on_one_store_split_it_rather_than_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Grid jobs train one given expert each; a job whose expert another process holds trains a free one of
+    its grid meanwhile, so two commands needing one store work side by side (before: one waited)."""
+    import threading
+    import time
+
+    import satm_cl.experts.train as train_mod
+    from satm_cl.execution import ExecConfig
+
+    real, trained, active, most = train_mod.train_one_expert, [], [0], [0]
+    lock = threading.Lock()
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        with lock:
+            trained.append(args[-1])
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        time.sleep(0.3)  # widen the window in which the other grid could train beside this one
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(train_mod, "train_one_expert", counted)
+    job = {"target": train_experts, "args": (_cfg(4), tmp_path, CPU),
+           "kwargs": {"progress": False, "executor": ExecConfig()}}
+    threads = [threading.Thread(**job) for _ in range(2)]  # type: ignore[arg-type]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(trained) == len(set(trained)) == 4 and most[0] == 2
+    assert TrajectoryStore.open(store_path(tmp_path, _cfg(4))).done() == [0, 1, 2, 3]
