@@ -3,9 +3,10 @@
 A `Job` is a module-level function and a picklable spec; it returns a picklable value (records,
 an expert's summary) and may write through the atomic, locked stores itself. Every executor returns
 one `JobResult` per job in the grid's order, whatever order the jobs finished in, and hands each to
-the driver's `commit` in that order as soon as every earlier job has finished: the driver writes
-results canonically (the bytes do not depend on the executor or the worker count) and incrementally
-(an interrupted grid keeps what it committed).
+the driver's `commit` as soon as it finishes: a job never waits on a slower earlier one to be saved, so
+an interrupted grid keeps everything that finished. Drivers that write records put them back in the
+grid's order at the end (`RecordWriter.reorder`), so the bytes do not depend on the executor or the
+worker count.
 Each job runs with an explicit torch thread count (`ExecConfig.threads`), because float results
 depend on it. A job that raises becomes a failed result (the others go on); a job whose worker
 died is re-run up to `ExecConfig.retries` times.
@@ -101,8 +102,8 @@ def check_exec_config(cfg: ExecConfig) -> None:
 def run_jobs(
     jobs: Sequence[Job], cfg: ExecConfig | None = None, commit: Commit | None = None
 ) -> list[JobResult]:
-    """Run `jobs` with the executor `cfg` names; `commit` sees every result (failed ones too) in the
-    order of `jobs`; the results come back in that order."""
+    """Run `jobs` with the executor `cfg` names; `commit` sees every result (failed ones too) as soon as its
+    job finishes; the results come back in the order of `jobs`."""
     cfg = cfg or ExecConfig()
     check_exec_config(cfg)
     line_every()  # a bad progress interval is refused here, not once per job in the workers
@@ -110,18 +111,16 @@ def run_jobs(
     return executor(list(jobs), cfg, commit or (lambda _r: None)) if jobs else []
 
 
-class _InOrder:
-    """Collects results as they finish and commits the longest finished prefix of the grid."""
+class _Finished:
+    """Results as they finish: each is committed at once; `ordered()` gives them back in the grid's order."""
 
     def __init__(self, n: int, commit: Commit) -> None:
         self.results: dict[int, JobResult] = {}
-        self._n, self._next, self._commit = n, 0, commit
+        self._n, self._commit = n, commit
 
     def add(self, i: int, result: JobResult) -> None:
         self.results[i] = result
-        while self._next in self.results:
-            self._commit(self.results[self._next])
-            self._next += 1
+        self._commit(result)
 
     def __contains__(self, i: int) -> bool:
         return i in self.results
@@ -176,7 +175,7 @@ def run_local(jobs: Sequence[Job], cfg: ExecConfig, commit: Commit) -> list[JobR
     """`--jobs 1`: one after the other in this process; `--jobs N`: N spawned worker processes."""
     if cfg.jobs > 1:
         return _run_pool(jobs, cfg, commit)
-    done = _InOrder(len(jobs), commit)
+    done = _Finished(len(jobs), commit)
     for i, job in enumerate(jobs):
         done.add(i, _result(job, call_job(job.fn, job.spec, cfg.threads), 1))
     return done.ordered()
@@ -203,7 +202,7 @@ def _die_with_parent() -> None:
 def _run_pool(jobs: Sequence[Job], cfg: ExecConfig, commit: Commit) -> list[JobResult]:
     """A spawn process pool (fork after torch has started threads can hang); a dead worker breaks the
     pool, so every unfinished job is charged an attempt and resubmitted to a fresh pool."""
-    results = _InOrder(len(jobs), commit)
+    results = _Finished(len(jobs), commit)
     attempts = dict.fromkeys(range(len(jobs)), 0)
     ctx = multiprocessing.get_context("spawn")
     while len(results) < len(jobs):
@@ -395,7 +394,7 @@ def run_ray(jobs: Sequence[Job], cfg: ExecConfig, commit: Commit) -> list[JobRes
                 "retry_exceptions": False,
             }
             refs[remote.options(**opts).remote(job.fn, job.spec, cfg.threads, job.label)] = i
-        results = _InOrder(len(jobs), commit)
+        results = _Finished(len(jobs), commit)
         waiting = list(refs)
         while waiting:
             done, waiting = ray.wait(waiting, num_returns=1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -158,7 +158,7 @@ class RecordWriter:
     def write(self, records: Iterable[Record]) -> None:
         """Append records not yet present; NaN values are stored as null. Under an exclusive lock, rows
         another process appended since we read the file count as present: concurrent runs never duplicate."""
-        with self.path.open("a") as fh, _locked(fh):
+        with self._append_locked() as fh:
             self._seen |= {record_key(r) for r in _records_from(self.path)}
             for rec in records:
                 missing = [k for k in REQUIRED if k not in rec]
@@ -173,3 +173,43 @@ class RecordWriter:
                 fh.flush()
                 os.fsync(fh.fileno())
                 self._seen.add(key)
+
+    def reorder(self, rank: Callable[[Record], tuple[int, ...] | None]) -> None:
+        """Sort the records `rank` places (stably, by rank) within the lines they occupy; every other line
+        stays where it is. Grids commit each job's records as the job finishes, so a slow job never holds
+        finished ones back from disk; the runner then restores its grid's order, so the file's bytes do not
+        depend on the worker count, the executor, or where an earlier run was interrupted."""
+        if not self.path.exists():
+            return
+        with self._append_locked():
+            lines = self.path.read_text().splitlines(keepends=True)
+            ranked = []
+            for i, line in enumerate(lines):
+                try:  # a torn tail (no newline yet) is never moved: `mend_torn_tail` finishes it
+                    rec = json.loads(line) if line.endswith("\n") else None
+                except ValueError:
+                    rec = None
+                place = rank(rec) if isinstance(rec, dict) else None
+                if place is not None:
+                    ranked.append((place, i))
+            new = list(lines)
+            for (_, slot), (_, i) in zip(sorted(ranked, key=lambda t: t[1]), sorted(ranked), strict=True):
+                new[slot] = lines[i]
+            if new == lines:
+                return
+            tmp = self.path.with_name(f".{self.path.name}.reorder")
+            with tmp.open("w") as out:
+                out.write("".join(new))
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path)  # whole or not at all; writers waiting on the old file reopen
+
+    @contextmanager
+    def _append_locked(self) -> Iterator[IO[str]]:
+        """The file opened for appending, under its exclusive lock. If a `reorder` replaced the file while we
+        waited for the lock, our handle points at the old one, where an append would be lost: reopen."""
+        while True:
+            with self.path.open("a") as fh, _locked(fh):
+                if os.fstat(fh.fileno()).st_ino == os.stat(self.path).st_ino:
+                    yield fh
+                    return

@@ -204,7 +204,8 @@ def run_continual(req: ContinualRequest, executor: ExecConfig | None = None) -> 
     """Run every (memory, class order) not yet recorded; return `<out>/records.jsonl`.
 
     Set-backed memories are found or made here first; then each missing (memory, order) is one job of
-    a grid run by `executor` (default: here, in turn), its records written in grid order."""
+    a grid run by `executor` (default: here, in turn), its records written as it finishes and put in grid
+    order (memory, then class order) at the end."""
     validate(req)
     check_out_dir(req.out)
     if req.memory_dir is not None:
@@ -258,11 +259,19 @@ def run_continual(req: ContinualRequest, executor: ExecConfig | None = None) -> 
             log.warning("%s: not learned by the step's end, so its backward transfer and forgetting mislead",
                         line)
 
+    grid: dict[tuple[Any, Any], int] = {
+        (memory, s): i for i, (memory, s) in enumerate((m, s) for m in req.memories for s in configs)}
+
+    def rank(rec: Record) -> tuple[int, ...] | None:
+        place = grid.get((rec.get("method"), rec.get("seed"))) if rec.get("stage") == STAGE else None
+        return None if place is None else (place,)
+
     try:
         results = run_jobs(jobs, executor, commit)
     finally:
         _CONTEXTS.clear()
         bar.close()
+        writer.reorder(rank)  # jobs committed as they finished: back to (memory, order) order
     raise_failures(results)
     return path
 

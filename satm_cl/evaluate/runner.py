@@ -415,7 +415,7 @@ def _inputs(req: EvalRequest) -> tuple[_Plan, dict[str, tuple[torch.Tensor, torc
 
 
 def eval_job(job: EvalJob) -> list[Record]:
-    """Worker side: train the job's runs and return their records (the driver writes them in grid order)."""
+    """Worker side: train the job's runs and return their records (the driver writes them on arrival)."""
     plan, tests = _inputs(job.req)
     needed = {t.test: tests[t.test] for targets in job.targets for t in targets}
     device = resolve_device(job.req.device)
@@ -612,8 +612,8 @@ def run_evaluation(req: EvalRequest, executor: ExecConfig | None = None) -> Path
 
     Rows already in the records file are skipped before any training, so a rerun only does what is missing.
     `tuned` LRs are chosen first (every candidate LR one job); then each missing (architecture, run group) is
-    one job of a grid run by `executor` (default: here, in turn); the records are written in grid order
-    whatever the executor, and failed jobs are raised at the end.
+    one job of a grid run by `executor` (default: here, in turn); the records are written as each job
+    finishes and put in grid order at the end, whatever the executor; failed jobs are raised at the end.
     """
     return evaluate_request(req, executor).records
 
@@ -634,6 +634,7 @@ def evaluate_request(req: EvalRequest, executor: ExecConfig | None = None) -> Ev
     choices = _recorded_choices(writer, plan, req.seed) if "tuned" in plan.protocols else {}
     archs = list(dict.fromkeys(t.arch for t in plan.targets))
     pending: list[_Pending] = []
+    canonical: dict[tuple[Any, ...], tuple[int, ...]] = {}  # every wanted row's place in the grid's order
     for protocol, arch in ((p, a) for p in plan.protocols for a in archs):
         wanted = [t for t in plan.targets if t.arch == arch]
         own = arch == set_arch(plan.syn)
@@ -643,6 +644,7 @@ def evaluate_request(req: EvalRequest, executor: ExecConfig | None = None) -> Ev
             for r in range(req.runs)
             for t in wanted
         ]
+        canonical.update((record_key(k), (len(canonical),)) for k in wanted_keys)
         if not all(writer.has(**key) for key in wanted_keys):
             pending.append((protocol, arch, wanted, arch_kwargs_for(plan.syn, arch), epochs))
     _INPUTS.clear()
@@ -671,6 +673,8 @@ def evaluate_request(req: EvalRequest, executor: ExecConfig | None = None) -> Ev
             results = run_jobs(jobs, executor, commit)
         finally:
             bar.close()
+            if jobs:  # committed as they finished: back to the grid's order
+                writer.reorder(lambda rec: canonical.get(record_key(rec)))
     finally:
         _INPUTS.clear()
     raise_failures(results)

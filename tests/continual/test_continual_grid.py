@@ -72,3 +72,22 @@ def test_an_offline_set_made_before_the_grid_trains_its_experts_on_the_grid(
         with pytest.raises(SatmError, match="stop here"):
             run_continual(req, grid)
     assert seen == [ExecConfig(jobs=2), None]
+
+
+def test_rows_committed_out_of_order_go_back_to_grid_order(
+    tmp_path: Path, artifacts: dict[str, Path]
+) -> None:
+    """Workers commit each (memory, order) as it finishes; a run that was killed before its first job ended
+    leaves the later ones ahead of it. The next run puts them back: the same bytes as one run never killed."""
+
+    def req(out: Path) -> ContinualRequest:
+        return ContinualRequest(memories=("random", "reservoir"), orders=2, out=out, device="cpu",
+                                synthetic=artifacts, epochs=1, progress=False)
+
+    whole = run_continual(req(tmp_path / "whole")).read_text()
+    lines = whole.splitlines(keepends=True)
+    first = [x for x in lines if (json.loads(x)["method"], json.loads(x)["seed"]) == ("random", 0)]
+    shuffled = tmp_path / "killed"
+    shuffled.mkdir()
+    (shuffled / "records.jsonl").write_text("".join([*(x for x in lines if x not in first), *first]))
+    assert run_continual(req(shuffled)).read_text() == whole
