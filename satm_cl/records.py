@@ -9,8 +9,10 @@ A record holds at least `stage` (the suite: in-domain, cross-arch, ood, continua
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +20,8 @@ from typing import IO, Any
 
 from satm_cl.errors import SatmError
 from satm_cl.io import make_out_dir
+
+log = logging.getLogger(__name__)
 
 REQUIRED = ("stage", "method", "dataset", "ipc", "arch", "seed", "metric", "value")
 # Keys that identify a measurement; everything else (value, config, timings) is payload.
@@ -148,7 +152,9 @@ class RecordWriter:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         make_out_dir(self.path.parent)
-        mend_torn_tail(self.path)
+        if self.path.exists():
+            with self._append_locked():  # not while another process's `reorder` replaces the file
+                mend_torn_tail(self.path)
         self._seen = {record_key(r) for r in read_records(self.path)} if self.path.exists() else set()
 
     def has(self, **key: Any) -> bool:
@@ -198,11 +204,16 @@ class RecordWriter:
             if new == lines:
                 return
             tmp = self.path.with_name(f".{self.path.name}.reorder")
-            with tmp.open("w") as out:
-                out.write("".join(new))
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path)  # whole or not at all; writers waiting on the old file reopen
+            try:
+                with tmp.open("w") as out:
+                    out.write("".join(new))
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.chmod(tmp, stat.S_IMODE(self.path.stat().st_mode))
+                os.replace(tmp, self.path)  # whole or not at all; writers waiting on the old file reopen
+            except OSError as exc:  # the rows are all there, only not in grid order: say so, lose nothing
+                tmp.unlink(missing_ok=True)
+                log.warning("%s: rows left in the order their jobs finished (%s)", self.path, exc)
 
     @contextmanager
     def _append_locked(self) -> Iterator[IO[str]]:

@@ -79,3 +79,24 @@ def test_a_writer_waiting_during_a_reorder_appends_to_the_new_file(tmp_path: Pat
     first.reorder(rank)
     appender.join(timeout=30)
     assert _keys(path) == [("g", 0), ("g", 1), ("late", 0)]
+
+
+def test_reorder_keeps_the_files_mode_and_a_failed_rewrite_loses_nothing(
+    tmp_path: Path, monkeypatch: Any, caplog: Any
+) -> None:
+    path = tmp_path / "records.jsonl"
+    writer = RecordWriter(path)
+    writer.write([_rec("g", 1), _rec("g", 0)])
+    path.chmod(0o640)
+    before = path.read_text()
+
+    def full_disk(*_: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr("satm_cl.records.os.replace", full_disk)
+        writer.reorder(_rank([("g", 0), ("g", 1)]))
+    assert path.read_text() == before and "rows left in the order their jobs finished" in caplog.text
+    assert [p.name for p in tmp_path.iterdir()] == ["records.jsonl"]  # no temporary left behind
+    writer.reorder(_rank([("g", 0), ("g", 1)]))
+    assert _keys(path) == [("g", 0), ("g", 1)] and path.stat().st_mode & 0o777 == 0o640

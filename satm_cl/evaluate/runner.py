@@ -673,8 +673,8 @@ def evaluate_request(req: EvalRequest, executor: ExecConfig | None = None) -> Ev
             results = run_jobs(jobs, executor, commit)
         finally:
             bar.close()
-            if jobs:  # committed as they finished: back to the grid's order
-                writer.reorder(lambda rec: canonical.get(record_key(rec)))
+            # committed as they finished: back to the grid's order (also when a killed run left them so)
+            writer.reorder(lambda rec: canonical.get(record_key(rec)))
     finally:
         _INPUTS.clear()
     raise_failures(results)

@@ -304,7 +304,7 @@ def _train_grid(
         )
         for i in todo
     ]
-    # a grid of experts can run for many minutes: one tick per expert as the grid commits it (in order)
+    # a grid of experts can run for many minutes: one tick per expert as it finishes
     bar = progress_bar(total=len(jobs), desc=f"experts {cfg.dataset}/{cfg.arch}", disable=not progress)
 
     def commit(result: JobResult) -> None:
