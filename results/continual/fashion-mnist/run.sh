@@ -3,10 +3,15 @@
 # finished work (sets on disk, records already written), so rerun the same command after an interruption.
 #
 #   usage: [SCALE=cpu|full] bash results/continual/fashion-mnist/run.sh [stage ...]
-#   stages: a10 a1 b5 ten c report (default: all of them, in that order; `ten-mem` only when named)
-#   $SATM: the CLI (default satm-cl); $EXTRA: extra flags for every `evaluate` (e.g. `--jobs 2 --threads 1`);
+#   stages: sets a10 a1 b5 ten c report (default: all of them, in that order; `ten-mem` only when named)
+#   $SATM: the CLI (default satm-cl); $PY: the Python with satm_cl (default python);
+#   $EXTRA: extra flags for every `evaluate` (e.g. `--jobs 2 --threads 1`);
 #   $DATA_DIR: where the Fashion-MNIST idx files are (default: the library's search, e.g. Debian's package).
 #
+#  sets (SCALE=cpu; nothing at full) the plain stream sets every stage needs, made pair by pair
+#       (stream_sets.py; $SETS_PARTS processes side by side, default 1): one pair's expert store serves
+#       satm-stream and mtt-stream at IPC 10, 1 and 5, so each store is trained once per machine, even
+#       where the cache is lost between working sessions (the stages would retrain it per stage).
 #  a10  5 steps x IPC 10, retrain 300 epochs, 3 class orders, every memory: offline (satm, mtt: condensed
 #       once with all classes visible), stream (satm-stream, mtt-stream: experts + condensation on each
 #       experience's data only; satm-stream-mem: the same conditioned on the memory so far) and the
@@ -74,6 +79,13 @@ run() {  # run OUT ARGS...: one continual evaluation into $R/runs/$SCALE/OUT
 }
 stage() {
   case $1 in
+    sets)
+      [ "$SCALE" = cpu ] || return 0
+      local parts=${SETS_PARTS:-1} k pids=()
+      for ((k = 0; k < parts; k++)); do
+        ${PY:-python} $R/stream_sets.py --part $k/$parts ${DATA_DIR:+--data-dir "$DATA_DIR"} & pids+=($!)
+      done
+      for p in "${pids[@]}"; do wait "$p"; done ;;
     a10) run 5steps-ipc10-retrain --steps 5 --ipc 10 --protocol retrain --epochs 300 --memories $ALL ;;
     a1) run 5steps-ipc1-retrain --steps 5 --ipc 1 --protocol retrain --epochs 300 --memories $ALL_SMALL ;;
     b5) run 5steps-ipc5-retrain --steps 5 --ipc 5 --protocol retrain --epochs 300 --memories $ALL_SMALL ;;
@@ -89,9 +101,9 @@ stage() {
     report)
       # shellcheck disable=SC2046
       $SATM report $(find $R/runs/$SCALE -name records.jsonl | sort) --out $R/report-$SCALE ;;
-    *) echo "unknown stage $1 (a10 a1 b5 ten ten-mem c report)" >&2; exit 2 ;;
+    *) echo "unknown stage $1 (sets a10 a1 b5 ten ten-mem c report)" >&2; exit 2 ;;
   esac
 }
 STAGES=("$@")
-[ ${#STAGES[@]} -gt 0 ] || STAGES=(a10 a1 b5 ten c report)
+[ ${#STAGES[@]} -gt 0 ] || STAGES=(sets a10 a1 b5 ten c report)
 for s in "${STAGES[@]}"; do stage "$s"; done
