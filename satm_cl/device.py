@@ -18,6 +18,17 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def kernels(device: torch.device) -> str:
+    """Which compute kernels `device` runs: `cpu:AVX512`, `cpu:AVX2`, ... (the ISA torch dispatches to) or
+    `cuda:<GPU name>`. Float results differ between kernels, so same seed gives same bytes only on the same
+    kind; artifacts, expert stores and checkpoints record it (provenance, not identity)."""
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    if device.type == "cpu":
+        return f"cpu:{torch.backends.cpu.get_cpu_capability()}"
+    return device.type
+
+
 def native_bf16(device: torch.device) -> bool:
     """Whether `device` runs bf16 convolutions and matmuls at speed rather than emulating them.
 

@@ -5,6 +5,7 @@ approximations off (`satm_cl.config.METHODS`)."""
 from __future__ import annotations
 
 import json
+import logging
 import resource
 import time
 from dataclasses import dataclass, replace
@@ -19,6 +20,7 @@ from satm_cl.condense.hypergrad import HyperResult, InnerPlan, Unroller, sample_
 from satm_cl.condense.minimizers import create_minimizer
 from satm_cl.config import CondenseConfig
 from satm_cl.data.dsa import DSA
+from satm_cl.device import kernels
 from satm_cl.errors import SatmError
 from satm_cl.experts.store import TrajectoryStore
 from satm_cl.experts.train import PreparedData, expert_model
@@ -29,6 +31,8 @@ from satm_cl.replay_memory import MemoryImages, require_memory
 from satm_cl.seeding import derive_seed, make_generator
 from satm_cl.synthetic import SyntheticSet, make_meta
 from satm_cl.training import TrainConfig, train_runs
+
+log = logging.getLogger(__name__)
 
 CKPT_TENSORS = "checkpoint.safetensors"
 CKPT_META = "checkpoint.json"
@@ -186,6 +190,7 @@ class Condenser:
                 "wall_time_s": st.wall_time_s,
                 "log_lines": log_lines,
                 "sha256": sha256_file(self.out / name),
+                "kernels": kernels(self.device),
             },
         )
         for old in self.out.glob("checkpoint*.safetensors"):
@@ -218,6 +223,11 @@ class Condenser:
             raise SatmError(
                 f"{meta_file} is at iteration {meta['iteration']}, past the {self.cfg.iterations} asked for"
             )
+        made_on, here = meta.get("kernels"), kernels(self.device)
+        if made_on is not None and made_on != here:  # e.g. a checkpoint carried to another machine
+            log.warning("%s was made on %s and resumes on %s: the set is valid, but its bytes will differ "
+                        "from an uninterrupted run's on either (float results depend on the kernels)",
+                        meta_file, made_on, here)
         tfile = self.out / str(meta.get("tensors", CKPT_TENSORS))
         if not tfile.is_file() or sha256_file(tfile) != meta.get("sha256"):
             raise SatmError(f"checkpoint {tfile} is missing or does not match {CKPT_META}")
@@ -237,9 +247,9 @@ class Condenser:
             meta["best_iteration"],
             meta["wall_time_s"],
         )
-        log = self.out / LOG_FILE
-        lines = log.read_text().splitlines(keepends=True) if log.exists() else []
-        log.write_text("".join(lines[: meta["log_lines"]]))
+        log_file = self.out / LOG_FILE
+        lines = log_file.read_text().splitlines(keepends=True) if log_file.exists() else []
+        log_file.write_text("".join(lines[: meta["log_lines"]]))
         return st
 
     # ------------------------------------------------------------------ one outer iteration
@@ -439,9 +449,10 @@ class Condenser:
                 "val_accuracy": st.best_val,
             },
             expert_store=self.store.path.name,
-            # bytes are reproducible for the same seed, device type and torch thread count
+            # bytes are reproducible for the same seed, kernels and torch thread count
             compute={
                 "device": self.device.type,
+                "kernels": kernels(self.device),
                 "torch_threads": torch.get_num_threads(),
                 "allocator": current_allocator(),
             },

@@ -133,14 +133,21 @@ class TrajectoryStore:
         self.manifest["experts"] = {**self.manifest["experts"], **on_disk}
         return index in self.done([index])
 
-    def add(self, index: int, trajectory: torch.Tensor, accuracies: dict[str, list[float]]) -> None:
-        """Write expert `index` atomically, then list it in the manifest (also atomically)."""
+    def add(
+        self, index: int, trajectory: torch.Tensor, accuracies: dict[str, list[float]],
+        made_on: str | None = None,
+    ) -> None:
+        """Write expert `index` atomically, then list it in the manifest (also atomically); `made_on`: the
+        kernels it trained on (`device.kernels`), kept as provenance."""
         expected = (self.epochs + 1, int(self.manifest["numel"]))
         if tuple(trajectory.shape) != expected:
             raise ValueError(f"trajectory shape {tuple(trajectory.shape)} != {expected}")
         f = self.file(index)
         write_tensors(f, {"trajectory": trajectory.float()})
-        entry = {"sha256": sha256_file(f), "accuracy": accuracies, "torch_threads": torch.get_num_threads()}
+        entry: dict[str, Any] = {"sha256": sha256_file(f), "accuracy": accuracies,
+                                 "torch_threads": torch.get_num_threads()}
+        if made_on is not None:
+            entry["kernels"] = made_on
         mf = self.path / "manifest.json"
         with locked(mf):  # other workers may have listed their experts since this store was opened
             on_disk = json.loads(mf.read_text())["experts"] if mf.exists() else {}

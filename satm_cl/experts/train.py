@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from satm_cl.data import DatasetSplits, Preprocessor, Split, create_dataset
-from satm_cl.device import precision_warning
+from satm_cl.device import kernels, precision_warning
 from satm_cl.errors import SatmError
 from satm_cl.experts.config import ExpertConfig
 from satm_cl.experts.store import TrajectoryStore, store_path
@@ -215,7 +215,7 @@ def train_experts(
             if test is None:  # the test split is read only once training of the first expert is over
                 test = (data.prep.transform(splits.test.x).to(device), splits.test.y.to(device))
             accs = {"train": [accuracy(model, acc_x, acc_y)], "val": val, "test": [accuracy(model, *test)]}
-            store.add(i, trajectory, accs)
+            store.add(i, trajectory, accs, kernels(device))
             bar.set_postfix(test=f"{accs['test'][-1]:.1f}%", refresh=False)
             bar.update()
         if bar.n < len(todo):  # the rest were trained meanwhile by another process sharing the store

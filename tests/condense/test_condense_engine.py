@@ -179,3 +179,27 @@ def test_checkpoint_missing_keys_is_one_line_error(cache_root: Path, tmp_path: P
     (tmp_path / "a" / "checkpoint.json").write_text(json.dumps({"config": cfg.to_dict()}))
     with pytest.raises(SatmError, match="unreadable checkpoint"):
         condense(cfg, tmp_path / "a", CPU, cache_root=cache_root, resume=True, progress=False)
+
+
+def test_kernels_are_recorded_and_a_resume_on_other_kernels_is_warned_about(
+    cache_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Float results depend on the kernels (AVX2 vs AVX-512, a GPU): the artifact, the experts and the
+    checkpoint say which ran, and resuming a checkpoint carried to another kind of machine says its bytes will
+    differ."""
+    here = f"cpu:{torch.backends.cpu.get_cpu_capability()}"
+    cfg = tiny_config(iterations=4, checkpoint_every=2, eval_every=2)
+    condense(replace(cfg, iterations=2), tmp_path / "a", CPU, cache_root=cache_root, progress=False)
+    assert json.loads((tmp_path / "a" / META_FILE).read_text())["compute"]["kernels"] == here
+    ckpt = tmp_path / "a" / "checkpoint.json"
+    meta = json.loads(ckpt.read_text())
+    assert meta["kernels"] == here
+    stores = list((cache_root / "experts").glob("*/manifest.json"))
+    entries = [e for s in stores for e in json.loads(s.read_text())["experts"].values()]
+    assert entries and all(e["kernels"] == here for e in entries)
+    longer = replace(cfg, iterations=3)
+    condense(longer, tmp_path / "a", CPU, cache_root=cache_root, resume=True, progress=False)
+    assert "resumes on" not in caplog.text  # same machine: nothing to say
+    ckpt.write_text(json.dumps({**json.loads(ckpt.read_text()), "kernels": "cpu:AVX2-elsewhere"}))
+    condense(cfg, tmp_path / "a", CPU, cache_root=cache_root, resume=True, progress=False)
+    assert f"was made on cpu:AVX2-elsewhere and resumes on {here}" in caplog.text
