@@ -132,7 +132,7 @@ def make_meta(
     }
 
 
-SHOWN_META = ("dataset", "method", "ipc", "image_shape", "zca", "iterations", "seed", "selection")
+SHOWN_META = ("dataset", "method", "ipc", "image_shape", "zca", "iterations", "seed", "selection", "health")
 NOT_APPLICABLE = "n/a"
 FULL_DATA = "full data"
 

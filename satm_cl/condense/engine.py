@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from satm_cl.allocator import current as current_allocator
+from satm_cl.condense.health import set_health
 from satm_cl.condense.hypergrad import HyperResult, InnerPlan, Unroller, sample_plan
 from satm_cl.condense.minimizers import create_minimizer
 from satm_cl.config import CondenseConfig
@@ -431,6 +432,9 @@ class Condenser:
         """Write the artifact: the best-by-validation images (or the last ones without validation)."""
         cfg, splits = self.cfg, self.data.splits
         x, lr = (st.best_x, st.best_lr) if st.best_x is not None else (st.x.detach(), float(st.lr))
+        health = set_health(x, self.data.train_x, lr, cfg.lr_init)
+        for problem in health.problems():
+            log.warning("%s: %s", self.out, problem)
         meta = make_meta(
             dataset=cfg.dataset,
             class_names=splits.class_names,
@@ -448,6 +452,7 @@ class Condenser:
                 "iteration": st.best_iteration,
                 "val_accuracy": st.best_val,
             },
+            health=health.to_dict(),
             expert_store=self.store.path.name,
             # bytes are reproducible for the same seed, kernels and torch thread count
             compute={

@@ -203,3 +203,18 @@ def test_kernels_are_recorded_and_a_resume_on_other_kernels_is_warned_about(
     ckpt.write_text(json.dumps({**json.loads(ckpt.read_text()), "kernels": "cpu:AVX2-elsewhere"}))
     condense(cfg, tmp_path / "a", CPU, cache_root=cache_root, resume=True, progress=False)
     assert f"was made on cpu:AVX2-elsewhere and resumes on {here}" in caplog.text
+
+
+def test_a_run_off_set_is_flagged_and_its_health_stored(
+    cache_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An image step far too large drives the images off the real images' scale: the artifact says by how
+    much (`health`) and the run warns; a normal run stores its health without a warning."""
+    cfg = tiny_config(iterations=2, eval_every=0)
+    plain = condense(cfg, tmp_path / "plain", CPU, cache_root=cache_root, progress=False)
+    assert plain.meta["health"]["pixel_std_ratio"] < 3 and "pixel std" not in caplog.text
+    blown = condense(replace(cfg, lr_img=100 * cfg.lr_img), tmp_path / "blown", CPU, cache_root=cache_root,
+                     progress=False)
+    assert blown.meta["health"]["pixel_std_ratio"] > 3
+    assert blown.meta["health"]["lr_ratio"] > 0.1 and "learned LR fell" not in caplog.text
+    assert f"{tmp_path / 'blown'}: images ended at" in caplog.text
