@@ -211,3 +211,24 @@ def test_a_memory_label_ranks_as_its_method() -> None:
 
     assert method_rank("satm (offline)")[0] == method_rank("satm")[0] < method_rank("reservoir (stream)")[0]
     assert method_rank("dc (paper: Zhao 2021)")[0] == method_rank("dc")[0]
+
+
+@pytest.mark.parametrize("rows", [1, 6])
+def test_a_figure_title_stays_clear_of_the_panel_titles(tmp_path: Path, rows: int) -> None:
+    """A tall grid of panels with three-line titles (the offline-vs-stream figure over a whole protocol) put
+    its first row's titles under the figure title; the title's band is now kept free at any height."""
+    import matplotlib.pyplot as plt
+
+    from satm_cl.report.plots import _save
+
+    fig, axes = plt.subplots(rows, 2, figsize=(12.0, 4.2 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.plot([0, 1], [0, 1])
+        ax.set_title("dataset · protocol · IPC\nepochs\nstream: built from the experiences seen so far")
+    title = fig.suptitle("Offline vs stream memories (y axis shared by all panels)")
+    _save(fig, tmp_path / "fig.png")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()  # the closed figure's layout, measured as drawn
+    lowest_title_edge = title.get_window_extent(renderer).y0
+    assert all(ax.title.get_window_extent(renderer).y1 <= lowest_title_edge for ax in axes[0])
