@@ -32,7 +32,7 @@
 #   For a GPU or a CPU with native bf16; on this project's 2-core AVX2 machine it is at least 280
 #   thread-hours at the cpu scale's unit costs, several times more with bf16 there (README: cost).
 # SCALE=cpu (default): the documented reduced scale this project's machine runs: measured on a 2-core AVX-512
-#   EPYC, about 12 thread-hours with the committed sets and records reused (README: how it ran; + about 17 for
+#   EPYC, about 12 thread-hours plus Part C's IPC 50 sets (README: how it ran; + about 17 for
 #   `ten-mem`):
 #   - condensation pinned to `condense.json` (the fashion-mnist-ipc10 preset of 2026-11-25: 6 fp32 experts x
 #     5 epochs, 300 iterations, no ZCA), so results/continual/fashion-mnist-stream's sets (stream pairs,
