@@ -8,8 +8,11 @@ in `runs/cpu/memories/stream`). The sets are the ones the stages would make: the
 (`experience_condenser`), the same pinned config (`condense.json`), one torch thread (run.sh's `--threads
 1`); a stage later finds them and checks each one's config.
 
-usage: python results/continual/fashion-mnist/stream_sets.py [--part K/N] [--data-dir DIR]
+usage: python results/continual/fashion-mnist/stream_sets.py [--part K/N] [--ipcs 10,1,5] [--methods satm,mtt]
+                                                             [--data-dir DIR]
   --part K/N   every N-th pair from the K-th (0-based), for N processes side by side (default 0/1)
+  --ipcs, --methods   which sets per pair (default: the sets stage's; Part C's IPC 50 needs `--ipcs 50
+               --methods satm`, made ahead so two processes can split Part C without condensing a set twice)
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-STEPS, ORDERS, IPCS, METHODS = 5, (0, 1, 2), (10, 1, 5), ("satm", "mtt")
+STEPS, ORDERS, IPCS, METHODS = 5, (0, 1, 2), "10,1,5", "satm,mtt"
 
 
 def class_pairs() -> list[tuple[int, ...]]:
@@ -51,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", default="0/1", help="K/N: every N-th pair from the K-th")
+    parser.add_argument("--ipcs", default=IPCS, help="comma-separated images per class (default %(default)s)")
+    parser.add_argument("--methods", default=METHODS, help="comma-separated: satm, mtt (default %(default)s)")
     parser.add_argument("--data-dir", type=Path, default=None, help="where the Fashion-MNIST idx files are")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
@@ -61,13 +66,22 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         print(f"error: --part must be K/N with 0 <= K < N, got {args.part!r}", file=sys.stderr)
         return 2
+    methods = [m for m in args.methods.split(",") if m]
+    try:
+        ipcs = [int(v) for v in args.ipcs.split(",") if v]
+        if not ipcs or min(ipcs) < 1 or not set(methods) <= {"satm", "mtt"} or not methods:
+            raise ValueError
+    except ValueError:
+        print(f"error: --ipcs takes positive integers and --methods satm and/or mtt, got {args.ipcs!r} and "
+              f"{args.methods!r}", file=sys.stderr)
+        return 2
     torch.set_num_threads(1)
     overrides = json.loads((HERE / "condense.json").read_text())
     root = HERE / "runs" / "cpu" / "memories" / "stream"
     device = resolve_device(args.device)
     mine = class_pairs()[k::n]
     try:
-        for (i, pair), ipc, method in itertools.product(enumerate(mine, 1), IPCS, METHODS):
+        for (i, pair), ipc, method in itertools.product(enumerate(mine, 1), ipcs, methods):
             print(f"[{i}/{len(mine)}] classes {pair[0]}-{pair[1]} {method} ipc {ipc}", file=sys.stderr,
                   flush=True)
             make = experience_condenser(method, "fashion-mnist", ipc, root, device, None, args.data_dir,
