@@ -7,7 +7,8 @@
 #   $SATM: the CLI (default satm-cl); $PY: the Python with satm_cl (default python);
 #   $EXTRA: extra flags for every `evaluate` (e.g. `--jobs 2 --threads 1`);
 #   $DATA_DIR: where the Fashion-MNIST idx files are (default: the library's search, e.g. Debian's package);
-#   $PART_IPCS, $PART_STRATS: only these IPCs / strategies of stage c (e.g. PART_IPCS=50 in a second process).
+#   $PART_IPCS, $PART_STRATS, $PART_MEMS: only these IPCs / strategies / memories (comma-separated) of stage c
+#   (e.g. PART_IPCS=50 in a second process; finished (memory, order) jobs are skipped on a rerun).
 #
 #  sets (SCALE=cpu; nothing at full) the plain stream sets every stage needs, made pair by pair
 #       (stream_sets.py; $SETS_PARTS processes side by side, default 1): one pair's expert store serves
@@ -95,10 +96,11 @@ stage() {
     ten-mem) run 10steps-ipc10-retrain --steps 10 --ipc 10 --protocol retrain --epochs 300 \
       --memories satm-stream-mem ;;
     c)
-      # PART_IPCS / PART_STRATS pick a share of Part C, so two processes can split it without running a job twice
+      # PART_* pick a share of Part C, so two processes can split it without running a job twice
       for ipc in ${PART_IPCS:-$STRAT_IPCS}; do
         for p in ${PART_STRATS:-$STRATS}; do
-          run 5steps-ipc$ipc-$p --steps 5 --ipc $ipc --protocol $p --epochs $STRAT_EPOCHS --memories $STRAT
+          run 5steps-ipc$ipc-$p --steps 5 --ipc $ipc --protocol $p --epochs $STRAT_EPOCHS \
+            --memories "${PART_MEMS:-$STRAT}"
         done
       done ;;
     report)
