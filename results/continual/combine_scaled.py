@@ -1,7 +1,7 @@
-"""Merge this study's records (image LR scaled, `lr_img_scale: images`) with the unscaled records of
-results/continual/digits-stream-mem-real1 (same settings, seeds and class orders): this study's memories get
-the suffix `+scaled`, so the paired script compares each with its unscaled self and the baselines.
-Usage: python combine.py SCALED.jsonl UNSCALED.jsonl OUT.jsonl"""
+"""Merge an image-LR-scaling study's records (`lr_img_scale: images`) with the unscaled records of the run it
+repeats (same settings, seeds and class orders; e.g. digits-stream-lr-scale with digits-stream-mem-real1): the
+scaled memories get the suffix `+scaled`, so paired.py compares each with its unscaled self and the baselines.
+Usage: python results/continual/combine_scaled.py SCALED.jsonl UNSCALED.jsonl OUT.jsonl"""
 
 from __future__ import annotations
 
