@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 DSA_DEFAULT = "color_crop_cutout_flip_scale_rotate"
 # Settings added after artifacts existed: left out of `to_dict` at these defaults (see `omit_late_defaults`).
-LATE_DEFAULTS: dict[str, Any] = {"precision": "fp32", "lr_img_scale": "none"}
+LATE_DEFAULTS: dict[str, Any] = {"precision": "fp32", "lr_img_scale": "none", "select_healthy": False}
 LR_IMG_SCALES = ("none", "images")
 
 
@@ -63,6 +63,9 @@ class CondenseConfig:
     eval_every: int = 50  # validation (train a fresh model, val split only) every this many iterations
     eval_epochs: int = 300
     eval_runs: int = 1
+    # keep the best-val iteration only among healthy ones (condense/health.py's limits); the starting images
+    # (iteration 0) are always a candidate
+    select_healthy: bool = False
     checkpoint_every: int = 25
     seed: int = 0
     expert: ExpertConfig = field(default_factory=ExpertConfig)
@@ -105,6 +108,10 @@ class CondenseConfig:
             (self.rho >= 0 and self.smooth_sigma >= 0 and self.smooth_samples >= 0, "rho/sigma must be ≥ 0"),
             (self.eval_every >= 0 and self.checkpoint_every >= 1, "eval_every ≥ 0, checkpoint_every ≥ 1"),
             (self.eval_runs >= 1 and self.eval_epochs >= 1, "eval_runs and eval_epochs must be ≥ 1"),
+            (
+                not self.select_healthy or self.eval_every > 0,
+                "select_healthy picks among validated iterations: set eval_every > 0",
+            ),
             (self.batch_syn is None or self.batch_syn >= 1, "batch_syn must be ≥ 1 (or unset for all)"),
             (
                 self.lr_img >= 0 and self.lr_lr >= 0 and 0 <= self.momentum < 1,

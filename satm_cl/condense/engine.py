@@ -372,6 +372,10 @@ class Condenser:
             return
         acc = self.validate(st)
         row["val_accuracy"] = acc
+        health = set_health(st.x.detach(), self.data.train_x, float(st.lr), cfg.lr_init)
+        row["pixel_std_ratio"] = round(health.pixel_std_ratio, 4)
+        if cfg.select_healthy and health.problems():  # a run-off iteration is logged, never kept
+            return
         if acc > st.best_val:
             st.best_val, st.best_iteration = acc, st.iteration
             st.best_x, st.best_lr = st.x.detach().clone(), float(st.lr)
@@ -448,7 +452,7 @@ class Condenser:
             iterations=st.iteration,
             wall_time_s=round(st.wall_time_s, 3),
             selection={
-                "rule": "best val accuracy" if st.best_x is not None else "last iteration",
+                "rule": _RULES[cfg.select_healthy] if st.best_x is not None else "last iteration",
                 "iteration": st.best_iteration,
                 "val_accuracy": st.best_val,
             },
@@ -467,6 +471,9 @@ class Condenser:
         synthetic = SyntheticSet(x.cpu(), self.labels.cpu(), lr, meta, self.data.prep.tensors())
         synthetic.save(self.out)
         return synthetic
+
+
+_RULES = {False: "best val accuracy", True: "best val accuracy among healthy iterations"}
 
 
 def _same_but_longer(saved: object, now: dict[str, Any]) -> bool:

@@ -62,7 +62,8 @@ def test_resume_ends_with_the_same_artifact(
     log_full = [json.loads(line) for line in (tmp_path / "full" / "log.jsonl").read_text().splitlines()]
     log_cut = [json.loads(line) for line in (tmp_path / "cut" / "log.jsonl").read_text().splitlines()]
     assert [r.get("loss") for r in log_full] == [r.get("loss") for r in log_cut]
-    assert set(log_full[0]) == {"iteration", "val_accuracy"}  # the starting images' val, logged
+    # the starting images' val and scale, logged
+    assert set(log_full[0]) == {"iteration", "val_accuracy", "pixel_std_ratio"}
     assert [r["iteration"] for r in log_full] == list(range(7))
 
 
@@ -218,3 +219,34 @@ def test_a_run_off_set_is_flagged_and_its_health_stored(
     assert blown.meta["health"]["pixel_std_ratio"] > 3
     assert blown.meta["health"]["lr_ratio"] > 0.1 and "learned LR fell" not in caplog.text
     assert f"{tmp_path / 'blown'}: images ended at" in caplog.text
+
+
+def test_select_healthy_never_keeps_a_run_off_iteration(
+    cache_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With an image step that runs the images off (above) and a val score that rises every iteration, the
+    plain rule keeps the last, run-off iteration; `select_healthy` keeps the best one within the limits. Both
+    runs log every validated iteration with its pixel std ratio, and run alike."""
+    monkeypatch.setattr(Condenser, "validate", lambda self, st: float(st.iteration))
+    cfg = tiny_config(iterations=3, eval_every=1, lr_img=100 * tiny_config().lr_img)
+    made, logs = {}, {}
+    for guard in (False, True):
+        made[guard] = condense(replace(cfg, select_healthy=guard), tmp_path / str(guard), CPU,
+                               cache_root=cache_root, progress=False)
+        lines = (tmp_path / str(guard) / "log.jsonl").read_text().splitlines()
+        logs[guard] = [{k: v for k, v in json.loads(line).items() if k not in ("seconds", "peak_mem_mb")}
+                       for line in lines]
+    assert logs[False] == logs[True]
+    ratios = {r["iteration"]: r["pixel_std_ratio"] for r in logs[True] if "val_accuracy" in r}
+    assert sorted(ratios) == [0, 1, 2, 3] and ratios[0] < 3 and ratios[3] > 3
+    assert made[False].meta["selection"]["iteration"] == 3
+    assert made[False].meta["health"]["pixel_std_ratio"] > 3
+    healthy = max(i for i, r in ratios.items() if r < 3)
+    kept = made[True].meta["selection"]
+    assert kept["iteration"] == healthy and made[True].meta["health"]["pixel_std_ratio"] < 3
+    assert kept["rule"] == "best val accuracy among healthy iterations"
+
+
+def test_select_healthy_needs_validation() -> None:
+    with pytest.raises(SatmError, match="select_healthy picks among validated iterations"):
+        tiny_config(eval_every=0, select_healthy=True)
