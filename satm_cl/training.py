@@ -158,15 +158,25 @@ def score_batch_size(x: torch.Tensor, copies: int = 1) -> int:
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int | None = None) -> float:
-    """Top-1 accuracy in percent, in eval mode, batched (default: `score_batch_size`)."""
+def count_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int | None = None) -> int:
+    """Top-1 hits of `model` on (x, y), in eval mode, batched (default: `score_batch_size`)."""
     model.eval()
     batch_size = batch_size or score_batch_size(x)
     correct = 0
     for start in range(0, x.shape[0], batch_size):
         logits = model(x[start : start + batch_size])
         correct += int((logits.argmax(1) == y[start : start + batch_size]).sum())
-    return 100.0 * correct / max(1, x.shape[0])
+    return correct
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int | None = None) -> float:
+    """Top-1 accuracy in percent, in eval mode, batched (default: `score_batch_size`)."""
+    return percent(count_correct(model, x, y, batch_size), x.shape[0])
+
+
+def percent(hits: int, total: int) -> float:
+    """`hits` of `total` in percent (0 for an empty set)."""
+    return 100.0 * hits / max(1, total)
 
 
 def train_and_test(

@@ -36,7 +36,7 @@ from satm_cl.errors import SatmError
 from satm_cl.progress import progress_bar
 from satm_cl.registry import Registry
 from satm_cl.seeding import derive_seed, make_generator, seed_everything
-from satm_cl.training import TrainConfig, accuracy, train_model
+from satm_cl.training import TrainConfig, count_correct, percent, train_model
 
 SET_MEMORIES = ("satm", "mtt", "random", "herding")  # backed by a SyntheticSet artifact
 AVALANCHE_MEMORIES = ("reservoir", "class_balanced", "av_herding", "gdumb")
@@ -133,18 +133,19 @@ class _Agent:
 
 
 def _row(model: nn.Module, scenario: Scenario, step: int) -> tuple[list[float], float]:
-    row = []
+    """Accuracy on each seen experience's test classes, and on all of them together.
+
+    One pass over the seen test images: the overall figure comes from the per-experience hit counts, so no
+    image is scored twice (the same number as scoring the union, since a model scores each image alone).
+    """
+    device = next(model.parameters()).device
+    hits, sizes = [], []
     for classes in scenario.step_classes[: step + 1]:
         mask = scenario.test_mask(classes)
-        row.append(_acc(model, scenario.test_x[mask], scenario.test_y[mask]))
-    seen = [c for classes in scenario.step_classes[: step + 1] for c in classes]
-    mask = scenario.test_mask(seen)
-    return row, _acc(model, scenario.test_x[mask], scenario.test_y[mask])
-
-
-def _acc(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    device = next(model.parameters()).device
-    return accuracy(model, x.to(device), y.to(device))
+        x, y = scenario.test_x[mask].to(device), scenario.test_y[mask].to(device)
+        hits.append(count_correct(model, x, y))
+        sizes.append(int(mask.sum()))
+    return [percent(h, n) for h, n in zip(hits, sizes, strict=True)], percent(sum(hits), sum(sizes))
 
 
 def retrain_protocol(

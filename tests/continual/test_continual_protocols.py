@@ -19,6 +19,7 @@ from satm_cl.continual.protocols import (
     average_incremental_accuracy,
     backward_transfer,
     feature_config,
+    _row,
     forgetting_from_matrix,
     retrain_protocol,
     strategy_protocol,
@@ -27,7 +28,7 @@ from satm_cl.continual.scenarios import Scenario, make_scenario
 from satm_cl.data import DatasetSplits, Preprocessor
 from satm_cl.errors import SatmError
 from satm_cl.models import create_model
-from satm_cl.training import TrainConfig
+from satm_cl.training import TrainConfig, accuracy
 
 TRAIN = TrainConfig(epochs=3, lr=0.05, dsa="color_crop_scale_rotate")
 
@@ -62,6 +63,21 @@ def test_average_incremental_accuracy_and_bwt_by_hand() -> None:
     res = ContinualResult(matrix, averages, forgetting_from_matrix(matrix), 10)
     assert res.avg_incremental_accuracy == pytest.approx(211.0 / 3)
     assert res.bwt == pytest.approx(-res.forgetting)
+
+
+def test_row_scores_each_experience_once_and_matches_scoring_the_union(digits: DatasetSplits) -> None:
+    """The overall figure is built from per-experience hits: it must equal scoring all seen classes at once."""
+    scenario = _scenario(digits)
+    model = _model(3)
+    for step in (0, 2, 4):
+        row, overall = _row(model, scenario, step)
+        seen = [c for classes in scenario.step_classes[: step + 1] for c in classes]
+        union = scenario.test_mask(seen)
+        assert overall == accuracy(model, scenario.test_x[union], scenario.test_y[union])
+        assert row == [accuracy(model, scenario.test_x[m], scenario.test_y[m])
+                       for m in (scenario.test_mask(c) for c in scenario.step_classes[: step + 1])]
+    # an untrained net scores the experiences differently: the comparison above is not of equal constants
+    assert len(set(row)) > 1
 
 
 def test_strategy_registry_covers_every_strategy() -> None:
