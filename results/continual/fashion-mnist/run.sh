@@ -41,7 +41,7 @@
 #     in and reused, and one expert store per class pair serves every IPC and both methods;
 #   - satm-stream-mem only at 5 steps x IPC 10 (its experts are conditioned on the memory, so they are
 #     trained anew for every class order and IPC: about 6 thread-hours per order; `ten-mem` on request);
-#   - Part C at IPC 10 and 50, Naive + replay, ER-ACE and DER, memories satm-stream, satm, herding and
+#   - Part C at IPC 10, 20 and 50, Naive + replay, ER-ACE and DER, memories satm-stream, satm, herding and
 #     reservoir, 3 epochs per experience.
 # Both scales: 3 class orders (seeds 0, 1, 2), retrain 300 epochs per step, one memory directory shared by
 # every run (offline sets per IPC, stream sets per sorted class pair, expert stores in the cache).
@@ -65,7 +65,7 @@ case $SCALE in
   cpu)
     PIN=(--condense-config $R/condense.json)
     ALL_SMALL=${ALL#satm-stream-mem,}
-    STRAT_IPCS="10 50"; STRATS="naive er_ace der"; STRAT_EPOCHS=3
+    STRAT_IPCS="10 20 50"; STRATS="naive er_ace der"; STRAT_EPOCHS=3
     STRAT=satm-stream,satm,herding,reservoir
     mkdir -p $MEM
     # reuse what the pinned settings already made (images only; the runner checks each set's config)

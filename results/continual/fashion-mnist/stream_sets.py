@@ -11,7 +11,7 @@ in `runs/cpu/memories/stream`). The sets are the ones the stages would make: the
 usage: python results/continual/fashion-mnist/stream_sets.py [--part K/N] [--ipcs 10,1,5] [--methods satm,mtt]
                                                              [--data-dir DIR]
   --part K/N   every N-th pair from the K-th (0-based), for N processes side by side (default 0/1)
-  --ipcs, --methods   which sets per pair (default: the sets stage's; Part C's IPC 50 needs `--ipcs 50
+  --ipcs, --methods   which sets per pair (default: the sets stage's; Part C's IPC 20 and 50 need `--ipcs 20,50
                --methods satm`, made ahead so two processes can split Part C without condensing a set twice)
 """
 
