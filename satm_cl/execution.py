@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from satm_cl.allocator import release_free_memory
 from satm_cl.errors import SatmError
 from satm_cl.progress import line_every, line_mode, warning_lines
 from satm_cl.registry import Registry
@@ -163,6 +164,7 @@ def call_job(fn: Callable[[Any], Any], spec: Any, threads: int, label: str | Non
         return False, f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
     finally:
         torch.set_num_threads(before)
+        release_free_memory()  # a pool or Ray worker lives on to the next job: start it from a lean heap
 
 
 def _result(job: Job, outcome: tuple[bool, Any], attempts: int) -> JobResult:

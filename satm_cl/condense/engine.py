@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
+from satm_cl.allocator import ReleaseOnGrowth
 from satm_cl.allocator import current as current_allocator
 from satm_cl.condense.health import set_health
 from satm_cl.condense.hypergrad import HyperResult, InnerPlan, Unroller, sample_plan
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 CKPT_TENSORS = "checkpoint.safetensors"
 CKPT_META = "checkpoint.json"
 LOG_FILE = "log.jsonl"
+# resident growth (MB) over which a run hands the allocator's kept pages back (`allocator.ReleaseOnGrowth`):
+# bounds a long run's or a grid worker's growth; a run that does not grow never releases
+RELEASE_GROWTH_MB = 1024.0
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -406,6 +410,7 @@ class Condenser:
         # the state after the last finished iteration: an interrupt (ctrl-C) mid-iteration saves it as a
         # checkpoint, so a rerun with --resume loses only that iteration and ends in the same bytes
         done, done_lines, saved = _snapshot(st), log_lines, st.iteration if resume and has_ckpt else -1
+        guard = ReleaseOnGrowth(RELEASE_GROWTH_MB)
         try:
             with (self.out / LOG_FILE).open("a") as log:
                 while st.iteration < cfg.iterations:
@@ -423,6 +428,7 @@ class Condenser:
                     if st.iteration % cfg.checkpoint_every == 0 or st.iteration == cfg.iterations:
                         self.save_checkpoint(st, log_lines)
                         saved = st.iteration
+                    guard.check()
                     done, done_lines = _snapshot(st), log_lines
         except KeyboardInterrupt:
             bar.close()

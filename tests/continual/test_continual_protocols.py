@@ -15,11 +15,11 @@ from satm_cl.continual.protocols import (
     STRATEGIES,
     STRATEGY_BUILDERS,
     ContinualResult,
+    _row,
     avalanche_buffer,
     average_incremental_accuracy,
     backward_transfer,
     feature_config,
-    _row,
     forgetting_from_matrix,
     retrain_protocol,
     strategy_protocol,
@@ -66,7 +66,7 @@ def test_average_incremental_accuracy_and_bwt_by_hand() -> None:
 
 
 def test_row_scores_each_experience_once_and_matches_scoring_the_union(digits: DatasetSplits) -> None:
-    """The overall figure is built from per-experience hits: it must equal scoring all seen classes at once."""
+    """The overall figure comes from per-experience hits: it equals scoring all seen classes at once."""
     scenario = _scenario(digits)
     model = _model(3)
     for step in (0, 2, 4):
