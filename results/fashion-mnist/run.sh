@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# SKELETON (not run yet): regenerates results/fashion-mnist/ — item 1 (benchmark table, cross-arch with
+# Regenerates results/fashion-mnist/ — item 1 (benchmark table, cross-arch with
 # both LR protocols, corruption suite) and item 5 (the pre-registered SATM-vs-MTT study; protocol in
 # README.md, fixed before any run). Every step resumes: condense --resume keeps finished artifacts,
 # evaluate skips rows already in its records.jsonl. JOBS=1 runs sequentially.
-#   usage: bash results/fashion-mnist/run.sh [select|heldout|benchmark|report|all|ipc1]   (default: all)
+#   usage: bash results/fashion-mnist/run.sh [select|heldout|benchmark|report|summary|all|ipc1]   (default: all)
 #   ipc1: item 5 at IPC 1 only (selection, then held-out seeds): fp32 presets, so a CPU without native bf16
 #   can run it (about 33 thread-hours on the 2-core AVX2 machine; README: cost)
 set -euo pipefail
@@ -127,6 +127,22 @@ print(json.dumps(d)[1:-1])")
   wait
 }
 
+selection_tests() { # ipc: test accuracy of every selection-seed set, reported but never used for a choice
+  local ipc=$1 meta d v s
+  for meta in "$A"/ipc"$ipc"-*-s[012]/synthetic.json; do
+    [ -f "$meta" ] || continue
+    d=$(basename "$(dirname "$meta")")
+    v=${d#ipc"$ipc"-}; s=${v##*-s}; v=${v%-s*}
+    par satm-cl evaluate --synthetic "$A/$d" --data-dir "$DATA" --suite in-domain --runs 5 \
+      --seed $((10 * s)) --out "$E/select-ipc$ipc-$v"
+  done
+  wait
+}
+
+summary() { # the study's tables (selection, primary with Holm, syn_steps 80), whatever is finished
+  python "$R/summary.py" --out "$R/summary.md"
+}
+
 benchmark() { # item 1: baselines, IPC 50, cross-arch (both LR protocols) and corruptions at IPC 10
   local s b ipc
   for ipc in 1 10 50; do
@@ -157,14 +173,17 @@ benchmark() { # item 1: baselines, IPC 50, cross-arch (both LR protocols) and co
 report() {
   # shellcheck disable=SC2046
   satm-cl report $(find "$E" -name records.jsonl | sort) --out "$R/report"
+  summary
 }
 
 case $STAGE in
   select) select_ipc 1; select_ipc 10 ;;
-  heldout) heldout_ipc 1; heldout_ipc 10 ;;
+  heldout) heldout_ipc 1; heldout_ipc 10; selection_tests 1; selection_tests 10 ;;
   benchmark) benchmark ;;
   report) report ;;
-  ipc1) select_ipc 1; heldout_ipc 1 ;;
-  all) select_ipc 1; select_ipc 10; heldout_ipc 1; heldout_ipc 10; benchmark; report ;;
-  *) echo "unknown stage $STAGE (select|heldout|benchmark|report|all|ipc1)" >&2; exit 2 ;;
+  summary) summary ;;
+  ipc1) select_ipc 1; heldout_ipc 1; selection_tests 1; summary ;;
+  all) select_ipc 1; select_ipc 10; heldout_ipc 1; heldout_ipc 10; selection_tests 1; selection_tests 10
+    benchmark; report ;;
+  *) echo "unknown stage $STAGE (select|heldout|benchmark|report|summary|all|ipc1)" >&2; exit 2 ;;
 esac

@@ -35,11 +35,28 @@ COLUMNS = (
     "losses",
     "t_test_p",
     "sign_test_p",
+    "ci_low",
+    "ci_high",
+    "mde",
 )
 
 
+def interval_and_mde(diff_mean: float, diff_std: float, n: int) -> tuple[float, float, float]:
+    """(low, high, mde): the two-sided 95 % t-interval of a mean paired difference, and the minimum
+    detectable effect, the smallest true mean difference a two-sided paired t-test at 5 % finds with 80 %
+    power at this n and sd of the differences (t approximation: (t_0.975 + t_0.8) * sd / sqrt(n)).
+
+    NaN for fewer than 2 pairs."""
+    if n < 2 or math.isnan(diff_std):
+        return float("nan"), float("nan"), float("nan")
+    se = diff_std / math.sqrt(n)
+    crit = float(stats.t.ppf(0.975, n - 1))
+    return diff_mean - crit * se, diff_mean + crit * se, (crit + float(stats.t.ppf(0.8, n - 1))) * se
+
+
 def paired_stats(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
-    """Per-unit differences a - b: mean, sample std, wins / losses, paired t-test and exact sign-test p.
+    """Per-unit differences a - b: mean, sample std, wins / losses, paired t-test and exact sign-test p,
+    and the 95 % interval and minimum detectable effect of `interval_and_mde`.
 
     The p-values are two-sided; NaN where undefined (fewer than 2 pairs, or all differences equal)."""
     if len(a) != len(b):
@@ -51,14 +68,20 @@ def paired_stats(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
     if n > 1 and statistics.pstdev(diff) > 0:
         t_p = float(stats.ttest_rel(a, b).pvalue)
     sign_p = float(stats.binomtest(wins, wins + losses).pvalue) if wins + losses else float("nan")
+    mean = statistics.fmean(diff) if diff else float("nan")
+    std = statistics.stdev(diff) if n > 1 else float("nan")
+    low, high, mde = interval_and_mde(mean, std, n)
     return {
         "n": n,
-        "diff_mean": statistics.fmean(diff) if diff else float("nan"),
-        "diff_std": statistics.stdev(diff) if n > 1 else float("nan"),
+        "diff_mean": mean,
+        "diff_std": std,
         "wins": wins,
         "losses": losses,
         "t_test_p": t_p,
         "sign_test_p": sign_p,
+        "ci_low": low,
+        "ci_high": high,
+        "mde": mde,
     }
 
 

@@ -10,7 +10,13 @@ import pytest
 from _report_fixtures import continual_records, rec, write_jsonl
 
 from satm_cl.report import build_report
-from satm_cl.report.paired import paired_markdown, paired_stats, paired_table, unit_means
+from satm_cl.report.paired import (
+    interval_and_mde,
+    paired_markdown,
+    paired_stats,
+    paired_table,
+    unit_means,
+)
 
 
 def _units(method: str, per_unit: dict[int, list[float]]) -> list[dict[str, Any]]:
@@ -30,6 +36,18 @@ def test_paired_stats_by_hand() -> None:
     assert s["sign_test_p"] == pytest.approx(12 / 32)  # 2 * P(X <= 1), X ~ Bin(5, 1/2)
     t = 1.8 / (math.sqrt(2.7) / math.sqrt(5))
     assert 0.05 < s["t_test_p"] < 0.1 and t == pytest.approx(2.449, abs=1e-3)  # t_4 two-sided p ~ 0.070
+
+
+def test_interval_and_mde_by_hand() -> None:
+    # differences 2, 3, 2, 3, -1 as above: se = sqrt(2.7 / 5); t_0.975,4 = 2.7764, t_0.8,4 = 0.9410
+    s = paired_stats([3.0, 5.0, 4.0, 6.0, 1.0], [1.0, 2.0, 2.0, 3.0, 2.0])
+    se = math.sqrt(2.7 / 5)
+    assert s["ci_low"] == pytest.approx(1.8 - 2.7764 * se, abs=1e-3)
+    assert s["ci_high"] == pytest.approx(1.8 + 2.7764 * se, abs=1e-3)
+    assert s["ci_low"] < 0 < s["ci_high"]  # agrees with p ~ 0.07 > 0.05
+    assert s["mde"] == pytest.approx((2.7764 + 0.9410) * se, abs=1e-3)
+    assert interval_and_mde(0.0, 1.2, 5)[2] == pytest.approx(1.66 * 1.2, abs=0.01)  # the README's 1.66 sd
+    assert all(math.isnan(x) for x in interval_and_mde(1.0, float("nan"), 1))
 
 
 def test_paired_stats_degenerate() -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from scipy import stats
 
+from satm_cl.report.paired import interval_and_mde
+
 if len(sys.argv) < 2:
     sys.exit(__doc__)
 diffs: list[float] = []
@@ -31,10 +33,8 @@ n = len(diffs)
 if n < 2:
     sys.exit(f"only {n} paired difference(s): the runs are not finished")
 mean, sd = statistics.fmean(diffs), statistics.stdev(diffs)
-se = sd / n**0.5
-crit = stats.t.ppf(0.975, n - 1)
+low, high, mde = interval_and_mde(mean, sd, n)
 p = stats.ttest_1samp(diffs, 0.0).pvalue
-mde = (crit + stats.t.ppf(0.8, n - 1)) * se
 wins = sum(d > 0 for d in diffs)
-print(f"\n**{mean:+.1f} points, 95 % interval [{mean - crit * se:+.1f}, {mean + crit * se:+.1f}], {wins}/{n} "
+print(f"\n**{mean:+.1f} points, 95 % interval [{low:+.1f}, {high:+.1f}], {wins}/{n} "
       f"wins, paired t p = {p:.2g}** (MDE at 80 % power {mde:.1f})")
