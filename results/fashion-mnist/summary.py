@@ -63,9 +63,20 @@ def _mean_sd(values: list[float]) -> str:
     )
 
 
+def _grid_key(root: Path, name: str) -> tuple[Any, ...]:
+    """Where a variant sits in its declared grid: SATM by ρ, then exact / TUH / ascent-only; MTT by
+    syn_steps, then lr_img (read from the variant's file, so the table follows the README's grid)."""
+    v = json.loads((root / "variants" / f"{name}.json").read_text())
+    truncation = 0 if v.get("truncate") is None else 1 if v.get("truncate_descent", True) else 2
+    return v.get("syn_steps", 0), v.get("rho", 0.0), truncation, v.get("lr_img", 0.0), name
+
+
 def selection_variants(root: Path) -> list[str]:
     """SATM step 1, SATM step 2, then MTT's grid, as declared (syn_steps 80 reruns are not candidates)."""
-    names = sorted(p.stem for p in (root / "variants").glob("*.json") if not p.stem.endswith("-n80"))
+    names = sorted(
+        (p.stem for p in (root / "variants").glob("*.json") if not p.stem.endswith("-n80")),
+        key=lambda n: _grid_key(root, n),
+    )
     satm = [n for n in names if n.startswith("satm-")]
     step1 = [n for n in satm if not n.endswith(STEP2)]
     return step1 + [n for n in satm if n.endswith(STEP2)] + [n for n in names if n.startswith("mtt-")]
