@@ -127,6 +127,39 @@ print(json.dumps(d)[1:-1])")
   wait
 }
 
+matched_ipc() { # ipc: the secondary declared 2026-11-28 (README: "SATM at MTT's horizon and image LR"):
+  # the chosen SATM variant with MTT's chosen syn_steps and lr_img (K = N/2 if it truncates), held-out seeds
+  local ipc=$1 vs vm name body s
+  vs=$(cat "$R/chosen-ipc$ipc.satm")
+  vm=$(cat "$R/chosen-ipc$ipc.mtt")
+  name=matched-$vs-at-$vm
+  body=$(python - "$A/ipc$ipc-$vs-s0/synthetic.json" "$A/ipc$ipc-$vm-s0/synthetic.json" "$V/$vs.json" <<'PY'
+import json, sys
+satm, mtt = (json.load(open(p))["config"] for p in sys.argv[1:3])
+n, lr_img = mtt["syn_steps"], mtt["lr_img"]
+if (n, lr_img) != (satm["syn_steps"], satm["lr_img"]):  # else nothing to match: print nothing
+    v = json.load(open(sys.argv[3]))
+    v.pop("eval_runs", None)
+    v.update(syn_steps=n, lr_img=lr_img)
+    if v.get("truncate"):
+        v["truncate"] = n // 2
+    print(json.dumps(v)[1:-1])
+PY
+  )
+  if [ -z "$body" ]; then
+    echo "ipc $ipc: MTT chose SATM's own syn_steps and lr_img, so the matched secondary is the primary"
+    return 0
+  fi
+  variant "$name" "$body"
+  for s in $HELDOUT_SEEDS; do par condense "$ipc" satm "$name" "$s"; done
+  wait
+  for s in $HELDOUT_SEEDS; do
+    par satm-cl evaluate --synthetic "$A/ipc$ipc-$name-s$s" --data-dir "$DATA" --suite in-domain \
+      --runs 5 --seed $((10 * s)) --out "$E/ipc$ipc-$name"
+  done
+  wait
+}
+
 selection_tests() { # ipc: test accuracy of every selection-seed set, reported but never used for a choice
   local ipc=$1 meta d v s
   for meta in "$A"/ipc"$ipc"-*-s[012]/synthetic.json; do
@@ -178,12 +211,13 @@ report() {
 
 case $STAGE in
   select) select_ipc 1; select_ipc 10 ;;
-  heldout) heldout_ipc 1; heldout_ipc 10; selection_tests 1; selection_tests 10 ;;
+  heldout) heldout_ipc 1; heldout_ipc 10; matched_ipc 1; matched_ipc 10; selection_tests 1; selection_tests 10 ;;
   benchmark) benchmark ;;
   report) report ;;
   summary) summary ;;
-  ipc1) select_ipc 1; heldout_ipc 1; selection_tests 1; summary ;;
-  all) select_ipc 1; select_ipc 10; heldout_ipc 1; heldout_ipc 10; selection_tests 1; selection_tests 10
+  ipc1) select_ipc 1; heldout_ipc 1; matched_ipc 1; selection_tests 1; summary ;;
+  all) select_ipc 1; select_ipc 10; heldout_ipc 1; heldout_ipc 10; matched_ipc 1; matched_ipc 10
+    selection_tests 1; selection_tests 10
     benchmark; report ;;
   *) echo "unknown stage $STAGE (select|heldout|benchmark|report|summary|all|ipc1)" >&2; exit 2 ;;
 esac

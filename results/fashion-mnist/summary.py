@@ -4,8 +4,9 @@ Per IPC: the selection table (every variant's mean val accuracy over the selecti
 iteration, and the test accuracy of those seeds, which plays no part in the choice), the choice, then the
 primary comparison on the held-out seeds (chosen SATM minus chosen MTT, paired by seed: mean, 95 %
 t-interval, wins, paired t-test and sign-test p, the minimum detectable effect at the observed sd, and the
-Holm step it is judged at) and the syn_steps 80 secondary. Works on a study in progress: whatever is not
-on disk yet is said to be missing, never guessed.
+Holm step it is judged at), the syn_steps 80 secondary, and the secondary declared 2026-11-28 (the
+chosen SATM settings at MTT's chosen syn_steps and lr_img, against chosen MTT). Works on a study in
+progress: whatever is not on disk yet is said to be missing, never guessed.
 
 Usage: python results/fashion-mnist/summary.py [--out results/fashion-mnist/summary.md]"""
 
@@ -116,6 +117,20 @@ def comparison(root: Path, ipc: int, satm: str, mtt: str) -> dict[str, Any] | No
     return {"seeds": seeds, "satm": sa, "mtt": sb, **paired_stats(sa, sb)}
 
 
+def matched_name(satm: str, mtt: str) -> str:
+    """The variant `run.sh matched_ipc` writes: chosen SATM's settings, chosen MTT's syn_steps and lr_img."""
+    return f"matched-{satm}-at-{mtt}"
+
+
+def same_horizon(root: Path, ipc: int, satm: str, mtt: str) -> bool:
+    """Whether the chosen variants already share syn_steps and lr_img (then the matched secondary is the
+    primary, and run.sh does not run it); read from the seed-0 artifacts' resolved configs."""
+    a, b = artifact_meta(root, ipc, satm, 0), artifact_meta(root, ipc, mtt, 0)
+    if a is None or b is None:
+        return False
+    return all(a["config"][k] == b["config"][k] for k in ("syn_steps", "lr_img"))
+
+
 def comparison_lines(name: str, satm: str, mtt: str, c: dict[str, Any] | None) -> list[str]:
     if c is None:
         return [f"- {name}: fewer than 2 held-out seeds evaluated for both {satm} and {mtt}; not run yet."]
@@ -198,6 +213,14 @@ def summarize(root: Path) -> str:
         lines += comparison_lines(
             "secondary, syn_steps 80", chosen["satm"] + "-n80", chosen["mtt"] + "-n80", n80
         )
+        label = "secondary declared 2026-11-28, SATM at MTT's syn_steps and lr_img"
+        if same_horizon(root, ipc, chosen["satm"], chosen["mtt"]):
+            lines += [f"- {label}: MTT chose SATM's own syn_steps and lr_img, so this is the primary."]
+        else:
+            matched = matched_name(chosen["satm"], chosen["mtt"])
+            lines += comparison_lines(
+                label, matched, chosen["mtt"], comparison(root, ipc, matched, chosen["mtt"])
+            )
         lines += [""]
     lines += ["## Holm correction over the two co-primary comparisons (family α 0.05)", ""]
     lines += holm(primaries) or ["No primary comparison has finished."]

@@ -23,10 +23,15 @@ def _load() -> ModuleType:
     return module
 
 
-def _artifact(root: Path, name: str, val: float, seconds: float) -> None:
+def _artifact(root: Path, name: str, val: float, seconds: float, n: int = 20, lr_img: float = 100.0) -> None:
     d = root / "artifacts" / name
     d.mkdir(parents=True)
-    meta = {"selection": {"val_accuracy": val}, "wall_time_s": seconds, "iterations": 100}
+    meta = {
+        "selection": {"val_accuracy": val},
+        "wall_time_s": seconds,
+        "iterations": 100,
+        "config": {"syn_steps": n, "lr_img": lr_img},
+    }
     (d / "synthetic.json").write_text(json.dumps(meta))
 
 
@@ -50,7 +55,7 @@ def study(tmp_path: Path) -> Path:
         (tmp_path / "variants" / f"{v}.json").write_text("{}")
     for s in (0, 1, 2):
         _artifact(tmp_path, f"ipc1-satm-a-s{s}", 70.0 + s, 50.0)
-        _artifact(tmp_path, f"ipc1-mtt-b-s{s}", 60.0, 20.0)
+        _artifact(tmp_path, f"ipc1-mtt-b-s{s}", 60.0, 20.0, n=40, lr_img=1000.0)
     _artifact(tmp_path, "ipc1-satm-a-tr-s0", 99.0, 10.0)  # one seed only: shown, counted, not complete
     (tmp_path / "chosen-ipc1.satm").write_text("satm-a\n")
     (tmp_path / "chosen-ipc1.mtt").write_text("mtt-b\n")
@@ -59,6 +64,12 @@ def study(tmp_path: Path) -> Path:
     mtt = {3: 70.0, 4: 70.0, 5: 71.0, 6: 70.0, 7: 69.0}
     _evals(tmp_path, "ipc1-satm-a", {f"ipc1-satm-a-s{s}": [v - 1, v + 1] for s, v in satm.items()})
     _evals(tmp_path, "ipc1-mtt-b", {f"ipc1-mtt-b-s{s}": [v, v] for s, v in mtt.items()})
+    matched = {3: 69.0, 4: 72.0, 5: 70.0}  # three held-out seeds evaluated so far
+    _evals(
+        tmp_path,
+        "ipc1-matched-satm-a-at-mtt-b",
+        {f"ipc1-matched-satm-a-at-mtt-b-s{s}": [v] for s, v in matched.items()},
+    )
     return tmp_path
 
 
@@ -77,6 +88,23 @@ def test_selection_table_and_primary(study: Path) -> None:
     assert "## IPC 10" in text and "No choice yet" in text
 
 
+def test_matched_secondary(study: Path) -> None:
+    mod = _load()
+    expect = paired_stats([69.0, 72.0, 70.0], [70.0, 70.0, 71.0])  # matched SATM vs chosen MTT, seeds 3-5
+    text = mod.summarize(study)
+    line = next(x for x in text.splitlines() if "SATM at MTT's syn_steps and lr_img" in x)
+    assert "matched-satm-a-at-mtt-b" in line and "seeds 3, 4, 5" in line
+    assert f"difference {expect['diff_mean']:+.2f} points" in text
+    assert "matched-satm-a-at-mtt-b" not in mod.selection_variants(study)  # never a selection candidate
+    # when MTT chose SATM's own horizon and image LR there is nothing to match
+    for s in (0, 1, 2):
+        meta = study / "artifacts" / f"ipc1-mtt-b-s{s}" / "synthetic.json"
+        meta.write_text(
+            json.dumps({**json.loads(meta.read_text()), "config": {"syn_steps": 20, "lr_img": 100.0}})
+        )
+    assert "MTT chose SATM's own syn_steps and lr_img, so this is the primary" in mod.summarize(study)
+
+
 def test_holm_steps() -> None:
     holm = _load().holm
     # IPC 10 missing: IPC 1 is judged at alpha/2; a p between 0.025 and 0.05 waits for IPC 10
@@ -85,7 +113,9 @@ def test_holm_steps() -> None:
     assert "not significant" in holm({1: {"t_test_p": 0.2}, 10: None})[0]
     # both in: the smaller p at 0.025, the larger at 0.05 only if the first step passed
     both = holm({1: {"t_test_p": 0.04}, 10: {"t_test_p": 0.02}})
-    assert both == ["- IPC 10: significant at its Holm step, α = 0.025",
-                    "- IPC 1: significant at its Holm step, α = 0.050"]
+    assert both == [
+        "- IPC 10: significant at its Holm step, α = 0.025",
+        "- IPC 1: significant at its Holm step, α = 0.050",
+    ]
     failed = holm({1: {"t_test_p": 0.04}, 10: {"t_test_p": 0.03}})
     assert "not significant at its Holm step" in failed[0] and "earlier Holm step failed" in failed[1]
