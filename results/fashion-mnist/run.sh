@@ -20,8 +20,17 @@ SELECT_SEEDS="0 1 2"
 HELDOUT_SEEDS="3 4 5 6 7"
 mkdir -p "$V" "$E"
 
-# --- background jobs, at most $JOBS at a time
-par() { "$@" & while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n; done; }
+# --- background jobs, at most $JOBS at a time; a failed job is noted and the stage stops at its drain, after
+#     the jobs already running have finished (a bare `wait` would hide the last jobs' failures)
+FAILS=$(mktemp)
+par() {
+  { "$@" || echo "failed (exit $?): $*" >>"$FAILS"; } &
+  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
+}
+drain() {
+  wait
+  if [ -s "$FAILS" ]; then cat "$FAILS" >&2; exit 1; fi
+}
 
 # --- variant configs (JSON overrides on top of the fashion-mnist-ipcK preset); eval_runs 5 makes the
 #     artifact's selection.val_accuracy a 5-run mean on the val split (the selection metric)
@@ -47,28 +56,55 @@ for n in 10 20 40; do
   done
 done
 
-condense() { # ipc method variant seed
-  local out=$A/ipc$1-$3-s$4
+condense() { # ipc method variant seed. A condensation stopped by a non-finite loss is a result: its error
+  # line goes to $out/FAILED and it is not retried (README: failures); any other error stops the stage
+  local out=$A/ipc$1-$3-s$4 log rc=0
   [ -f "$out/synthetic.json" ] && return 0
+  if [ -f "$out/FAILED" ]; then echo "$out failed before, not retried: $(cat "$out/FAILED")"; return 0; fi
+  log=$(mktemp)
   satm-cl condense --dataset fashion-mnist --data-dir "$DATA" --ipc "$1" --method "$2" \
-    --config "$V/$3.json" --seed "$4" --out "$out" --resume
+    --config "$V/$3.json" --seed "$4" --out "$out" --resume 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
+  if [ "$rc" -ne 0 ] && grep -aq "error: non-finite" "$log"; then
+    mkdir -p "$out" && tr '\r' '\n' <"$log" | grep -ao "error: non-finite.*" | tail -1 >"$out/FAILED"
+    rc=0
+  fi
+  rm -f "$log"
+  return "$rc"
 }
 
-best() { # ipc variant... -> the variant with the highest mean selection val accuracy over SELECT_SEEDS
+best() { # ipc variant... -> the variant with the highest mean selection val accuracy over SELECT_SEEDS;
+  # a variant whose condensation failed on a selection seed is not eligible (README: failures)
   python - "$A" "$1" "$SELECT_SEEDS" "${@:2}" <<'PY'
-import json, statistics, sys
+import json, os, statistics, sys
 from pathlib import Path
 root, ipc, seeds, variants = Path(sys.argv[1]), sys.argv[2], sys.argv[3].split(), sys.argv[4:]
+variants = [v for v in variants if not any((root / f"ipc{ipc}-{v}-s{s}" / "FAILED").exists() for s in seeds)]
 def score(v):
     metas = [json.loads((root / f"ipc{ipc}-{v}-s{s}" / "synthetic.json").read_text()) for s in seeds]
     val = statistics.fmean(m["selection"]["val_accuracy"] for m in metas)
     cost = statistics.fmean(m["wall_time_s"] / max(1, m["iterations"]) for m in metas)
     return val, cost
 scores = {v: score(v) for v in variants}
+base = os.environ.get("BASE")  # step 2: the step-1 winner, and only those of its variants that raise its val
+if base:
+    scores = {v: sc for v, sc in scores.items() if v == base or sc[0] > scores[base][0]}
 top = max(s for s, _ in scores.values())
 # ties within 0.1 points go to the cheaper variant (README: selection rule)
-print(min((v for v in variants if scores[v][0] >= top - 0.1), key=lambda v: scores[v][1]))
+print(min((v for v in scores if scores[v][0] >= top - 0.1), key=lambda v: scores[v][1]))
 PY
+}
+
+evaluate_set() { # ipc variant seed: in-domain test accuracy of one set, 5 runs (none for a failed condensation)
+  local d=$A/ipc$1-$2-s$3
+  [ -f "$d/FAILED" ] && return 0
+  satm-cl evaluate --synthetic "$d" --data-dir "$DATA" --suite in-domain --runs 5 --seed $((10 * $3)) \
+    --out "$E/ipc$1-$2"
+}
+
+choose() { # file ipc variant...: `best` written atomically (a failed choice leaves no empty file behind)
+  local f=$1
+  shift
+  best "$@" >"$f.tmp" && mv "$f.tmp" "$f"
 }
 
 select_ipc() { # ipc: run both grids on the selection seeds, write $R/chosen-ipc$1.{satm,mtt}
@@ -77,54 +113,56 @@ select_ipc() { # ipc: run both grids on the selection seeds, write $R/chosen-ipc
     for v in $SATM_STEP1; do par condense "$ipc" satm "$v" "$s"; done
     for v in $MTT_GRID; do par condense "$ipc" mtt "$v" "$s"; done
   done
-  wait
-  local w1
+  drain
+  local w1 base f1
   w1=$(best "$ipc" $SATM_STEP1)
-  # step 2: one factor at a time on the step-1 winner (README: grids)
-  local base
+  # step 2: one factor at a time on the step-1 winner (README: grids). TR reuses the descent's untracked
+  # head, so it needs a truncated descent (TUH); an exact or ascent-only winner spends the slot on ρ 0.05
   base=$(python -c "import json,sys; d=json.load(open('$V/$w1.json')); print(json.dumps(d)[1:-1])")
-  local step2="$w1"
-  if grep -q '"truncate": 10' "$V/$w1.json"; then
-    variant "$w1-tr" "$base, \"reuse_trajectory\": true"
+  if python -c "import json,sys; d=json.load(open('$V/$w1.json')); sys.exit(not (d.get('truncate') and d.get('truncate_descent')))"; then
+    f1=$w1-tr
+    variant "$f1" "$base, \"reuse_trajectory\": true"
   else
-    variant "$w1-tr" "$(echo "$base" | sed -E 's/"rho": [0-9.]+/"rho": 0.05/')"
+    f1=$w1-rho0.05
+    variant "$f1" "$(echo "$base" | sed -E 's/"rho": [0-9.]+/"rho": 0.05/')"
   fi
   variant "$w1-smooth" "$base, \"smooth_samples\": 2, \"smooth_sigma\": 0.1"
   variant "$w1-asam" "$(echo "$base" | sed 's/"minimizer": "sam"/"minimizer": "asam"/')"
   for s in $SELECT_SEEDS; do
-    for v in "$w1-tr" "$w1-smooth" "$w1-asam"; do par condense "$ipc" satm "$v" "$s"; done
+    for v in "$f1" "$w1-smooth" "$w1-asam"; do par condense "$ipc" satm "$v" "$s"; done
   done
-  wait
-  # (a key repeated in a variant file: the later value wins, as json.load keeps the last)
-  best "$ipc" $step2 "$w1-tr" "$w1-smooth" "$w1-asam" >"$R/chosen-ipc$ipc.satm"
-  best "$ipc" $MTT_GRID >"$R/chosen-ipc$ipc.mtt"
+  drain
+  # (a key repeated in a variant file: the later value wins, as json.load keeps the last); a step-2 variant
+  # is a candidate only if it raises the winner's mean val, then the usual rule (ties within 0.1: cheaper)
+  BASE=$w1 choose "$R/chosen-ipc$ipc.satm" "$ipc" "$w1" "$f1" "$w1-smooth" "$w1-asam"
+  choose "$R/chosen-ipc$ipc.mtt" "$ipc" $MTT_GRID
 }
 
-heldout_ipc() { # ipc: chosen variants (and their syn_steps 80 versions) on the held-out seeds
-  local ipc=$1 s m v
+heldout_sets() { # ipc suffix: each method's chosen variant (+ suffix) condensed on the held-out seeds, then
+  # evaluated
+  local ipc=$1 sfx=$2 m s
+  for m in satm mtt; do
+    for s in $HELDOUT_SEEDS; do par condense "$ipc" "$m" "$(cat "$R/chosen-ipc$ipc.$m")$sfx" "$s"; done
+  done
+  drain
+  for m in satm mtt; do
+    for s in $HELDOUT_SEEDS; do par evaluate_set "$ipc" "$(cat "$R/chosen-ipc$ipc.$m")$sfx" "$s"; done
+  done
+  drain
+}
+
+heldout_ipc() { # ipc: the chosen variants on the held-out seeds (the primary) first, then their syn_steps 80
+  # versions (the secondary), so a long-horizon failure never holds the primary back
+  local ipc=$1 m v body
+  heldout_sets "$ipc" ""
   for m in satm mtt; do
     v=$(cat "$R/chosen-ipc$ipc.$m")
-    local body
     body=$(python -c "import json; d=json.load(open('$V/$v.json')); d['syn_steps']=80
 if d.get('truncate'): d['truncate']=40
 print(json.dumps(d)[1:-1])")
     variant "$v-n80" "$body"
-    for s in $HELDOUT_SEEDS; do
-      par condense "$ipc" "$m" "$v" "$s"
-      par condense "$ipc" "$m" "$v-n80" "$s"
-    done
   done
-  wait
-  for m in satm mtt; do
-    v=$(cat "$R/chosen-ipc$ipc.$m")
-    for s in $HELDOUT_SEEDS; do
-      for x in "$v" "$v-n80"; do
-        par satm-cl evaluate --synthetic "$A/ipc$ipc-$x-s$s" --data-dir "$DATA" --suite in-domain \
-          --runs 5 --seed $((10 * s)) --out "$E/ipc$ipc-$x"
-      done
-    done
-  done
-  wait
+  heldout_sets "$ipc" -n80
 }
 
 matched_ipc() { # ipc: the secondary declared 2026-11-28 (README: "SATM at MTT's horizon and image LR"):
@@ -152,12 +190,9 @@ PY
   fi
   variant "$name" "$body"
   for s in $HELDOUT_SEEDS; do par condense "$ipc" satm "$name" "$s"; done
-  wait
-  for s in $HELDOUT_SEEDS; do
-    par satm-cl evaluate --synthetic "$A/ipc$ipc-$name-s$s" --data-dir "$DATA" --suite in-domain \
-      --runs 5 --seed $((10 * s)) --out "$E/ipc$ipc-$name"
-  done
-  wait
+  drain
+  for s in $HELDOUT_SEEDS; do par evaluate_set "$ipc" "$name" "$s"; done
+  drain
 }
 
 selection_tests() { # ipc: test accuracy of every selection-seed set, reported but never used for a choice
@@ -169,7 +204,7 @@ selection_tests() { # ipc: test accuracy of every selection-seed set, reported b
     par satm-cl evaluate --synthetic "$A/$d" --data-dir "$DATA" --suite in-domain --runs 5 \
       --seed $((10 * s)) --out "$E/select-ipc$ipc-$v"
   done
-  wait
+  drain
 }
 
 summary() { # the study's tables (selection, primary with Holm, syn_steps 80), whatever is finished
@@ -186,14 +221,13 @@ benchmark() { # item 1: baselines, IPC 50, cross-arch (both LR protocols) and co
       done
     done
   done
-  wait
+  drain
   satm-cl evaluate --baseline full --dataset fashion-mnist --data-dir "$DATA" --suite in-domain \
     --suite cross-arch --lr-protocol both --runs 5 --out "$E/full"
   for m in satm mtt; do # IPC 50 with IPC 10's choice, one seed
     v=$(cat "$R/chosen-ipc10.$m")
     condense 50 $m "$v" 3
-    satm-cl evaluate --synthetic "$A/ipc50-$v-s3" --data-dir "$DATA" --suite in-domain --runs 5 \
-      --seed 30 --out "$E/ipc50-$v"
+    evaluate_set 50 "$v" 3
     satm-cl evaluate --synthetic "$A/ipc10-$v-s3" --data-dir "$DATA" --suite cross-arch --suite ood \
       --lr-protocol both --runs 5 --seed 30 --out "$E/ipc10-$v-s3-transfer"
   done

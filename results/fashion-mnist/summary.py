@@ -24,7 +24,10 @@ from satm_cl.report.paired import paired_stats
 HERE = Path(__file__).resolve().parent
 SELECT_SEEDS = (0, 1, 2)
 HELDOUT_SEEDS = (3, 4, 5, 6, 7)
-STEP2 = ("-tr", "-smooth", "-asam")  # suffixes of the SATM step-2 variants (README: grids)
+# suffixes of the SATM step-2 variants (README: grids): TR on a TUH winner, else ρ 0.05; smoothing; ASAM
+STEP2 = ("-tr", "-rho0.05", "-smooth", "-asam")
+STEP2_SLOTS = 3
+RUNS = 5  # evaluation runs per held-out set (README: the unit is a seed, the mean of its 5 runs)
 ALPHA = 0.05  # family α of the two co-primary comparisons, Holm-corrected
 
 
@@ -33,8 +36,13 @@ def artifact_meta(root: Path, ipc: int, variant: str, seed: int) -> dict[str, An
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def test_means(root: Path, evals_dir: str, ipc: int, variant: str) -> dict[int, float]:
-    """{condensation seed: mean in-domain test accuracy of its runs} from one evaluation directory."""
+def failed_seeds(root: Path, ipc: int, variant: str, seeds: tuple[int, ...]) -> list[int]:
+    """Seeds whose condensation stopped on a non-finite loss (`run.sh` leaves a FAILED file: a result)."""
+    return [s for s in seeds if (root / "artifacts" / f"ipc{ipc}-{variant}-s{s}" / "FAILED").is_file()]
+
+
+def test_runs(root: Path, evals_dir: str, ipc: int, variant: str) -> dict[int, list[float]]:
+    """{condensation seed: in-domain test accuracy of each of its runs} from one evaluation directory."""
     path = root / "evals" / evals_dir / "records.jsonl"
     if not path.is_file():
         return {}
@@ -51,7 +59,12 @@ def test_means(root: Path, evals_dir: str, ipc: int, variant: str) -> dict[int, 
         prefix = f"ipc{ipc}-{variant}-s"
         if artifact.startswith(prefix) and artifact[len(prefix) :].isdigit():
             runs.setdefault(int(artifact[len(prefix) :]), []).append(float(rec["value"]))
-    return {seed: statistics.fmean(values) for seed, values in runs.items()}
+    return runs
+
+
+def test_means(root: Path, evals_dir: str, ipc: int, variant: str) -> dict[int, float]:
+    """{condensation seed: mean in-domain test accuracy of its runs} from one evaluation directory."""
+    return {s: statistics.fmean(v) for s, v in test_runs(root, evals_dir, ipc, variant).items()}
 
 
 def _mean_sd(values: list[float]) -> str:
@@ -83,8 +96,18 @@ def selection_variants(root: Path) -> list[str]:
     return step1 + [n for n in satm if n.endswith(STEP2)] + [n for n in names if n.startswith("mtt-")]
 
 
+def selection_total(root: Path) -> int:
+    """Condensations in one IPC's selection: step 1, the 3 step-2 slots and MTT's grid, each on every seed
+    (counted from the grid, since the step-2 variants' names exist only once step 1 has a winner)."""
+    names = selection_variants(root)
+    step1 = [n for n in names if n.startswith("satm-") and not n.endswith(STEP2)]
+    mtt = [n for n in names if n.startswith("mtt-")]
+    return (len(step1) + STEP2_SLOTS + len(mtt)) * len(SELECT_SEEDS)
+
+
 def selection_table(root: Path, ipc: int, chosen: set[str]) -> tuple[list[str], int]:
-    """Markdown rows of every selection variant at `ipc`, and how many condensations are finished."""
+    """Markdown rows of every selection variant at `ipc`, and how many condensations are finished (a
+    condensation stopped by a non-finite loss is finished: it failed, and its variant is not eligible)."""
     rows = [
         "| variant | seeds done | val % (mean ± sd over seeds) | val per seed "
         "| s / outer iteration (validation excluded) | test % (selection seeds; not used) |",
@@ -93,28 +116,48 @@ def selection_table(root: Path, ipc: int, chosen: set[str]) -> tuple[list[str], 
     done = 0
     for v in selection_variants(root):
         metas = {s: m for s in SELECT_SEEDS if (m := artifact_meta(root, ipc, v, s)) is not None}
-        done += len(metas)
-        if not metas:
+        failed = failed_seeds(root, ipc, v, SELECT_SEEDS)
+        done += len(metas) + len(failed)
+        if not metas and not failed:
             continue
         vals = [m["selection"]["val_accuracy"] for m in metas.values()]
-        cost = statistics.fmean(m["wall_time_s"] / max(1, m["iterations"]) for m in metas.values())
+        per_seed = {
+            **{s: f"{m['selection']['val_accuracy']:.1f}" for s, m in metas.items()},
+            **{s: "failed" for s in failed},
+        }
+        cost = (
+            f"{statistics.fmean(m['wall_time_s'] / max(1, m['iterations']) for m in metas.values()):.2f}"
+            if metas
+            else "–"
+        )
         tests = list(test_means(root, f"select-ipc{ipc}-{v}", ipc, v).values())
         name = f"**{v}** (chosen)" if v in chosen else v
+        seeds_done = f"{len(metas) + len(failed)}/{len(SELECT_SEEDS)}" + (
+            f" ({len(failed)} failed: not eligible)" if failed else ""
+        )
         rows.append(
-            f"| {name} | {len(metas)}/{len(SELECT_SEEDS)} | {_mean_sd(vals)} | "
-            f"{' / '.join(f'{x:.1f}' for x in vals)} | {cost:.2f} | {_mean_sd(tests)} |"
+            f"| {name} | {seeds_done} | {_mean_sd(vals)} | "
+            f"{' / '.join(per_seed[s] for s in sorted(per_seed))} | {cost} | {_mean_sd(tests)} |"
         )
     return rows, done
 
 
 def comparison(root: Path, ipc: int, satm: str, mtt: str) -> dict[str, Any] | None:
-    """`satm` minus `mtt` in-domain test accuracy on the held-out seeds both have, paired by seed."""
-    a, b = test_means(root, f"ipc{ipc}-{satm}", ipc, satm), test_means(root, f"ipc{ipc}-{mtt}", ipc, mtt)
+    """`satm` minus `mtt` in-domain test accuracy on the held-out seeds both have, paired by seed; also which
+    seeds failed to condense (per method) and which were evaluated with fewer than RUNS runs."""
+    a, b = test_runs(root, f"ipc{ipc}-{satm}", ipc, satm), test_runs(root, f"ipc{ipc}-{mtt}", ipc, mtt)
     seeds = [s for s in HELDOUT_SEEDS if s in a and s in b]
     if len(seeds) < 2:
         return None
-    sa, sb = [a[s] for s in seeds], [b[s] for s in seeds]
-    return {"seeds": seeds, "satm": sa, "mtt": sb, **paired_stats(sa, sb)}
+    sa, sb = [statistics.fmean(a[s]) for s in seeds], [statistics.fmean(b[s]) for s in seeds]
+    return {
+        "seeds": seeds,
+        "satm": sa,
+        "mtt": sb,
+        "failed": {m: failed_seeds(root, ipc, v, HELDOUT_SEEDS) for m, v in (("satm", satm), ("mtt", mtt))},
+        "short": sorted(s for s in seeds if min(len(a[s]), len(b[s])) < RUNS),
+        **paired_stats(sa, sb),
+    }
 
 
 def matched_name(satm: str, mtt: str) -> str:
@@ -135,22 +178,45 @@ def comparison_lines(name: str, satm: str, mtt: str, c: dict[str, Any] | None) -
     if c is None:
         return [f"- {name}: fewer than 2 held-out seeds evaluated for both {satm} and {mtt}; not run yet."]
     p = "–" if math.isnan(c["t_test_p"]) else f"{c['t_test_p']:.2g}"
-    return [
-        f"- {name}: {satm} {_mean_sd(c['satm'])} vs {mtt} {_mean_sd(c['mtt'])} "
+    interim = "" if c["n"] == len(HELDOUT_SEEDS) else f" (interim: {c['n']} of {len(HELDOUT_SEEDS)} seeds)"
+    lines = [
+        f"- {name}{interim}: {satm} {_mean_sd(c['satm'])} vs {mtt} {_mean_sd(c['mtt'])} "
         f"(seeds {', '.join(map(str, c['seeds']))}; each seed the mean of its runs)",
         f"  - difference {c['diff_mean']:+.2f} points, "
         f"95 % interval [{c['ci_low']:+.2f}, {c['ci_high']:+.2f}], sd {c['diff_std']:.2f}; "
         f"SATM ahead on {c['wins']}/{c['n']} (behind on {c['losses']}); paired t-test p = {p}, "
         f"sign test p = {c['sign_test_p']:.2g}; MDE (80 % power) {c['mde']:.1f} points",
     ]
+    if not math.isnan(c["t_test_p"]) and c["t_test_p"] > ALPHA and abs(c["diff_mean"]) < c["mde"]:
+        lines.append('  - not resolved: not significant, and smaller than the MDE (not "no difference")')
+    for m, v in (("satm", satm), ("mtt", mtt)):
+        if c["failed"][m]:
+            seeds = ", ".join(map(str, c["failed"][m]))
+            lines.append(
+                f"  - {v} failed to condense (non-finite loss) on seed(s) {seeds}: left out of the pairs"
+            )
+    if c["short"]:
+        lines.append(f"  - seed(s) {', '.join(map(str, c['short']))} have fewer than {RUNS} runs: incomplete")
+    return lines
 
 
 def holm(primaries: dict[int, dict[str, Any] | None]) -> list[str]:
-    """The declared Holm step for each co-primary p (README: with IPC 10 missing, IPC 1 is judged at α/2)."""
-    have = {
-        ipc: c["t_test_p"] for ipc, c in primaries.items() if c is not None and not math.isnan(c["t_test_p"])
+    """The declared Holm step for each co-primary p (README: with IPC 10 missing, IPC 1 is judged at α/2); a
+    comparison with fewer than all held-out seeds is interim and gets no verdict."""
+    complete = {
+        ipc: c
+        for ipc, c in primaries.items()
+        if c is not None and c["n"] == len(HELDOUT_SEEDS) and not c["short"]
     }
+    have = {ipc: c["t_test_p"] for ipc, c in complete.items() if not math.isnan(c["t_test_p"])}
     lines, failed = [], False
+    for ipc, c in primaries.items():
+        if c is not None and ipc not in complete:
+            short = f", some with fewer than {RUNS} runs" if c["short"] else ""
+            lines.append(
+                f"- IPC {ipc}: interim ({c['n']} of {len(HELDOUT_SEEDS)} held-out seeds evaluated{short}), "
+                "no verdict"
+            )
     for rank, (ipc, p) in enumerate(sorted(have.items(), key=lambda kv: kv[1])):
         level = ALPHA / (len(primaries) - rank)
         if failed:
@@ -185,7 +251,7 @@ def summarize(root: Path) -> str:
             if (root / f"chosen-ipc{ipc}.{m}").is_file()
         }
         rows, done = selection_table(root, ipc, set(chosen.values()))
-        total = len(selection_variants(root)) * len(SELECT_SEEDS)
+        total = selection_total(root)
         lines += [
             f"## IPC {ipc}",
             "",

@@ -62,8 +62,12 @@ def study(tmp_path: Path) -> Path:
     _evals(tmp_path, "select-ipc1-satm-a", {"ipc1-satm-a-s0": [50.0, 52.0]})
     satm = {3: 71.0, 4: 73.0, 5: 70.0, 6: 74.0, 7: 72.0}
     mtt = {3: 70.0, 4: 70.0, 5: 71.0, 6: 70.0, 7: 69.0}
-    _evals(tmp_path, "ipc1-satm-a", {f"ipc1-satm-a-s{s}": [v - 1, v + 1] for s, v in satm.items()})
-    _evals(tmp_path, "ipc1-mtt-b", {f"ipc1-mtt-b-s{s}": [v, v] for s, v in mtt.items()})
+    _evals(
+        tmp_path,
+        "ipc1-satm-a",
+        {f"ipc1-satm-a-s{s}": [v - 2, v - 1, v, v + 1, v + 2] for s, v in satm.items()},
+    )
+    _evals(tmp_path, "ipc1-mtt-b", {f"ipc1-mtt-b-s{s}": [v] * 5 for s, v in mtt.items()})
     matched = {3: 69.0, 4: 72.0, 5: 70.0}  # three held-out seeds evaluated so far
     _evals(
         tmp_path,
@@ -76,7 +80,8 @@ def study(tmp_path: Path) -> Path:
 def test_selection_table_and_primary(study: Path) -> None:
     mod = _load()
     text = mod.summarize(study)
-    assert "7 of 9 condensations finished" in text  # 3 variants x 3 seeds; the -n80 rerun is no candidate
+    # (1 step-1 variant + 3 step-2 slots + 1 MTT variant) x 3 seeds; the -n80 rerun is no candidate
+    assert "7 of 15 condensations finished" in text
     assert "| **satm-a** (chosen) | 3/3 | 71.0 ± 1.0 | 70.0 / 71.0 / 72.0 | 0.50 | 51.0 |" in text
     assert "| satm-a-tr | 1/3 | 99.0 |" in text and "| **mtt-b** (chosen) | 3/3 | 60.0 ± 0.0 |" in text
     expect = paired_stats([71.0, 73.0, 70.0, 74.0, 72.0], [70.0, 70.0, 71.0, 70.0, 69.0])
@@ -84,6 +89,8 @@ def test_selection_table_and_primary(study: Path) -> None:
     assert got["seeds"] == [3, 4, 5, 6, 7] and got["diff_mean"] == pytest.approx(expect["diff_mean"])
     assert f"difference {expect['diff_mean']:+.2f} points" in text
     assert "SATM ahead on 4/5" in text
+    # p 0.09 and a 2.0-point difference under the 3.3-point MDE: said to be unresolved, not "no difference"
+    assert "not resolved: not significant, and smaller than the MDE" in text
     assert "secondary, syn_steps 80: fewer than 2 held-out seeds" in text  # not run: said, not guessed
     assert "## IPC 10" in text and "No choice yet" in text
 
@@ -105,17 +112,26 @@ def test_matched_secondary(study: Path) -> None:
     assert "MTT chose SATM's own syn_steps and lr_img, so this is the primary" in mod.summarize(study)
 
 
+def _c(p: float, n: int = 5, short: tuple[int, ...] = ()) -> dict[str, Any]:
+    return {"t_test_p": p, "n": n, "short": list(short)}
+
+
 def test_holm_steps() -> None:
     holm = _load().holm
     # IPC 10 missing: IPC 1 is judged at alpha/2; a p between 0.025 and 0.05 waits for IPC 10
-    assert "significant at its Holm step, α = 0.025" in holm({1: {"t_test_p": 0.01}, 10: None})[0]
-    assert "pending" in holm({1: {"t_test_p": 0.03}, 10: None})[0]
-    assert "not significant" in holm({1: {"t_test_p": 0.2}, 10: None})[0]
+    assert "significant at its Holm step, α = 0.025" in holm({1: _c(0.01), 10: None})[0]
+    assert "pending" in holm({1: _c(0.03), 10: None})[0]
+    assert "not significant" in holm({1: _c(0.2), 10: None})[0]
     # both in: the smaller p at 0.025, the larger at 0.05 only if the first step passed
-    both = holm({1: {"t_test_p": 0.04}, 10: {"t_test_p": 0.02}})
+    both = holm({1: _c(0.04), 10: _c(0.02)})
     assert both == [
         "- IPC 10: significant at its Holm step, α = 0.025",
         "- IPC 1: significant at its Holm step, α = 0.050",
     ]
-    failed = holm({1: {"t_test_p": 0.04}, 10: {"t_test_p": 0.03}})
+    failed = holm({1: _c(0.04), 10: _c(0.03)})
     assert "not significant at its Holm step" in failed[0] and "earlier Holm step failed" in failed[1]
+    # fewer than five seeds, or a seed short of its runs: interim, no verdict, and the other IPC judged alone
+    interim = holm({1: _c(0.001, n=3), 10: _c(0.01)})
+    assert interim[0].startswith("- IPC 1: interim (3 of 5") and "no verdict" in interim[0]
+    assert interim[1] == "- IPC 10: significant at its Holm step, α = 0.025"
+    assert "fewer than 5 runs" in holm({1: _c(0.001, short=(4,)), 10: None})[0]
