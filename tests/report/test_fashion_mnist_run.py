@@ -67,7 +67,7 @@ elif cmd == "evaluate":
         for run in range(int(opt["--runs"])):
             f.write(json.dumps({"stage": "in-domain", "metric": "test_accuracy", "value": base + run / 10,
                                 "config": {"artifact": str(art)}}) + "\n")
-else:
+elif cmd != "report":  # `report` is only logged
     sys.exit(f"stub: unexpected command {cmd}")
 """
 
@@ -153,3 +153,23 @@ def test_other_errors_stop_the_stage(study: Path) -> None:
     assert (
         not (r / "chosen-ipc1.satm").exists() and not (r / "artifacts" / "ipc1-mtt-n10-lrimg30-s1").exists()
     )
+
+
+def test_report_reads_the_full_rows_once_they_exist(study: Path) -> None:
+    # the `full` rows live in results/fashion-mnist-full-rows (one tuned training per architecture), not
+    # under evals/: the report takes them when the benchmark stage has made them, and runs without them
+    r = study / "results" / "fashion-mnist"
+    (r / "evals" / "ipc1-x-s3").mkdir(parents=True)
+    (r / "evals" / "ipc1-x-s3" / "records.jsonl").write_text("")
+
+    def report_args() -> str:
+        done = _run(study, "report")
+        assert done.returncode == 0, done.stderr[-2000:]
+        return [line for line in (study / "stub.log").read_text().splitlines() if line.startswith("report")][-1]
+
+    without = report_args()
+    assert "evals/ipc1-x-s3/records.jsonl" in without and "full-rows" not in without
+    full = study / "results" / "fashion-mnist-full-rows" / "records.jsonl"
+    full.parent.mkdir(parents=True)
+    full.write_text("")
+    assert "results/fashion-mnist-full-rows/records.jsonl" in report_args()
