@@ -165,7 +165,8 @@ def test_report_reads_the_full_rows_once_they_exist(study: Path) -> None:
     def report_args() -> str:
         done = _run(study, "report")
         assert done.returncode == 0, done.stderr[-2000:]
-        return [line for line in (study / "stub.log").read_text().splitlines() if line.startswith("report")][-1]
+        log = (study / "stub.log").read_text().splitlines()
+        return [line for line in log if line.startswith("report")][-1]
 
     without = report_args()
     assert "evals/ipc1-x-s3/records.jsonl" in without and "full-rows" not in without
