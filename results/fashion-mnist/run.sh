@@ -15,6 +15,9 @@ E=$R/evals
 DATA=${DATA_DIR:-/usr/share/datasets/fashion-mnist}
 export OMP_NUM_THREADS=1 # two single-thread jobs at a time; also what makes reruns byte-identical
 JOBS=${JOBS:-2}
+# benchmark: cross-arch epochs of the non-ConvNet architectures; empty (default) = the evaluation's 1000, MTT's
+# protocol; a CPU may set e.g. 300 (README: cost of the benchmark stage)
+XARCH=${XARCH_EPOCHS:+--cross-arch-epochs $XARCH_EPOCHS}
 STAGE=${1:-all}
 SELECT_SEEDS="0 1 2"
 HELDOUT_SEEDS="3 4 5 6 7"
@@ -231,11 +234,11 @@ benchmark() { # item 1: baselines, IPC 50, cross-arch (both LR protocols) and co
     condense 50 $m "$v" 3
     evaluate_set 50 "$v" 3
     satm-cl evaluate --synthetic "$A/ipc10-$v-s3" --data-dir "$DATA" --suite cross-arch --suite ood \
-      --lr-protocol both --runs 5 --seed 30 --out "$E/ipc10-$v-s3-transfer"
+      --lr-protocol both --runs 5 --seed 30 $XARCH --out "$E/ipc10-$v-s3-transfer"
   done
   for b in random herding kcenter; do
     satm-cl evaluate --baseline $b --dataset fashion-mnist --data-dir "$DATA" --ipc 10 --suite cross-arch \
-      --suite ood --lr-protocol both --runs 5 --seed 30 --out "$E/baselines-transfer"
+      --suite ood --lr-protocol both --runs 5 --seed 30 $XARCH --out "$E/baselines-transfer"
   done
 }
 
